@@ -1,0 +1,2 @@
+//! Benchmarks of the shopfloor gateway; each file in this folder is one `cargo bench --bench NAME`:
+//! - `ring.rs`: the hot-path ring buffer beside crossbeam's `ArrayQueue` and tokio's `mpsc`.

@@ -1,0 +1,21 @@
+//! The tokio-free core of the shopfloor gateway: what a reading is and how it travels.
+//!
+//! Modules:
+//! - [`sample`]: the [`Sample`] every driver produces and every sink consumes: value, quality,
+//!   timestamp, per-tag sequence number, and interned machine and tag ids.
+//! - [`catalog`]: the interned names behind those ids (machines, their kinds and tags), fixed
+//!   when the configuration loads.
+//! - [`ring`]: the bounded multi-producer, single-consumer ring buffer between drivers and the
+//!   dispatcher, with batch push, batch drain and a counted [`ring::WhenFull`] policy.
+//! - [`status`]: the connection state a driver reports for its machine.
+//! - [`time`]: wall-clock milliseconds, the one timestamp unit of the model.
+
+pub mod catalog;
+pub mod ring;
+pub mod sample;
+pub mod status;
+pub mod time;
+
+pub use catalog::{Catalog, MachineInfo, TagInfo};
+pub use sample::{MachineId, Quality, Sample, TagId, Text, Value, ValueRef};
+pub use status::{MachineState, MachineStatus, StatusReporter};

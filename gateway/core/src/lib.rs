@@ -16,6 +16,6 @@ pub mod sample;
 pub mod status;
 pub mod time;
 
-pub use catalog::{Catalog, MachineInfo, TagInfo};
+pub use catalog::{Catalog, CatalogError, MachineInfo, TagInfo};
 pub use sample::{MachineId, Quality, Sample, TagId, Text, Value, ValueRef};
 pub use status::{MachineState, MachineStatus, StatusReporter};

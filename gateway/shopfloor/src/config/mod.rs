@@ -1,0 +1,291 @@
+//! The configuration file: TOML as the contract writes it, validated into typed settings.
+//!
+//! - `raw`: the file as written (serde, spans kept, unknown keys refused);
+//! - `validate`: raw to [`Config`], collecting every problem as `FILE:LINE:COL: message`;
+//! - [`duration`]: `"250ms"`-style durations;
+//! - [`error`]: the error types.
+//!
+//! Secrets never live in the file: a key ending in `_env` names an environment variable, read
+//! when the gateway starts ([`EnvRef::resolve`]).
+
+pub mod duration;
+pub mod error;
+mod raw;
+mod url;
+mod validate;
+
+pub use error::{ConfigError, ConfigErrors};
+pub use url::Url;
+
+use shopfloor_core::ring::WhenFull;
+use shopfloor_core::{Catalog, CatalogError, MachineInfo, TagInfo};
+use shopfloor_modbus::TagSpec;
+use shopfloor_modbus::driver::ModbusMachine;
+use shopfloor_modbus::plan::PlanLimits;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it was read from.
+    pub path: PathBuf,
+    /// `[gateway]`.
+    pub gateway: GatewayConfig,
+    /// `[buffer]`.
+    pub buffer: BufferConfig,
+    /// `[mqtt]`, when present.
+    pub mqtt: Option<MqttConfig>,
+    /// `[influx]`, when present.
+    pub influx: Option<InfluxConfig>,
+    /// `[record]`, when present.
+    pub record: Option<RecordConfig>,
+    /// `[csv]`, when present.
+    pub csv: Option<CsvConfig>,
+    /// `[[machine]]`, in file order.
+    pub machines: Vec<MachineConfig>,
+}
+
+/// A reference to an environment variable holding a secret, with where the file named it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvRef {
+    /// The variable's name.
+    pub var: String,
+    /// Where the key is, for the error when the variable is missing.
+    pub at: ConfigError,
+}
+
+impl EnvRef {
+    /// The secret, or an error pointing at the key when the variable is unset or empty.
+    pub fn resolve(&self) -> Result<String, ConfigError> {
+        match std::env::var(&self.var) {
+            Ok(v) if !v.is_empty() => Ok(v),
+            _ => {
+                let mut e = self.at.clone();
+                e.message = format!(
+                    "environment variable {} is not set (this key names the variable that \
+                     holds the secret)",
+                    self.var
+                );
+                Err(e)
+            }
+        }
+    }
+}
+
+/// `[gateway]`.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// This gateway instance; used in client ids and status topics.
+    pub name: String,
+    /// Where the HTTP server listens, if anywhere.
+    pub http: Option<SocketAddr>,
+    /// The bearer token's variable, required when `http` is not loopback.
+    pub http_token_env: Option<EnvRef>,
+    /// OPC UA certificates.
+    pub pki_dir: PathBuf,
+}
+
+/// `[buffer]`.
+#[derive(Debug, Clone)]
+pub struct BufferConfig {
+    /// Samples held in the in-memory ring.
+    pub capacity: usize,
+    /// What a full ring drops.
+    pub when_full: WhenFull,
+    /// Store-and-forward directory.
+    pub spool_dir: Option<PathBuf>,
+    /// Spool size limit.
+    pub spool_max_mb: u64,
+}
+
+/// How samples map to MQTT messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// A message per sample, topic `{prefix}/{machine}/{tag}`.
+    Tag,
+    /// A message per machine and poll cycle, topic `{prefix}/{machine}`.
+    Machine,
+}
+
+/// `[mqtt]`.
+#[derive(Debug, Clone)]
+pub struct MqttConfig {
+    /// Broker URL: `mqtt://` or `mqtts://`.
+    pub url: Url,
+    /// Topic prefix, without a trailing slash.
+    pub topic_prefix: String,
+    /// 0 or 1.
+    pub qos: u8,
+    /// Message layout.
+    pub layout: Layout,
+    /// Username, if any.
+    pub username: Option<String>,
+    /// Password variable, if any.
+    pub password_env: Option<EnvRef>,
+    /// CA file for `mqtts://` instead of the system roots.
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate for `mqtts://`.
+    pub client_cert: Option<PathBuf>,
+    /// Client key for `mqtts://`.
+    pub client_key: Option<PathBuf>,
+}
+
+/// `[influx]`.
+#[derive(Debug, Clone)]
+pub struct InfluxConfig {
+    /// Base URL of the store.
+    pub url: Url,
+    /// Organisation.
+    pub org: String,
+    /// Bucket.
+    pub bucket: String,
+    /// Token variable.
+    pub token_env: Option<EnvRef>,
+    /// Measurement name.
+    pub measurement: String,
+}
+
+/// `[record]`.
+#[derive(Debug, Clone)]
+pub struct RecordConfig {
+    /// Broker URL.
+    pub url: Url,
+    /// Topic filters.
+    pub topics: Vec<String>,
+    /// Shared-subscription group.
+    pub share_group: Option<String>,
+}
+
+/// `[csv]`.
+#[derive(Debug, Clone)]
+pub struct CsvConfig {
+    /// Directory of the files.
+    pub dir: PathBuf,
+}
+
+/// One `[[machine]]`.
+#[derive(Debug, Clone)]
+pub struct MachineConfig {
+    /// `[a-z0-9_-]+`, unique.
+    pub id: String,
+    /// Free text.
+    pub kind: String,
+    /// Protocol and its settings.
+    pub protocol: ProtocolConfig,
+    /// Tag names and units, in file order.
+    pub tags: Vec<TagInfo>,
+}
+
+/// A machine's protocol settings.
+#[derive(Debug, Clone)]
+pub enum ProtocolConfig {
+    /// `protocol = "modbus-tcp"`.
+    ModbusTcp(ModbusConfig),
+    /// `protocol = "opcua"`.
+    Opcua(OpcuaConfig),
+}
+
+impl ProtocolConfig {
+    /// The configuration word.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ProtocolConfig::ModbusTcp(_) => "modbus-tcp",
+            ProtocolConfig::Opcua(_) => "opcua",
+        }
+    }
+}
+
+/// A Modbus TCP machine's settings.
+#[derive(Debug, Clone)]
+pub struct ModbusConfig {
+    /// `host:port`.
+    pub address: String,
+    /// Unit identifier.
+    pub unit_id: u8,
+    /// Poll interval.
+    pub poll_interval: Duration,
+    /// Request timeout.
+    pub timeout: Duration,
+    /// Register map, one per tag, in file order.
+    pub tags: Vec<TagSpec>,
+}
+
+/// An OPC UA machine's settings (read by the OPC UA driver).
+#[derive(Debug, Clone)]
+pub struct OpcuaConfig {
+    /// `opc.tcp://host:port`.
+    pub endpoint: String,
+    /// Security policy name.
+    pub security_policy: String,
+    /// Security mode name.
+    pub security_mode: String,
+    /// Username, if any.
+    pub username: Option<String>,
+    /// Password variable, if any.
+    pub password_env: Option<EnvRef>,
+    /// Trust whatever certificate the server shows.
+    pub trust_server_certificate: bool,
+    /// `subscribe` or `poll`.
+    pub mode: String,
+    /// Publishing or poll interval.
+    pub publishing_interval: Duration,
+    /// Node ids, one per tag, in file order.
+    pub nodes: Vec<String>,
+}
+
+impl Config {
+    /// Reads and validates `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let source = std::fs::read_to_string(path).map_err(|e| {
+            ConfigErrors(vec![ConfigError {
+                file: path.to_path_buf(),
+                line: 1,
+                col: 1,
+                message: format!("cannot read the file: {e}"),
+            }])
+        })?;
+        Config::parse(path, &source)
+    }
+
+    /// Validates `source` as if read from `path`.
+    pub fn parse(path: &Path, source: &str) -> Result<Config, ConfigErrors> {
+        validate::validate(path, source)
+    }
+
+    /// The catalog of machine and tag names behind sample ids, in file order.
+    pub fn catalog(&self) -> Result<Catalog, CatalogError> {
+        let mut c = Catalog::new();
+        for m in &self.machines {
+            c.add(MachineInfo {
+                id: m.id.clone(),
+                kind: m.kind.clone(),
+                protocol: m.protocol.name().to_owned(),
+                tags: m.tags.clone(),
+            })?;
+        }
+        Ok(c)
+    }
+
+    /// The Modbus driver settings of machine `index`, if it is a Modbus machine.
+    pub fn modbus_machine(&self, index: usize) -> Option<ModbusMachine> {
+        let m = self.machines.get(index)?;
+        let ProtocolConfig::ModbusTcp(mb) = &m.protocol else {
+            return None;
+        };
+        Some(ModbusMachine {
+            id: shopfloor_core::MachineId(u16::try_from(index).ok()?),
+            name: m.id.clone(),
+            address: mb.address.clone(),
+            unit_id: mb.unit_id,
+            poll_interval: mb.poll_interval,
+            timeout: mb.timeout,
+            tags: mb.tags.clone(),
+            limits: PlanLimits::default(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

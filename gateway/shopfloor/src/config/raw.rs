@@ -1,0 +1,122 @@
+//! The configuration file as written, before validation: every key optional where the file may
+//! leave it out, unknown keys refused, positions kept for error messages.
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// A value with the byte range it came from.
+pub(crate) type S<T> = Spanned<T>;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawConfig {
+    pub gateway: Option<S<RawGateway>>,
+    pub buffer: Option<S<RawBuffer>>,
+    pub mqtt: Option<S<RawMqtt>>,
+    pub influx: Option<S<RawInflux>>,
+    pub record: Option<S<RawRecord>>,
+    pub csv: Option<S<RawCsv>>,
+    #[serde(default)]
+    pub machine: Vec<S<RawMachine>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawGateway {
+    pub name: Option<S<String>>,
+    pub http: Option<S<String>>,
+    pub http_token_env: Option<S<String>>,
+    pub pki_dir: Option<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawBuffer {
+    pub capacity: Option<S<i64>>,
+    pub when_full: Option<S<String>>,
+    pub spool_dir: Option<S<String>>,
+    pub spool_max_mb: Option<S<i64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawMqtt {
+    pub url: Option<S<String>>,
+    pub topic_prefix: Option<S<String>>,
+    pub qos: Option<S<i64>>,
+    pub layout: Option<S<String>>,
+    pub username: Option<S<String>>,
+    pub password_env: Option<S<String>>,
+    pub ca_file: Option<S<String>>,
+    pub client_cert: Option<S<String>>,
+    pub client_key: Option<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawInflux {
+    pub url: Option<S<String>>,
+    pub org: Option<S<String>>,
+    pub bucket: Option<S<String>>,
+    pub token_env: Option<S<String>>,
+    pub measurement: Option<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRecord {
+    pub url: Option<S<String>>,
+    pub topics: Option<S<Vec<S<String>>>>,
+    pub share_group: Option<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCsv {
+    pub dir: Option<S<String>>,
+}
+
+/// A machine of any protocol; the keys of the other protocol are refused in validation, with a
+/// message that names the protocol they belong to.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawMachine {
+    pub id: Option<S<String>>,
+    pub kind: Option<S<String>>,
+    pub protocol: Option<S<String>>,
+    // modbus-tcp
+    pub address: Option<S<String>>,
+    pub unit_id: Option<S<i64>>,
+    pub poll_interval: Option<S<String>>,
+    pub timeout: Option<S<String>>,
+    // opcua
+    pub endpoint: Option<S<String>>,
+    pub security_policy: Option<S<String>>,
+    pub security_mode: Option<S<String>>,
+    pub username: Option<S<String>>,
+    pub password_env: Option<S<String>>,
+    pub trust_server_certificate: Option<S<bool>>,
+    pub mode: Option<S<String>>,
+    pub publishing_interval: Option<S<String>>,
+    #[serde(default)]
+    pub tag: Vec<S<RawTag>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTag {
+    pub name: Option<S<String>>,
+    pub unit: Option<S<String>>,
+    // modbus-tcp
+    pub area: Option<S<String>>,
+    pub address: Option<S<i64>>,
+    #[serde(rename = "type")]
+    pub data_type: Option<S<String>>,
+    pub order: Option<S<String>>,
+    pub scale: Option<S<f64>>,
+    pub offset: Option<S<f64>>,
+    pub bit: Option<S<i64>>,
+    pub length: Option<S<i64>>,
+    // opcua
+    pub node: Option<S<String>>,
+}

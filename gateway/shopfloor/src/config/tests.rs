@@ -1,0 +1,318 @@
+use super::*;
+
+const GOOD: &str = r#"
+[gateway]
+name = "demo-hall"
+
+[mqtt]
+url = "mqtt://127.0.0.1:1883"
+topic_prefix = "iqblvd/hardenberg/demo-hall"
+
+[[machine]]
+id = "cnc-1"
+kind = "cnc"
+protocol = "modbus-tcp"
+address = "127.0.0.1:5020"
+unit_id = 1
+poll_interval = "100ms"
+timeout = "500ms"
+
+  [[machine.tag]]
+  name = "spindle_speed"
+  area = "holding"
+  address = 0
+  type = "f32"
+  order = "CDAB"
+  unit = "rpm"
+
+  [[machine.tag]]
+  name = "door_open"
+  area = "holding"
+  address = 10
+  type = "bool"
+  bit = 3
+
+  [[machine.tag]]
+  name = "program"
+  area = "holding"
+  address = 20
+  type = "string"
+  length = 8
+
+  [[machine.tag]]
+  name = "estop"
+  area = "discrete"
+  address = 0
+
+[[machine]]
+id = "imm-1"
+kind = "injection-moulding"
+protocol = "opcua"
+endpoint = "opc.tcp://127.0.0.1:4840"
+security_policy = "Basic256Sha256"
+security_mode = "SignAndEncrypt"
+
+  [[machine.tag]]
+  name = "cycle_time"
+  node = "ns=2;s=IMM1.CycleTime"
+  unit = "s"
+"#;
+
+fn parse(src: &str) -> Result<Config, ConfigErrors> {
+    Config::parse(Path::new("hall.toml"), src)
+}
+
+/// The single error of `src`, as `LINE:COL: message`.
+fn error_of(src: &str) -> String {
+    let errs = parse(src).expect_err("config should be refused").0;
+    assert_eq!(errs.len(), 1, "expected one error, got {errs:#?}");
+    let e = &errs[0];
+    format!("{}:{}: {}", e.line, e.col, e.message)
+}
+
+/// GOOD with one line replaced (1-based `line` of GOOD, whose first line is empty).
+fn with_line(line: usize, text: &str) -> String {
+    let mut lines: Vec<&str> = GOOD.lines().collect();
+    lines[line - 1] = text;
+    lines.join("\n")
+}
+
+fn line_of(needle: &str) -> usize {
+    GOOD.lines().position(|l| l.contains(needle)).unwrap() + 1
+}
+
+#[test]
+fn the_contract_example_is_valid() {
+    let c = parse(GOOD).unwrap();
+    assert_eq!(c.gateway.name, "demo-hall");
+    assert_eq!(c.machines.len(), 2);
+    let ProtocolConfig::ModbusTcp(m) = &c.machines[0].protocol else {
+        panic!("modbus expected")
+    };
+    assert_eq!(m.poll_interval, Duration::from_millis(100));
+    assert_eq!(m.tags[0].order, shopfloor_modbus::WordOrder::CDAB);
+    assert_eq!(m.tags[1].bit, Some(3));
+    assert_eq!(m.tags[2].length, 8);
+    assert_eq!(m.tags[3].data_type, shopfloor_modbus::DataType::Bool);
+    let mq = c.mqtt.as_ref().unwrap();
+    assert_eq!((mq.qos, mq.layout), (1, Layout::Tag));
+    let cat = c.catalog().unwrap();
+    assert_eq!(
+        cat.tag(shopfloor_core::MachineId(0), shopfloor_core::TagId(0))
+            .unwrap()
+            .unit
+            .as_deref(),
+        Some("rpm")
+    );
+    assert!(c.modbus_machine(0).is_some());
+    assert!(c.modbus_machine(1).is_none());
+}
+
+#[test]
+fn each_kind_of_error_names_its_line() {
+    let cases: Vec<(String, usize, &str)> = vec![
+        (
+            with_line(line_of("unit_id = 1"), "unit_idd = 1"),
+            line_of("unit_id = 1"),
+            "unknown field `unit_idd`",
+        ),
+        (
+            with_line(line_of("id = \"cnc-1\""), "id = \"CNC 1\""),
+            line_of("id = \"cnc-1\""),
+            "must match [a-z0-9_-]+",
+        ),
+        (
+            with_line(
+                line_of("name = \"door_open\""),
+                "  name = \"spindle_speed\"",
+            ),
+            line_of("name = \"door_open\""),
+            "used twice",
+        ),
+        (
+            with_line(line_of("name = \"door_open\""), "  name = \"Door\""),
+            line_of("name = \"door_open\""),
+            "must match [a-z0-9_]+",
+        ),
+        (
+            with_line(line_of("address = 20"), "  address = 65530"),
+            line_of("address = 20"),
+            "runs past the last address",
+        ),
+        (
+            with_line(line_of("address = 20"), "  address = 70000"),
+            line_of("address = 20"),
+            "0..=65535",
+        ),
+        (
+            with_line(line_of("bit = 3"), "  bit = 16"),
+            line_of("bit = 3"),
+            "0..=15",
+        ),
+        (
+            with_line(line_of("order = \"CDAB\""), "  order = \"DBCA\""),
+            line_of("order = \"CDAB\""),
+            "use ABCD",
+        ),
+        (
+            with_line(line_of("type = \"f32\""), "  type = \"float\""),
+            line_of("type = \"f32\""),
+            "type \"float\"",
+        ),
+        (
+            with_line(line_of("length = 8"), "  length = 200"),
+            line_of("length = 8"),
+            "1..=125",
+        ),
+        (
+            with_line(line_of("poll_interval"), "poll_interval = \"0s\""),
+            line_of("poll_interval"),
+            "above zero",
+        ),
+        (
+            with_line(line_of("timeout = "), "timeout = \"fast\""),
+            line_of("timeout = "),
+            "does not start with a number",
+        ),
+        (
+            with_line(line_of("url = "), "url = \"http://127.0.0.1:1883\""),
+            line_of("url = "),
+            "not supported",
+        ),
+        (
+            with_line(line_of("topic_prefix"), "topic_prefix = \"a/#\""),
+            line_of("topic_prefix"),
+            "wildcards",
+        ),
+        (
+            with_line(line_of("area = \"discrete\""), "  area = \"flags\""),
+            line_of("area = \"discrete\""),
+            "use holding",
+        ),
+        (
+            with_line(line_of("node = "), "  node = \"IMM1.CycleTime\""),
+            line_of("node = "),
+            "not a node id",
+        ),
+        (
+            with_line(line_of("address = \"127"), "address = \"127.0.0.1:5020:1\""),
+            line_of("address = \"127"),
+            "host:port",
+        ),
+        (
+            with_line(line_of("topic_prefix"), "password = \"hunter2\""),
+            line_of("topic_prefix"),
+            "password_env",
+        ),
+        (
+            with_line(line_of("unit_id = 1"), "unit_id = 300"),
+            line_of("unit_id = 1"),
+            "0..=255",
+        ),
+        (
+            with_line(line_of("unit_id = 1"), "endpoint = \"opc.tcp://x:1\""),
+            line_of("unit_id = 1"),
+            "OPC UA key",
+        ),
+        (
+            with_line(line_of("security_mode"), "security_mode = \"None\""),
+            line_of("id = \"imm-1\"") - 1,
+            "go together",
+        ),
+    ];
+    for (src, line, needle) in cases {
+        let e = error_of(&src);
+        assert!(
+            e.starts_with(&format!("{line}:")),
+            "{needle}: wrong line in {e}"
+        );
+        assert!(e.contains(needle), "expected {needle:?} in {e}");
+    }
+}
+
+#[test]
+fn type_and_bit_consistency() {
+    let bit_on_u16 = with_line(line_of("type = \"bool\""), "  type = \"u16\"");
+    assert!(error_of(&bit_on_u16).contains("bit applies only to type bool"));
+    let scale_on_string = with_line(line_of("length = 8"), "  length = 8\n  scale = 2.0");
+    assert!(error_of(&scale_on_string).contains("scale applies only to numbers"));
+    let string_without_length = with_line(line_of("length = 8"), "");
+    assert!(error_of(&string_without_length).contains("needs `length`"));
+    let coil_as_f32 = with_line(
+        line_of("area = \"discrete\""),
+        "  area = \"coil\"\n  type = \"f32\"",
+    );
+    assert!(error_of(&coil_as_f32).contains("single bits"));
+    let string_cdab = with_line(line_of("length = 8"), "  length = 8\n  order = \"CDAB\"");
+    assert!(error_of(&string_cdab).contains("a string's order"));
+}
+
+#[test]
+fn errors_are_file_line_col() {
+    let e = parse("[gateway]\nnmae = 1\n").unwrap_err();
+    let text = e.to_string();
+    assert!(text.starts_with("hall.toml:2:1: "), "{text}");
+}
+
+#[test]
+fn all_errors_are_reported_in_file_order() {
+    let src = with_line(line_of("bit = 3"), "  bit = 99");
+    let src = src.replace("unit_id = 1", "unit_id = -1");
+    let errs = parse(&src).unwrap_err().0;
+    assert_eq!(errs.len(), 2);
+    assert!(errs[0].line < errs[1].line);
+}
+
+#[test]
+fn duplicate_machine_ids_and_empty_configs() {
+    let twice = GOOD.replace("id = \"imm-1\"", "id = \"cnc-1\"");
+    assert!(error_of(&twice).contains("used twice"));
+    assert!(error_of("").contains("nothing to read"));
+}
+
+#[test]
+fn non_loopback_http_needs_a_token() {
+    let src = GOOD.replace(
+        "name = \"demo-hall\"",
+        "name = \"x\"\nhttp = \"0.0.0.0:8080\"",
+    );
+    assert!(error_of(&src).contains("http_token_env"));
+    let ok = GOOD.replace(
+        "name = \"demo-hall\"",
+        "name = \"x\"\nhttp = \"0.0.0.0:8080\"\nhttp_token_env = \"SHOPFLOOR_TOKEN\"",
+    );
+    assert!(parse(&ok).is_ok());
+}
+
+#[test]
+fn env_references_resolve_or_point_at_their_key() {
+    let src = GOOD.replace(
+        "topic_prefix = \"iqblvd/hardenberg/demo-hall\"",
+        "username = \"gw\"\npassword_env = \"SHOPFLOOR_TEST_SURELY_UNSET_VAR\"",
+    );
+    let c = parse(&src).unwrap();
+    let env = c.mqtt.unwrap().password_env.unwrap();
+    let e = env.resolve().unwrap_err();
+    assert_eq!(e.line, line_of("topic_prefix") + 1);
+    assert!(e.message.contains("SHOPFLOOR_TEST_SURELY_UNSET_VAR"));
+    let not_a_name = GOOD.replace(
+        "topic_prefix = \"iqblvd/hardenberg/demo-hall\"",
+        "username = \"gw\"\npassword_env = \"hunter2!\"",
+    );
+    assert!(error_of(&not_a_name).contains("not an environment variable name"));
+}
+
+#[test]
+fn defaults_are_sane() {
+    let src = "[[machine]]\nid = \"m\"\nprotocol = \"modbus-tcp\"\naddress = \"plc.local\"\n\
+               [[machine.tag]]\nname = \"t\"\narea = \"input\"\naddress = 3\n";
+    let c = parse(src).unwrap();
+    let ProtocolConfig::ModbusTcp(m) = &c.machines[0].protocol else {
+        panic!()
+    };
+    assert_eq!(m.address, "plc.local:502");
+    assert_eq!(m.unit_id, 1);
+    assert_eq!(m.tags[0].data_type, shopfloor_modbus::DataType::U16);
+    assert_eq!(c.buffer.capacity, 65536);
+    assert_eq!(c.gateway.name, "shopfloor");
+}

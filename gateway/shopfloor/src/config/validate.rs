@@ -1,0 +1,812 @@
+//! Raw configuration to [`Config`]: every rule of the contract, every problem reported with its
+//! position, all of them at once rather than one per run.
+
+use super::duration::parse_duration;
+use super::error::{ConfigErrors, Reporter};
+use super::raw::{RawConfig, RawMachine, RawTag, S};
+use super::*;
+use shopfloor_modbus::{Area, DataType, WordOrder};
+use std::collections::HashSet;
+use std::ops::Range;
+
+const MQTT_SCHEMES: &[(&str, u16)] = &[("mqtt", 1883), ("mqtts", 8883)];
+const HTTP_SCHEMES: &[(&str, u16)] = &[("http", 80), ("https", 443)];
+const MAX_RING: i64 = 1 << 26;
+
+fn is_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
+fn is_tag_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+fn is_env_name(s: &str) -> bool {
+    let mut b = s.bytes();
+    matches!(b.next(), Some(c) if c.is_ascii_alphabetic() || c == b'_')
+        && b.all(|c| c.is_ascii_alphanumeric() || c == b'_')
+}
+
+/// Rewrites the TOML parser's messages where a hint helps.
+fn parse_message(message: &str) -> String {
+    let m = message.trim();
+    for secret in ["password", "token", "secret"] {
+        if m.contains(&format!("unknown field `{secret}`")) {
+            return format!(
+                "{m}\nsecrets never live in the file: put it in an environment variable and \
+                 name that variable with `{secret}_env`"
+            );
+        }
+    }
+    m.to_owned()
+}
+
+struct V<'a> {
+    r: Reporter<'a>,
+    dir: PathBuf,
+}
+
+impl<'a> V<'a> {
+    fn err(&mut self, span: Range<usize>, message: impl Into<String>) {
+        self.r.push(span, message);
+    }
+
+    fn required<T: Clone>(
+        &mut self,
+        v: &Option<S<T>>,
+        table: Range<usize>,
+        what: &str,
+    ) -> Option<S<T>> {
+        if v.is_none() {
+            self.err(table, format!("missing key `{what}`"));
+        }
+        v.clone()
+    }
+
+    fn env(&mut self, v: &Option<S<String>>) -> Option<EnvRef> {
+        let v = v.as_ref()?;
+        if !is_env_name(v.get_ref()) {
+            self.err(
+                v.span(),
+                format!(
+                    "{:?} is not an environment variable name: a `*_env` key names the \
+                     variable that holds the secret, not the secret itself",
+                    v.get_ref()
+                ),
+            );
+            return None;
+        }
+        Some(EnvRef {
+            var: v.get_ref().clone(),
+            at: self.r.at(v.span(), ""),
+        })
+    }
+
+    fn duration(&mut self, v: &Option<S<String>>, default: Duration) -> Duration {
+        match v {
+            None => default,
+            Some(d) => match parse_duration(d.get_ref()) {
+                Ok(d) => d,
+                Err(e) => {
+                    self.err(d.span(), e);
+                    default
+                }
+            },
+        }
+    }
+
+    fn url(&mut self, v: &S<String>, schemes: &[(&str, u16)]) -> Option<Url> {
+        match Url::parse(v.get_ref(), schemes) {
+            Ok(u) => Some(u),
+            Err(e) => {
+                self.err(v.span(), e);
+                None
+            }
+        }
+    }
+
+    fn path(&self, p: &str) -> PathBuf {
+        let p = Path::new(p);
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.dir.join(p)
+        }
+    }
+
+    fn existing_file(&mut self, v: &Option<S<String>>) -> Option<PathBuf> {
+        let v = v.as_ref()?;
+        let p = self.path(v.get_ref());
+        if !p.is_file() {
+            self.err(v.span(), format!("file {} does not exist", p.display()));
+        }
+        Some(p)
+    }
+
+    fn not_allowed<T>(&mut self, v: &Option<S<T>>, key: &str, why: &str) {
+        if let Some(v) = v {
+            self.err(v.span(), format!("`{key}` {why}"));
+        }
+    }
+}
+
+pub(super) fn validate(path: &Path, source: &str) -> Result<Config, ConfigErrors> {
+    let r = Reporter::new(path, source);
+    let raw: RawConfig = match toml::from_str(source) {
+        Ok(raw) => raw,
+        Err(e) => {
+            let at = r.at(e.span().unwrap_or(0..0), parse_message(e.message()));
+            return Err(ConfigErrors(vec![at]));
+        }
+    };
+    let dir = path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    let mut v = V { r, dir };
+
+    let gateway = gateway(&mut v, &raw);
+    let buffer = buffer(&mut v, &raw);
+    let mqtt = raw
+        .mqtt
+        .as_ref()
+        .and_then(|m| mqtt(&mut v, m, &gateway.name));
+    let influx = raw.influx.as_ref().and_then(|i| influx(&mut v, i));
+    let record = raw.record.as_ref().and_then(|x| record(&mut v, x));
+    let csv = raw.csv.as_ref().and_then(|c| {
+        let dir = v.required(&c.get_ref().dir, c.span(), "dir")?;
+        Some(CsvConfig {
+            dir: v.path(dir.get_ref()),
+        })
+    });
+
+    let mut machines = Vec::new();
+    let mut ids = HashSet::new();
+    for m in &raw.machine {
+        if let Some(mc) = machine(&mut v, m) {
+            if !ids.insert(mc.id.clone()) {
+                let span = m.get_ref().id.as_ref().map_or(m.span(), |s| s.span());
+                v.err(span, format!("machine id {:?} is used twice", mc.id));
+            }
+            machines.push(mc);
+        }
+    }
+    if raw.machine.is_empty() && raw.record.is_none() {
+        v.err(
+            0..0,
+            "nothing to read: add a [[machine]] (or a [record] section to store what other \
+             gateways publish)",
+        );
+    }
+    if machines.len() > usize::from(u16::MAX) {
+        v.err(0..0, "more than 65535 machines");
+    }
+    v.r.finish()?;
+    Ok(Config {
+        path: path.to_path_buf(),
+        gateway,
+        buffer,
+        mqtt,
+        influx,
+        record,
+        csv,
+        machines,
+    })
+}
+
+fn gateway(v: &mut V<'_>, raw: &RawConfig) -> GatewayConfig {
+    let mut g = GatewayConfig {
+        name: "shopfloor".into(),
+        http: None,
+        http_token_env: None,
+        pki_dir: v.path("pki"),
+    };
+    let Some(s) = &raw.gateway else { return g };
+    let rg = s.get_ref();
+    if let Some(n) = &rg.name {
+        if is_id(n.get_ref()) {
+            g.name = n.get_ref().clone();
+        } else {
+            v.err(
+                n.span(),
+                format!("gateway name {:?} must match [a-z0-9_-]+", n.get_ref()),
+            );
+        }
+    }
+    g.http_token_env = v.env(&rg.http_token_env);
+    if let Some(h) = &rg.http {
+        match h.get_ref().parse::<SocketAddr>() {
+            Ok(addr) => {
+                if !addr.ip().is_loopback() && rg.http_token_env.is_none() {
+                    v.err(
+                        h.span(),
+                        format!(
+                            "http {addr} is reachable from other hosts: set http_token_env to \
+                             the variable holding the bearer token, or bind 127.0.0.1"
+                        ),
+                    );
+                }
+                g.http = Some(addr);
+            }
+            Err(_) => v.err(
+                h.span(),
+                format!(
+                    "http {:?} is not an address like 127.0.0.1:8080",
+                    h.get_ref()
+                ),
+            ),
+        }
+    }
+    if let Some(p) = &rg.pki_dir {
+        g.pki_dir = v.path(p.get_ref());
+    }
+    g
+}
+
+fn buffer(v: &mut V<'_>, raw: &RawConfig) -> BufferConfig {
+    let mut b = BufferConfig {
+        capacity: 65536,
+        when_full: WhenFull::DropOldest,
+        spool_dir: None,
+        spool_max_mb: 256,
+    };
+    let Some(s) = &raw.buffer else { return b };
+    let rb = s.get_ref();
+    if let Some(c) = &rb.capacity {
+        if (1..=MAX_RING).contains(c.get_ref()) {
+            b.capacity = *c.get_ref() as usize;
+        } else {
+            v.err(
+                c.span(),
+                format!("capacity must be in 1..={MAX_RING} samples"),
+            );
+        }
+    }
+    if let Some(w) = &rb.when_full {
+        match w.get_ref().as_str() {
+            "drop_oldest" => b.when_full = WhenFull::DropOldest,
+            "drop_newest" => b.when_full = WhenFull::DropNewest,
+            other => v.err(
+                w.span(),
+                format!("when_full {other:?}: use \"drop_oldest\" or \"drop_newest\""),
+            ),
+        }
+    }
+    b.spool_dir = rb.spool_dir.as_ref().map(|d| v.path(d.get_ref()));
+    if let Some(m) = &rb.spool_max_mb {
+        if *m.get_ref() >= 1 {
+            b.spool_max_mb = *m.get_ref() as u64;
+        } else {
+            v.err(m.span(), "spool_max_mb must be at least 1");
+        }
+    }
+    b
+}
+
+fn topic_ok(t: &str) -> bool {
+    !t.is_empty()
+        && !t.starts_with('/')
+        && !t.ends_with('/')
+        && !t.contains("//")
+        && !t.contains(['+', '#', '\0'])
+}
+
+fn mqtt(v: &mut V<'_>, s: &S<super::raw::RawMqtt>, gateway: &str) -> Option<MqttConfig> {
+    let m = s.get_ref();
+    let url_s = v.required(&m.url, s.span(), "url");
+    let url = url_s.as_ref().and_then(|u| v.url(u, MQTT_SCHEMES));
+    let topic_prefix = match &m.topic_prefix {
+        Some(t) if topic_ok(t.get_ref()) => t.get_ref().clone(),
+        Some(t) => {
+            v.err(
+                t.span(),
+                "topic_prefix must be topic levels without wildcards (+ #), empty levels or \
+                 leading or trailing /",
+            );
+            String::new()
+        }
+        None => format!("shopfloor/{gateway}"),
+    };
+    let qos = match &m.qos {
+        None => 1,
+        Some(q) if matches!(q.get_ref(), 0 | 1) => *q.get_ref() as u8,
+        Some(q) => {
+            v.err(q.span(), "qos must be 0 or 1");
+            1
+        }
+    };
+    let layout = match m.layout.as_ref().map(|l| (l.get_ref().as_str(), l.span())) {
+        None | Some(("tag", _)) => Layout::Tag,
+        Some(("machine", _)) => Layout::Machine,
+        Some((other, span)) => {
+            v.err(
+                span,
+                format!("layout {other:?}: use \"tag\" or \"machine\""),
+            );
+            Layout::Tag
+        }
+    };
+    let tls = url.as_ref().is_some_and(|u| u.scheme == "mqtts");
+    if !tls {
+        for (key, val) in [
+            ("ca_file", &m.ca_file),
+            ("client_cert", &m.client_cert),
+            ("client_key", &m.client_key),
+        ] {
+            v.not_allowed(val, key, "needs an mqtts:// url");
+        }
+    }
+    if m.client_cert.is_some() != m.client_key.is_some() {
+        v.err(
+            s.span(),
+            "client_cert and client_key go together: set both or neither",
+        );
+    }
+    let password_env = v.env(&m.password_env);
+    if password_env.is_some() && m.username.is_none() {
+        v.err(s.span(), "password_env without username");
+    }
+    Some(MqttConfig {
+        url: url?,
+        topic_prefix,
+        qos,
+        layout,
+        username: m.username.as_ref().map(|u| u.get_ref().clone()),
+        password_env,
+        ca_file: v.existing_file(&m.ca_file),
+        client_cert: v.existing_file(&m.client_cert),
+        client_key: v.existing_file(&m.client_key),
+    })
+}
+
+fn influx(v: &mut V<'_>, s: &S<super::raw::RawInflux>) -> Option<InfluxConfig> {
+    let i = s.get_ref();
+    let url_s = v.required(&i.url, s.span(), "url");
+    let url = url_s.as_ref().and_then(|u| v.url(u, HTTP_SCHEMES));
+    let org = v.required(&i.org, s.span(), "org");
+    let bucket = v.required(&i.bucket, s.span(), "bucket");
+    let measurement = match &i.measurement {
+        Some(m) if !m.get_ref().is_empty() => m.get_ref().clone(),
+        Some(m) => {
+            v.err(m.span(), "measurement must not be empty");
+            String::new()
+        }
+        None => "shopfloor".into(),
+    };
+    let token_env = v.env(&i.token_env);
+    Some(InfluxConfig {
+        url: url?,
+        org: org?.into_inner(),
+        bucket: bucket?.into_inner(),
+        token_env,
+        measurement,
+    })
+}
+
+fn record(v: &mut V<'_>, s: &S<super::raw::RawRecord>) -> Option<RecordConfig> {
+    let x = s.get_ref();
+    let url_s = v.required(&x.url, s.span(), "url");
+    let url = url_s.as_ref().and_then(|u| v.url(u, MQTT_SCHEMES));
+    let topics: Vec<String> = match &x.topics {
+        Some(t) if !t.get_ref().is_empty() => {
+            t.get_ref().iter().map(|t| t.get_ref().clone()).collect()
+        }
+        Some(t) => {
+            v.err(t.span(), "topics must name at least one topic filter");
+            Vec::new()
+        }
+        None => {
+            v.err(s.span(), "missing key `topics`");
+            Vec::new()
+        }
+    };
+    if let Some(g) = &x.share_group
+        && (g.get_ref().is_empty() || g.get_ref().contains(['/', '+', '#']))
+    {
+        v.err(
+            g.span(),
+            "share_group must be one topic level without wildcards",
+        );
+    }
+    Some(RecordConfig {
+        url: url?,
+        topics,
+        share_group: x.share_group.as_ref().map(|g| g.get_ref().clone()),
+    })
+}
+
+fn machine(v: &mut V<'_>, s: &S<RawMachine>) -> Option<MachineConfig> {
+    let m = s.get_ref();
+    let id = v.required(&m.id, s.span(), "id");
+    if let Some(id) = &id
+        && !is_id(id.get_ref())
+    {
+        v.err(
+            id.span(),
+            format!("machine id {:?} must match [a-z0-9_-]+", id.get_ref()),
+        );
+    }
+    let kind = m
+        .kind
+        .as_ref()
+        .map_or_else(|| "machine".to_owned(), |k| k.get_ref().clone());
+    let protocol = v.required(&m.protocol, s.span(), "protocol")?;
+    if m.tag.is_empty() {
+        v.err(s.span(), "this machine has no [[machine.tag]]");
+    }
+    let mut names = HashSet::new();
+    let mut tags = Vec::new();
+    for t in &m.tag {
+        let rt = t.get_ref();
+        let Some(name) = v.required(&rt.name, t.span(), "name") else {
+            continue;
+        };
+        if !is_tag_name(name.get_ref()) {
+            v.err(
+                name.span(),
+                format!("tag name {:?} must match [a-z0-9_]+", name.get_ref()),
+            );
+        } else if !names.insert(name.get_ref().clone()) {
+            v.err(
+                name.span(),
+                format!(
+                    "tag name {:?} is used twice in this machine",
+                    name.get_ref()
+                ),
+            );
+        }
+        tags.push(TagInfo {
+            name: name.get_ref().clone(),
+            unit: rt.unit.as_ref().map(|u| u.get_ref().clone()),
+        });
+    }
+    if tags.len() > usize::from(u16::MAX) {
+        v.err(s.span(), "more than 65535 tags on one machine");
+    }
+    let protocol = match protocol.get_ref().as_str() {
+        "modbus-tcp" => ProtocolConfig::ModbusTcp(modbus(v, s)?),
+        "opcua" => ProtocolConfig::Opcua(opcua(v, s)?),
+        other => {
+            v.err(
+                protocol.span(),
+                format!("protocol {other:?}: use \"modbus-tcp\" or \"opcua\""),
+            );
+            return None;
+        }
+    };
+    Some(MachineConfig {
+        id: id?.into_inner(),
+        kind,
+        protocol,
+        tags,
+    })
+}
+
+fn modbus(v: &mut V<'_>, s: &S<RawMachine>) -> Option<ModbusConfig> {
+    let m = s.get_ref();
+    let why = "is an OPC UA key; this machine's protocol is modbus-tcp";
+    v.not_allowed(&m.endpoint, "endpoint", why);
+    v.not_allowed(&m.security_policy, "security_policy", why);
+    v.not_allowed(&m.security_mode, "security_mode", why);
+    v.not_allowed(&m.username, "username", why);
+    v.not_allowed(&m.password_env, "password_env", why);
+    v.not_allowed(&m.trust_server_certificate, "trust_server_certificate", why);
+    v.not_allowed(&m.mode, "mode", why);
+    v.not_allowed(&m.publishing_interval, "publishing_interval", why);
+    let address = v.required(&m.address, s.span(), "address").and_then(|a| {
+        let text = a.get_ref();
+        let with_port = if text
+            .rsplit_once(':')
+            .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+        {
+            text.clone()
+        } else if text.contains(':') && !text.starts_with('[') {
+            v.err(a.span(), format!("address {text:?} must be host:port"));
+            return None;
+        } else {
+            format!("{text}:502")
+        };
+        Some(with_port)
+    });
+    let unit_id = match &m.unit_id {
+        None => 1,
+        Some(u) if (0..=255).contains(u.get_ref()) => *u.get_ref() as u8,
+        Some(u) => {
+            v.err(u.span(), "unit_id must be in 0..=255");
+            1
+        }
+    };
+    let poll_interval = v.duration(&m.poll_interval, Duration::from_secs(1));
+    let timeout = v.duration(&m.timeout, Duration::from_secs(1));
+    let mut specs = Vec::new();
+    for t in &m.tag {
+        if let Some(spec) = modbus_tag(v, t) {
+            specs.push(spec);
+        }
+    }
+    Some(ModbusConfig {
+        address: address?,
+        unit_id,
+        poll_interval,
+        timeout,
+        tags: specs,
+    })
+}
+
+fn modbus_tag(v: &mut V<'_>, s: &S<RawTag>) -> Option<TagSpec> {
+    let t = s.get_ref();
+    v.not_allowed(
+        &t.node,
+        "node",
+        "is an OPC UA key; this machine's protocol is modbus-tcp",
+    );
+    let area_s = v.required(&t.area, s.span(), "area")?;
+    let area = match area_s.get_ref().as_str() {
+        "holding" => Area::Holding,
+        "input" => Area::Input,
+        "coil" => Area::Coil,
+        "discrete" => Area::Discrete,
+        other => {
+            v.err(
+                area_s.span(),
+                format!("area {other:?}: use holding, input, coil or discrete"),
+            );
+            return None;
+        }
+    };
+    let address_s = v.required(&t.address, s.span(), "address")?;
+    let Ok(address) = u16::try_from(*address_s.get_ref()) else {
+        v.err(
+            address_s.span(),
+            "address must be in 0..=65535 (0-based protocol address)",
+        );
+        return None;
+    };
+    let data_type = match &t.data_type {
+        None if area.is_bits() => DataType::Bool,
+        None => DataType::U16,
+        Some(d) => match serde_plain_type(d.get_ref()) {
+            Some(dt) => dt,
+            None => {
+                v.err(
+                    d.span(),
+                    format!(
+                        "type {:?}: use bool, u16, i16, u32, i32, u64, i64, f32, f64 or string",
+                        d.get_ref()
+                    ),
+                );
+                return None;
+            }
+        },
+    };
+    let mut spec = TagSpec::new(area, address, data_type);
+    if area.is_bits() {
+        if data_type != DataType::Bool {
+            let span = t.data_type.as_ref().map_or(s.span(), |d| d.span());
+            v.err(
+                span,
+                format!("a {area} holds single bits: its type is bool"),
+            );
+        }
+        let why = "does not apply to single bits (coil, discrete)";
+        v.not_allowed(&t.order, "order", why);
+        v.not_allowed(&t.bit, "bit", why);
+        v.not_allowed(&t.length, "length", why);
+        v.not_allowed(&t.scale, "scale", why);
+        v.not_allowed(&t.offset, "offset", why);
+        return Some(spec);
+    }
+    if let Some(o) = &t.order {
+        let order = match o.get_ref().as_str() {
+            "ABCD" => Some(WordOrder::ABCD),
+            "CDAB" => Some(WordOrder::CDAB),
+            "BADC" => Some(WordOrder::BADC),
+            "DCBA" => Some(WordOrder::DCBA),
+            other => {
+                v.err(
+                    o.span(),
+                    format!("order {other:?}: use ABCD, CDAB, BADC or DCBA"),
+                );
+                None
+            }
+        };
+        match (data_type, order) {
+            (DataType::Bool, Some(_)) => v.err(o.span(), "order does not apply to bool"),
+            (DataType::String, Some(WordOrder::CDAB | WordOrder::DCBA)) => v.err(
+                o.span(),
+                "a string's order is ABCD (first character in the high byte) or BADC (swapped)",
+            ),
+            (_, Some(order)) => spec.order = order,
+            (_, None) => {}
+        }
+    }
+    match (&t.bit, data_type) {
+        (Some(b), DataType::Bool) => match u8::try_from(*b.get_ref()) {
+            Ok(bit) if bit <= 15 => spec.bit = Some(bit),
+            _ => v.err(b.span(), "bit must be in 0..=15 (0 = least significant)"),
+        },
+        (Some(b), _) => v.err(b.span(), "bit applies only to type bool"),
+        (None, _) => {}
+    }
+    match (&t.length, data_type) {
+        (Some(l), DataType::String) => match u16::try_from(*l.get_ref()) {
+            Ok(len) if (1..=shopfloor_modbus::plan::MAX_REGISTERS).contains(&len) => {
+                spec.length = len
+            }
+            _ => v.err(
+                l.span(),
+                "length must be in 1..=125 registers (one read request)",
+            ),
+        },
+        (None, DataType::String) => v.err(
+            s.span(),
+            "a string needs `length`, in registers (two characters each)",
+        ),
+        (Some(l), _) => v.err(l.span(), "length applies only to type string"),
+        (None, _) => {}
+    }
+    for (key, val) in [("scale", &t.scale), ("offset", &t.offset)] {
+        if let Some(x) = val {
+            if !data_type.is_number() {
+                v.err(
+                    x.span(),
+                    format!("{key} applies only to numbers, not {data_type}"),
+                );
+            } else if !x.get_ref().is_finite() {
+                v.err(x.span(), format!("{key} must be a finite number"));
+            }
+        }
+    }
+    if let Some(x) = &t.scale {
+        spec.scale = *x.get_ref();
+    }
+    if let Some(x) = &t.offset {
+        spec.offset = *x.get_ref();
+    }
+    let end = u32::from(address) + u32::from(spec.width());
+    if end > 65536 {
+        v.err(
+            address_s.span(),
+            format!(
+                "address {address} + {} registers runs past the last address 65535",
+                spec.width()
+            ),
+        );
+    }
+    Some(spec)
+}
+
+fn serde_plain_type(s: &str) -> Option<DataType> {
+    Some(match s {
+        "bool" => DataType::Bool,
+        "u16" => DataType::U16,
+        "i16" => DataType::I16,
+        "u32" => DataType::U32,
+        "i32" => DataType::I32,
+        "u64" => DataType::U64,
+        "i64" => DataType::I64,
+        "f32" => DataType::F32,
+        "f64" => DataType::F64,
+        "string" => DataType::String,
+        _ => return None,
+    })
+}
+
+/// `ns=2;s=…`, `ns=2;i=…`, `ns=2;g=…`, `ns=2;b=…`, `nsu=URI;s=…`, or without a namespace.
+fn node_ok(node: &str) -> bool {
+    let rest = match node.split_once(';') {
+        Some((ns, rest)) => {
+            let ok = ns
+                .strip_prefix("ns=")
+                .is_some_and(|n| n.parse::<u16>().is_ok())
+                || ns.strip_prefix("nsu=").is_some_and(|u| !u.is_empty());
+            if !ok {
+                return false;
+            }
+            rest
+        }
+        None => node,
+    };
+    match rest.split_once('=') {
+        Some(("i", n)) => n.parse::<u32>().is_ok(),
+        Some(("s" | "g" | "b", id)) => !id.is_empty(),
+        _ => false,
+    }
+}
+
+fn opcua(v: &mut V<'_>, s: &S<RawMachine>) -> Option<OpcuaConfig> {
+    let m = s.get_ref();
+    let why = "is a Modbus key; this machine's protocol is opcua";
+    v.not_allowed(&m.address, "address", why);
+    v.not_allowed(&m.unit_id, "unit_id", why);
+    v.not_allowed(&m.poll_interval, "poll_interval", why);
+    let endpoint = v.required(&m.endpoint, s.span(), "endpoint");
+    if let Some(e) = &endpoint
+        && !e.get_ref().starts_with("opc.tcp://")
+    {
+        v.err(e.span(), "endpoint must be opc.tcp://host:port");
+    }
+    let pick = |v: &mut V<'_>, val: &Option<S<String>>, allowed: &[&str], key: &str| match val {
+        None => allowed[0].to_owned(),
+        Some(x) if allowed.contains(&x.get_ref().as_str()) => x.get_ref().clone(),
+        Some(x) => {
+            v.err(
+                x.span(),
+                format!("{key} {:?}: use {}", x.get_ref(), allowed.join(", ")),
+            );
+            allowed[0].to_owned()
+        }
+    };
+    let security_policy = pick(
+        v,
+        &m.security_policy,
+        &[
+            "None",
+            "Basic256Sha256",
+            "Aes128Sha256RsaOaep",
+            "Aes256Sha256RsaPss",
+        ],
+        "security_policy",
+    );
+    let security_mode = pick(
+        v,
+        &m.security_mode,
+        &["None", "Sign", "SignAndEncrypt"],
+        "security_mode",
+    );
+    if (security_policy == "None") != (security_mode == "None") {
+        v.err(
+            s.span(),
+            "security_policy and security_mode go together: both None, or a policy with Sign or \
+             SignAndEncrypt",
+        );
+    }
+    let mode = pick(v, &m.mode, &["subscribe", "poll"], "mode");
+    let publishing_interval = v.duration(&m.publishing_interval, Duration::from_secs(1));
+    if m.timeout.is_some() {
+        let _ = v.duration(&m.timeout, Duration::from_secs(1));
+    }
+    let password_env = v.env(&m.password_env);
+    let mut nodes = Vec::new();
+    for t in &m.tag {
+        let rt = t.get_ref();
+        let why = "is a Modbus key; this machine's protocol is opcua";
+        v.not_allowed(&rt.area, "area", why);
+        v.not_allowed(&rt.address, "address", why);
+        v.not_allowed(&rt.data_type, "type", why);
+        v.not_allowed(&rt.order, "order", why);
+        v.not_allowed(&rt.bit, "bit", why);
+        v.not_allowed(&rt.length, "length", why);
+        if let Some(node) = v.required(&rt.node, t.span(), "node") {
+            if !node_ok(node.get_ref()) {
+                v.err(
+                    node.span(),
+                    format!(
+                        "node {:?} is not a node id: write ns=2;s=Name, ns=2;i=1001 or \
+                         nsu=urn:vendor;s=Name",
+                        node.get_ref()
+                    ),
+                );
+            }
+            nodes.push(node.into_inner());
+        }
+    }
+    Some(OpcuaConfig {
+        endpoint: endpoint?.into_inner(),
+        security_policy,
+        security_mode,
+        username: m.username.as_ref().map(|u| u.get_ref().clone()),
+        password_env,
+        trust_server_certificate: m
+            .trust_server_certificate
+            .as_ref()
+            .is_some_and(|t| *t.get_ref()),
+        mode,
+        publishing_interval,
+        nodes,
+    })
+}

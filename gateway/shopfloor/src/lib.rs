@@ -1,0 +1,2 @@
+//! The shopfloor gateway.
+pub mod config;

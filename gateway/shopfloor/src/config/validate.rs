@@ -499,16 +499,21 @@ fn modbus(v: &mut V<'_>, s: &S<RawMachine>) -> Option<ModbusConfig> {
     v.not_allowed(&m.publishing_interval, "publishing_interval", why);
     let address = v.required(&m.address, s.span(), "address").and_then(|a| {
         let text = a.get_ref();
-        let with_port = if text
-            .rsplit_once(':')
-            .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
-        {
-            text.clone()
-        } else if text.contains(':') && !text.starts_with('[') {
+        let host_port = match text.rsplit_once(':') {
+            _ if text.starts_with('[') => text
+                .split_once("]:")
+                .filter(|(_, p)| p.parse::<u16>().is_ok())
+                .map(|_| text.clone()),
+            Some((host, port)) if !host.contains(':') && port.parse::<u16>().is_ok() => {
+                Some(text.clone())
+            }
+            Some(_) => None,
+            None if !text.is_empty() => Some(format!("{text}:502")),
+            None => None,
+        };
+        let Some(with_port) = host_port else {
             v.err(a.span(), format!("address {text:?} must be host:port"));
             return None;
-        } else {
-            format!("{text}:502")
         };
         Some(with_port)
     });

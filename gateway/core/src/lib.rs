@@ -8,8 +8,10 @@
 //! - [`ring`]: the bounded multi-producer, single-consumer ring buffer between drivers and the
 //!   dispatcher, with batch push, batch drain and a counted [`ring::WhenFull`] policy.
 //! - [`status`]: the connection state a driver reports for its machine.
+//! - [`backoff`]: exponential backoff with jitter for every reconnect loop.
 //! - [`time`]: wall-clock milliseconds, the one timestamp unit of the model.
 
+pub mod backoff;
 pub mod catalog;
 pub mod ring;
 pub mod sample;

@@ -1,2 +1,16 @@
-//! The shopfloor gateway.
+//! The shopfloor gateway: configuration, runtime, sinks and the command line.
+//!
+//! Modules:
+//! - [`config`]: the TOML configuration, validated with `FILE:LINE:COL` errors.
+//! - [`status`]: the status board where drivers report machine states and sinks watch them.
+//! - [`dispatch`]: the ring's consumer, fanning batches out to the sinks.
+//! - [`sink`]: the sinks (MQTT so far).
+//! - [`runtime`]: starting a gateway from a config and stopping it cleanly.
+//! - [`cli`]: the `shopfloor` command line.
+
+pub mod cli;
 pub mod config;
+pub mod dispatch;
+pub mod runtime;
+pub mod sink;
+pub mod status;

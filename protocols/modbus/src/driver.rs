@@ -11,10 +11,10 @@
 //! request go bad, the connection stays. A reply of the wrong length, for another transaction
 //! or otherwise garbled is an error, never data.
 
-use crate::backoff::Backoff;
 use crate::decode::{decode_bit, decode_registers};
 use crate::plan::{PlanLimits, ReadRequest, plan};
 use crate::register::{Area, TagSpec};
+use shopfloor_core::backoff::Backoff;
 use shopfloor_core::ring::Producer;
 use shopfloor_core::{
     MachineId, MachineState, MachineStatus, Quality, Sample, StatusReporter, TagId, Text, Value,

@@ -8,11 +8,9 @@
 //! - [`plan`]: merges a machine's tags into as few read requests as the protocol allows.
 //! - [`driver`]: the polling task of one machine: connect, read the plan under a timeout, turn
 //!   replies into samples, publish bad quality and reconnect with backoff on failure.
-//! - [`backoff`]: exponential backoff with jitter, shared by every reconnect loop.
 //!
 //! Nothing in this crate writes to a machine.
 
-pub mod backoff;
 pub mod decode;
 pub mod driver;
 pub mod encode;

@@ -1,0 +1,83 @@
+//! The `shopfloor` command line: argument parsing and the `check` report.
+
+use crate::config::{Config, ProtocolConfig};
+use clap::{Parser, Subcommand};
+use shopfloor_modbus::driver::plan_for;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+/// Shop-floor data gateway: Modbus TCP and OPC UA machines to MQTT.
+#[derive(Debug, Parser)]
+#[command(name = "shopfloor", version, about)]
+pub struct Cli {
+    /// More log output (-v debug, -vv trace); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway from a config file.
+    Run {
+        /// The config file.
+        #[arg(short, long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Validate a config file: exit 0 when valid, 2 when not.
+    Check {
+        /// The config file.
+        #[arg(short, long, value_name = "FILE")]
+        config: PathBuf,
+        /// Print, per Modbus machine, the read requests of one poll cycle.
+        #[arg(long)]
+        plan: bool,
+    },
+}
+
+/// The summary `check` prints for a valid config, and with `plan` the read plan.
+pub fn check_report(config: &Config, plan: bool) -> String {
+    let tags: usize = config.machines.iter().map(|m| m.tags.len()).sum();
+    let mut out = format!(
+        "{}: ok ({} machine{}, {} tag{})\n",
+        config.path.display(),
+        config.machines.len(),
+        if config.machines.len() == 1 { "" } else { "s" },
+        tags,
+        if tags == 1 { "" } else { "s" },
+    );
+    if !plan {
+        return out;
+    }
+    for (i, m) in config.machines.iter().enumerate() {
+        let ProtocolConfig::ModbusTcp(mb) = &m.protocol else {
+            continue;
+        };
+        let Some(machine) = config.modbus_machine(i) else {
+            continue;
+        };
+        let requests = plan_for(&machine);
+        let _ = writeln!(
+            out,
+            "\n{} (modbus-tcp {}, unit {}): {} request{} every {:?}",
+            m.id,
+            mb.address,
+            mb.unit_id,
+            requests.len(),
+            if requests.len() == 1 { "" } else { "s" },
+            mb.poll_interval,
+        );
+        for r in &requests {
+            let names: Vec<&str> = r
+                .slots
+                .iter()
+                .filter_map(|s| m.tags.get(s.tag).map(|t| t.name.as_str()))
+                .collect();
+            let _ = writeln!(out, "  {r}: {}", names.join(", "));
+        }
+    }
+    out
+}

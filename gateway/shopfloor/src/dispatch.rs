@@ -1,0 +1,55 @@
+//! The dispatcher: the ring's one consumer. It drains batches and fans them out to every sink
+//! without waiting for any of them.
+
+use crate::sink::{Batch, SinkStats};
+use shopfloor_core::ring::Consumer;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use tokio::sync::mpsc;
+use tracing::debug;
+
+/// Largest batch taken from the ring at once.
+pub const MAX_BATCH: usize = 8192;
+
+/// One sink as the dispatcher sees it.
+#[derive(Debug, Clone)]
+pub struct SinkPort {
+    /// For logs.
+    pub name: &'static str,
+    /// Its input.
+    pub tx: mpsc::Sender<Batch>,
+    /// Its counters.
+    pub stats: Arc<SinkStats>,
+}
+
+/// Runs until every producer is gone and the ring is drained; then the sinks' channels close,
+/// which tells them to flush and stop.
+pub async fn run(mut consumer: Consumer, sinks: Vec<SinkPort>) {
+    let mut buf = Vec::with_capacity(MAX_BATCH);
+    loop {
+        consumer.ready().await;
+        buf.clear();
+        consumer.drain(&mut buf, MAX_BATCH);
+        if buf.is_empty() {
+            if consumer.is_finished() {
+                break;
+            }
+            continue;
+        }
+        // One exact-size allocation per batch; `buf` keeps its capacity for the next drain.
+        let batch: Batch = buf.drain(..).collect();
+        for s in &sinks {
+            if s.tx.try_send(Arc::clone(&batch)).is_err() {
+                s.stats
+                    .dropped
+                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                debug!(
+                    sink = s.name,
+                    samples = batch.len(),
+                    "sink behind, batch dropped"
+                );
+            }
+        }
+    }
+    debug!(dropped_in_ring = consumer.dropped(), "dispatcher done");
+}

@@ -1,0 +1,170 @@
+//! Starting a gateway from a validated configuration, and stopping it cleanly.
+//!
+//! Shutdown runs downstream: the drivers stop first (their ring lanes close), the dispatcher
+//! drains what is left in the ring and closes the sinks' inputs, and each sink flushes what it
+//! holds until the deadline. One [`CancellationToken`] starts it all, as in mini-redis.
+
+use crate::config::{Config, ProtocolConfig};
+use crate::dispatch::{self, SinkPort};
+use crate::sink::SinkStats;
+use crate::sink::mqtt::{MqttError, MqttSink};
+use crate::status::StatusBoard;
+use shopfloor_core::ring::{self, RingError};
+use shopfloor_core::{Catalog, CatalogError, StatusReporter};
+use std::sync::Arc;
+use std::time::Duration;
+use thiserror::Error;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+/// Time from the stop signal until the gateway has exited, at most.
+pub const SHUTDOWN_BUDGET: Duration = Duration::from_secs(5);
+/// Batches queued per sink before the dispatcher drops for that sink.
+const SINK_QUEUE: usize = 256;
+
+/// The gateway could not start.
+#[derive(Debug, Error)]
+pub enum StartError {
+    /// Too many machines or tags.
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    /// The ring could not be built.
+    #[error(transparent)]
+    Ring(#[from] RingError),
+    /// The MQTT sink could not be set up.
+    #[error("[mqtt]: {0}")]
+    Mqtt(#[from] MqttError),
+}
+
+/// A running gateway.
+#[derive(Debug)]
+pub struct Gateway {
+    /// Names behind sample ids.
+    pub catalog: Arc<Catalog>,
+    /// Machine states.
+    pub status: Arc<StatusBoard>,
+    /// Counters of each sink, by name.
+    pub sinks: Vec<(&'static str, Arc<SinkStats>)>,
+    drivers: JoinSet<()>,
+    driver_stop: CancellationToken,
+    dispatcher: tokio::task::JoinHandle<()>,
+    sink_tasks: JoinSet<()>,
+}
+
+/// Samples a machine's lane holds: its share of the ring, and at least four poll cycles.
+fn lane_capacity(config: &Config, tags: usize) -> usize {
+    let share = config.buffer.capacity / config.machines.len().max(1);
+    share.max(4 * tags).max(64)
+}
+
+impl Gateway {
+    /// Starts drivers, dispatcher and sinks. Must run inside a tokio runtime.
+    pub fn start(config: &Config) -> Result<Gateway, StartError> {
+        let catalog = Arc::new(config.catalog()?);
+        let status = Arc::new(StatusBoard::new(catalog.len()));
+        let mut capacities: Vec<usize> = config
+            .machines
+            .iter()
+            .map(|m| lane_capacity(config, m.tags.len()))
+            .collect();
+        if capacities.is_empty() {
+            capacities.push(64); // a ring needs a lane even when only [record] feeds it
+        }
+        let (producers, consumer) = ring::with_lanes(&capacities, config.buffer.when_full)?;
+
+        let mut ports = Vec::new();
+        let mut sinks = Vec::new();
+        let mut sink_tasks = JoinSet::new();
+        if let Some(mqtt) = &config.mqtt {
+            let stats = Arc::new(SinkStats::default());
+            let sink = MqttSink::new(
+                mqtt.clone(),
+                &config.gateway.name,
+                Arc::clone(&catalog),
+                Arc::clone(&stats),
+            )?;
+            let (tx, rx) = mpsc::channel(SINK_QUEUE);
+            let watch = status.subscribe();
+            sink_tasks.spawn(sink.run(rx, watch, SHUTDOWN_BUDGET - Duration::from_secs(1)));
+            ports.push(SinkPort {
+                name: "mqtt",
+                tx,
+                stats: Arc::clone(&stats),
+            });
+            sinks.push(("mqtt", stats));
+            info!(broker = %mqtt.url, prefix = %mqtt.topic_prefix, "publishing to MQTT");
+        }
+        for (section, present) in [
+            ("[influx]", config.influx.is_some()),
+            ("[record]", config.record.is_some()),
+            ("[csv]", config.csv.is_some()),
+        ] {
+            if present {
+                warn!("{section} is not available in this version yet; the section is ignored");
+            }
+        }
+        if ports.is_empty() {
+            warn!("no sink configured: samples are read but not published (add [mqtt])");
+        }
+        let dispatcher = tokio::spawn(dispatch::run(consumer, ports));
+
+        let driver_stop = CancellationToken::new();
+        let mut drivers = JoinSet::new();
+        for (index, producer) in producers.into_iter().enumerate() {
+            let Some(m) = config.machines.get(index) else {
+                continue;
+            };
+            match &m.protocol {
+                ProtocolConfig::ModbusTcp(_) => {
+                    if let Some(machine) = config.modbus_machine(index) {
+                        let reporter: Arc<dyn StatusReporter> = status.clone();
+                        drivers.spawn(shopfloor_modbus::driver::run(
+                            machine,
+                            producer,
+                            reporter,
+                            driver_stop.child_token(),
+                        ));
+                    }
+                }
+                ProtocolConfig::Opcua(_) => {
+                    warn!(machine = %m.id, "OPC UA machines are not available in this version yet; skipped");
+                }
+            }
+        }
+        info!(
+            machines = config.machines.len(),
+            gateway = %config.gateway.name,
+            "gateway started"
+        );
+        Ok(Gateway {
+            catalog,
+            status,
+            sinks,
+            drivers,
+            driver_stop,
+            dispatcher,
+            sink_tasks,
+        })
+    }
+
+    /// Stops the drivers, drains the ring into the sinks and lets them flush, within
+    /// [`SHUTDOWN_BUDGET`].
+    pub async fn stop(mut self) {
+        let deadline = Instant::now() + SHUTDOWN_BUDGET;
+        self.driver_stop.cancel();
+        while self.drivers.join_next().await.is_some() {}
+        let _ = tokio::time::timeout_at(deadline, &mut self.dispatcher).await;
+        let flushed = tokio::time::timeout_at(deadline, async {
+            while self.sink_tasks.join_next().await.is_some() {}
+        })
+        .await;
+        if flushed.is_err() {
+            warn!("sinks did not finish flushing in time");
+            self.sink_tasks.abort_all();
+        }
+        info!("gateway stopped");
+    }
+}

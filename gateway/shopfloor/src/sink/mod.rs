@@ -1,0 +1,37 @@
+//! Sinks: where samples go after the ring.
+//!
+//! Every sink runs as its own task and receives [`Batch`]es from the dispatcher through its own
+//! bounded channel, and machine states through a [`crate::status::StatusBoard`] watch. A sink
+//! that cannot keep up never stalls the dispatcher: the dispatcher drops what does not fit its
+//! channel and counts it in that sink's [`SinkStats`].
+//!
+//! - [`mqtt`]: publishes samples and statuses over MQTT with an acknowledged outbox.
+
+pub mod mqtt;
+
+use shopfloor_core::Sample;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Samples as the dispatcher fans them out: shared by all sinks, never copied.
+pub type Batch = Arc<[Sample]>;
+
+/// Counters of one sink, read by `/metrics` and the logs.
+#[derive(Debug, Default)]
+pub struct SinkStats {
+    /// Samples the destination acknowledged.
+    pub sent: AtomicU64,
+    /// Samples dropped before delivery (sink channel or outbox full).
+    pub dropped: AtomicU64,
+    /// Messages waiting for delivery.
+    pub backlog: AtomicU64,
+    /// Delivery errors (connection losses, refusals).
+    pub errors: AtomicU64,
+}
+
+impl SinkStats {
+    /// Adds `n` to a counter.
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+}

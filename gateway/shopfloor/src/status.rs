@@ -1,0 +1,50 @@
+//! The status board: every machine's latest state, fed by drivers and watched by sinks.
+
+use shopfloor_core::{MachineId, MachineState, MachineStatus, StatusReporter, time::now_ms};
+use tokio::sync::watch;
+
+/// Latest state per machine, indexed by [`MachineId`].
+pub type Statuses = Vec<MachineStatus>;
+
+/// Drivers report here; sinks [`StatusBoard::subscribe`].
+#[derive(Debug)]
+pub struct StatusBoard {
+    tx: watch::Sender<Statuses>,
+}
+
+impl StatusBoard {
+    /// A board for `machines` machines, all connecting.
+    pub fn new(machines: usize) -> StatusBoard {
+        let initial = MachineStatus {
+            state: MachineState::Connecting,
+            since_ms: now_ms(),
+            error: None,
+        };
+        StatusBoard {
+            tx: watch::Sender::new(vec![initial; machines]),
+        }
+    }
+
+    /// A receiver that sees every change (the latest state, not every intermediate one).
+    pub fn subscribe(&self) -> watch::Receiver<Statuses> {
+        self.tx.subscribe()
+    }
+
+    /// The current states.
+    pub fn snapshot(&self) -> Statuses {
+        self.tx.borrow().clone()
+    }
+}
+
+impl StatusReporter for StatusBoard {
+    fn report(&self, machine: MachineId, status: MachineStatus) {
+        self.tx
+            .send_if_modified(|all| match all.get_mut(machine.index()) {
+                Some(slot) if *slot != status => {
+                    *slot = status;
+                    true
+                }
+                _ => false,
+            });
+    }
+}

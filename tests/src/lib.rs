@@ -1,0 +1,25 @@
+//! Test harness: real servers started on free ports in temporary directories, stopped by drop
+//! guards.
+//!
+//! - [`mosquitto`]: a private mosquitto broker.
+//! - [`device`]: Modbus TCP devices: a healthy one with a register map, and faulty ones (hang,
+//!   garbage, close, exception).
+//! - [`subscriber`]: an MQTT client that collects every message.
+//! - [`gateway`]: the `shopfloor` binary as a child process.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+pub mod device;
+pub mod gateway;
+pub mod mosquitto;
+pub mod subscriber;
+
+use std::net::TcpListener;
+
+/// A TCP port that was free a moment ago on 127.0.0.1 (for servers that cannot report the port
+/// they bound, and for a device that appears later).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("no free port")
+}

@@ -1,0 +1,327 @@
+//! A real Modbus TCP device → `shopfloor run` → a real mosquitto → a subscriber: exact topics and
+//! payloads for every type, `seq` continuity, statuses, and a clean stop on SIGTERM.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use serde_json::json;
+use shopfloor_core::{Text, Value};
+use shopfloor_modbus::{Area, DataType, WordOrder};
+use shopfloor_tests::device::{Behaviour, Device, Memory};
+use shopfloor_tests::gateway::GatewayProcess;
+use shopfloor_tests::mosquitto::Mosquitto;
+use shopfloor_tests::subscriber::Subscriber;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+const PREFIX: &str = "iqblvd/hardenberg/test";
+
+fn memory() -> Memory {
+    let mut m = Memory::default();
+    use DataType::*;
+    use WordOrder::*;
+    m.put(Area::Holding, 0, F32, CDAB, Value::F64(1200.5));
+    m.put(Area::Holding, 2, U16, ABCD, Value::U64(455)); // spindle load, scale 0.1
+    m.put(Area::Holding, 3, U32, ABCD, Value::U64(70_000));
+    m.put(Area::Holding, 5, I16, ABCD, Value::I64(-40));
+    m.put(Area::Holding, 6, I32, BADC, Value::I64(-123_456));
+    m.put(Area::Holding, 30, U64, DCBA, Value::U64(1 << 40));
+    m.put(Area::Holding, 12, I64, ABCD, Value::I64(i64::MIN + 1));
+    m.put(Area::Holding, 16, F64, DCBA, Value::F64(-0.25));
+    m.put(Area::Holding, 10, U16, ABCD, Value::U64(0b1000)); // bit 3 set
+    m.put(
+        Area::Holding,
+        20,
+        String,
+        ABCD,
+        Value::Text(Text::from("PRG-0042")),
+    );
+    m.put(Area::Input, 0, F32, ABCD, Value::F64(f64::NAN));
+    m.put(Area::Coil, 0, Bool, ABCD, Value::Bool(true));
+    m.put(Area::Discrete, 5, Bool, ABCD, Value::Bool(false));
+    m
+}
+
+fn config(broker: &str, device: &str, layout: &str) -> String {
+    format!(
+        r#"
+[gateway]
+name = "test-gw"
+
+[mqtt]
+url = "{broker}"
+topic_prefix = "{PREFIX}"
+layout = "{layout}"
+
+[[machine]]
+id = "cnc-1"
+kind = "cnc"
+protocol = "modbus-tcp"
+address = "{device}"
+poll_interval = "100ms"
+timeout = "500ms"
+
+  [[machine.tag]]
+  name = "spindle_speed"
+  area = "holding"
+  address = 0
+  type = "f32"
+  order = "CDAB"
+  unit = "rpm"
+
+  [[machine.tag]]
+  name = "spindle_load"
+  area = "holding"
+  address = 2
+  type = "u16"
+  scale = 0.1
+  unit = "%"
+
+  [[machine.tag]]
+  name = "part_count"
+  area = "holding"
+  address = 3
+  type = "u32"
+
+  [[machine.tag]]
+  name = "temperature"
+  area = "holding"
+  address = 5
+  type = "i16"
+
+  [[machine.tag]]
+  name = "offset_x"
+  area = "holding"
+  address = 6
+  type = "i32"
+  order = "BADC"
+
+  [[machine.tag]]
+  name = "energy"
+  area = "holding"
+  address = 30
+  type = "u64"
+  order = "DCBA"
+
+  [[machine.tag]]
+  name = "runtime"
+  area = "holding"
+  address = 12
+  type = "i64"
+
+  [[machine.tag]]
+  name = "feed"
+  area = "holding"
+  address = 16
+  type = "f64"
+  order = "DCBA"
+
+  [[machine.tag]]
+  name = "door_open"
+  area = "holding"
+  address = 10
+  type = "bool"
+  bit = 3
+
+  [[machine.tag]]
+  name = "door_locked"
+  area = "holding"
+  address = 10
+  type = "bool"
+  bit = 15
+
+  [[machine.tag]]
+  name = "program"
+  area = "holding"
+  address = 20
+  type = "string"
+  length = 8
+
+  [[machine.tag]]
+  name = "broken_sensor"
+  area = "input"
+  address = 0
+  type = "f32"
+
+  [[machine.tag]]
+  name = "coolant_on"
+  area = "coil"
+  address = 0
+
+  [[machine.tag]]
+  name = "estop"
+  area = "discrete"
+  address = 5
+"#
+    )
+}
+
+fn expected() -> BTreeMap<&'static str, (serde_json::Value, &'static str, Option<&'static str>)> {
+    BTreeMap::from([
+        ("spindle_speed", (json!(1200.5), "good", Some("rpm"))),
+        ("spindle_load", (json!(455.0 * 0.1), "good", Some("%"))),
+        ("part_count", (json!(70_000), "good", None)),
+        ("temperature", (json!(-40), "good", None)),
+        ("offset_x", (json!(-123_456), "good", None)),
+        ("energy", (json!(1u64 << 40), "good", None)),
+        ("runtime", (json!(i64::MIN + 1), "good", None)),
+        ("feed", (json!(-0.25), "good", None)),
+        ("door_open", (json!(true), "good", None)),
+        ("door_locked", (json!(false), "good", None)),
+        ("program", (json!("PRG-0042"), "good", None)),
+        ("broken_sensor", (serde_json::Value::Null, "bad", None)),
+        ("coolant_on", (json!(true), "good", None)),
+        ("estop", (json!(false), "good", None)),
+    ])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_tag_arrives_with_the_contract_payload_and_continuous_seq() {
+    let broker = Mosquitto::start();
+    let device = Device::start(memory(), Behaviour::Healthy, 0).await;
+    let mut sub = Subscriber::start(broker.port, &format!("{PREFIX}/#")).await;
+    let mut gw = GatewayProcess::start(&config(&broker.url(), &device.addr.to_string(), "tag"));
+
+    let gw_status = sub
+        .expect(Duration::from_secs(10), "gateway status", |m| {
+            m.topic == format!("{PREFIX}/_gateway/test-gw")
+        })
+        .await;
+    assert_eq!(gw_status.json(), json!({"state": "online"}));
+
+    // Collect at least five samples per tag.
+    let want = expected();
+    let mut seqs: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    let mut status = None;
+    while want
+        .keys()
+        .any(|t| seqs.get(*t).is_none_or(|v| v.len() < 5))
+    {
+        let m = sub
+            .expect(Duration::from_secs(10), "samples of every tag", |_| true)
+            .await;
+        let rest = m
+            .topic
+            .strip_prefix(&format!("{PREFIX}/cnc-1/"))
+            .map(str::to_owned);
+        let Some(tag) = rest else { continue };
+        if tag == "_status" {
+            status = Some(m.json());
+            continue;
+        }
+        let j = m.json();
+        let (value, quality, unit) = want
+            .get(tag.as_str())
+            .unwrap_or_else(|| panic!("unexpected topic {}", m.topic));
+        assert_eq!(&j["value"], value, "{tag}: {j}");
+        assert_eq!(j["quality"], *quality, "{tag}");
+        match unit {
+            Some(u) => assert_eq!(j["unit"], *u, "{tag}"),
+            None => assert!(j.get("unit").is_none(), "{tag} has no unit"),
+        }
+        let ts = j["timestamp_ms"].as_i64().unwrap();
+        assert!(ts > 1_700_000_000_000, "{tag}: timestamp {ts}");
+        seqs.entry(tag)
+            .or_default()
+            .push(j["seq"].as_u64().unwrap());
+    }
+    for (tag, s) in &seqs {
+        let n = s.len() as u64;
+        assert_eq!(
+            s,
+            &(1..=n).collect::<Vec<_>>(),
+            "{tag}: seq must start at 1 and have no gaps"
+        );
+    }
+    // A NaN is published once as bad and then not repeated as good: every sample of it is bad.
+    let status = status.expect("machine _status");
+    assert_eq!(status["state"], "online");
+    assert!(status["timestamp_ms"].as_i64().is_some());
+
+    // A late subscriber sees the retained statuses.
+    let mut late = Subscriber::start(broker.port, &format!("{PREFIX}/+/_status")).await;
+    let retained = late
+        .expect(Duration::from_secs(5), "retained machine status", |m| {
+            m.topic.ends_with("cnc-1/_status")
+        })
+        .await;
+    assert!(retained.retain);
+    assert_eq!(retained.json()["state"], "online");
+
+    // SIGTERM: exit 0 within 5 s, and the gateway and machine go offline (retained).
+    let code = gw.terminate(Duration::from_secs(5));
+    assert!(code.success(), "exit status {code:?}\n{}", gw.log());
+    let offline = sub
+        .expect(Duration::from_secs(5), "gateway offline", |m| {
+            m.topic == format!("{PREFIX}/_gateway/test-gw") && m.json()["state"] == "offline"
+        })
+        .await;
+    assert_eq!(offline.json(), json!({"state": "offline"}));
+    let mut after = Subscriber::start(broker.port, &format!("{PREFIX}/cnc-1/_status")).await;
+    let st = after
+        .expect(Duration::from_secs(5), "retained offline status", |_| true)
+        .await;
+    assert_eq!(st.json()["state"], "offline");
+    assert_eq!(st.json()["error"], "gateway stopped");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn machine_layout_sends_one_message_per_cycle() {
+    let broker = Mosquitto::start();
+    let device = Device::start(memory(), Behaviour::Healthy, 0).await;
+    let mut sub = Subscriber::start(broker.port, &format!("{PREFIX}/cnc-1")).await;
+    let _gw = GatewayProcess::start(&config(&broker.url(), &device.addr.to_string(), "machine"));
+    let mut last_seq = 0;
+    for _ in 0..5 {
+        let m = sub
+            .expect(Duration::from_secs(10), "a machine message", |_| true)
+            .await;
+        let j = m.json();
+        let values = j["values"].as_object().unwrap();
+        let want = expected();
+        assert_eq!(values.len(), want.len(), "{j}");
+        for (tag, (value, _, _)) in want {
+            assert_eq!(&values[tag], &value, "{tag}");
+        }
+        let seq = j["seq"].as_u64().unwrap();
+        assert_eq!(seq, last_seq + 1, "machine seq continuous");
+        last_seq = seq;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_restart_loses_no_seq() {
+    let mut broker = Mosquitto::start();
+    let device = Device::start(memory(), Behaviour::Healthy, 0).await;
+    let cfg = config(&broker.url(), &device.addr.to_string(), "tag");
+    let _gw = GatewayProcess::start(&cfg);
+    let topic = format!("{PREFIX}/cnc-1/part_count");
+    {
+        let mut sub = Subscriber::start(broker.port, &topic).await;
+        sub.expect(Duration::from_secs(10), "a first sample", |_| true)
+            .await;
+    }
+    // The broker goes away (no persistence: it comes back without any session) for a while.
+    broker.stop();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    broker.restart();
+    let mut sub = Subscriber::start(broker.port, &topic).await;
+    // After the restart the outbox replays what was not acknowledged, oldest first.
+    let first = sub
+        .expect(Duration::from_secs(15), "replayed samples", |_| true)
+        .await;
+    let first_seq = first.json()["seq"].as_u64().unwrap();
+    let mut seen = vec![first_seq];
+    while seen.len() < 40 {
+        let m = sub
+            .expect(Duration::from_secs(10), "more samples", |_| true)
+            .await;
+        seen.push(m.json()["seq"].as_u64().unwrap());
+    }
+    seen.sort_unstable();
+    seen.dedup();
+    let span = seen.last().unwrap() - seen.first().unwrap() + 1;
+    assert_eq!(
+        span,
+        seen.len() as u64,
+        "no gap in seq across the outage: {seen:?}"
+    );
+}

@@ -1,0 +1,192 @@
+//! Devices that hang, send garbage, answer for another transaction, close every connection,
+//! answer with exception codes, or are absent at start-up: no panic, the right statuses, bad
+//! quality published once per tag, and the healthy device beside them keeps its poll rate.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use serde_json::Value as Json;
+use shopfloor_core::Value;
+use shopfloor_modbus::{Area, DataType, WordOrder};
+use shopfloor_tests::device::{Behaviour, Device, Fault, FaultyDevice, Memory};
+use shopfloor_tests::free_port;
+use shopfloor_tests::gateway::GatewayProcess;
+use shopfloor_tests::mosquitto::Mosquitto;
+use shopfloor_tests::subscriber::{Msg, Subscriber};
+use std::collections::HashMap;
+use std::time::Duration;
+use tokio_modbus::ExceptionCode;
+
+const PREFIX: &str = "faults";
+
+fn machine(id: &str, address: &str) -> String {
+    format!(
+        r#"
+[[machine]]
+id = "{id}"
+protocol = "modbus-tcp"
+address = "{address}"
+poll_interval = "100ms"
+timeout = "300ms"
+
+  [[machine.tag]]
+  name = "speed"
+  area = "holding"
+  address = 0
+  type = "u16"
+
+  [[machine.tag]]
+  name = "temp"
+  area = "holding"
+  address = 1
+  type = "f32"
+"#
+    )
+}
+
+fn memory(speed: u64) -> Memory {
+    let mut m = Memory::default();
+    m.put(
+        Area::Holding,
+        0,
+        DataType::U16,
+        WordOrder::ABCD,
+        Value::U64(speed),
+    );
+    m.put(
+        Area::Holding,
+        1,
+        DataType::F32,
+        WordOrder::ABCD,
+        Value::F64(21.5),
+    );
+    m
+}
+
+fn machine_of(m: &Msg) -> Option<(&str, &str)> {
+    let rest = m.topic.strip_prefix("faults/")?;
+    rest.split_once('/')
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faulty_devices_go_offline_once_and_the_healthy_one_keeps_its_rate() {
+    let broker = Mosquitto::start();
+    let healthy = Device::start(memory(1500), Behaviour::Healthy, 0).await;
+    let hang = FaultyDevice::start(Fault::Hang).await;
+    let garbage = FaultyDevice::start(Fault::Garbage).await;
+    let wrong_tid = FaultyDevice::start(Fault::WrongTransaction).await;
+    let closer = FaultyDevice::start(Fault::Close).await;
+    let exception = Device::start(
+        memory(1),
+        Behaviour::Exception(ExceptionCode::IllegalDataAddress),
+        0,
+    )
+    .await;
+    let late_port = free_port();
+
+    let mut config = format!(
+        "[gateway]\nname = \"gw\"\n[mqtt]\nurl = \"{}\"\ntopic_prefix = \"{PREFIX}\"\n",
+        broker.url()
+    );
+    for (id, addr) in [
+        ("healthy", healthy.addr.to_string()),
+        ("hang", hang.addr.to_string()),
+        ("garbage", garbage.addr.to_string()),
+        ("wrong-tid", wrong_tid.addr.to_string()),
+        ("closer", closer.addr.to_string()),
+        ("exception", exception.addr.to_string()),
+        ("late", format!("127.0.0.1:{late_port}")),
+    ] {
+        config.push_str(&machine(id, &addr));
+    }
+    let mut sub = Subscriber::start(broker.port, &format!("{PREFIX}/#")).await;
+    let mut gw = GatewayProcess::start(&config);
+
+    // Three seconds of traffic.
+    let msgs = sub.collect_for(Duration::from_secs(3)).await;
+    assert!(gw.is_running(), "gateway died\n{}", gw.log());
+
+    let mut status: HashMap<String, Json> = HashMap::new();
+    let mut samples: HashMap<(String, String), Vec<Json>> = HashMap::new();
+    for m in &msgs {
+        let Some((machine, tag)) = machine_of(m) else {
+            continue;
+        };
+        if tag == "_status" {
+            status.insert(machine.to_owned(), m.json());
+        } else {
+            samples
+                .entry((machine.to_owned(), tag.to_owned()))
+                .or_default()
+                .push(m.json());
+        }
+    }
+
+    // The healthy machine: online, good values, and its 10 Hz cadence kept (>= 2 s worth).
+    assert_eq!(status["healthy"]["state"], "online");
+    let speed = &samples[&("healthy".to_owned(), "speed".to_owned())];
+    assert!(
+        speed.len() >= 20,
+        "healthy machine polled only {} times in 3 s",
+        speed.len()
+    );
+    assert!(
+        speed
+            .iter()
+            .all(|s| s["value"] == 1500 && s["quality"] == "good")
+    );
+
+    // Every faulty machine: offline with an error, and each tag bad exactly once (seq 1).
+    for id in [
+        "hang",
+        "garbage",
+        "wrong-tid",
+        "closer",
+        "exception",
+        "late",
+    ] {
+        let st = status
+            .get(id)
+            .unwrap_or_else(|| panic!("no status for {id}\n{}", gw.log()));
+        assert_eq!(st["state"], "offline", "{id}: {st}");
+        assert!(
+            st["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{id}: {st}"
+        );
+        for tag in ["speed", "temp"] {
+            let s = samples
+                .get(&(id.to_owned(), tag.to_owned()))
+                .unwrap_or_else(|| panic!("{id}/{tag}: no bad sample"));
+            assert_eq!(
+                s.len(),
+                1,
+                "{id}/{tag}: bad quality must be published once, got {s:?}"
+            );
+            assert_eq!(s[0]["quality"], "bad");
+            assert_eq!(s[0]["value"], Json::Null);
+            assert_eq!(s[0]["seq"], 1);
+        }
+    }
+    let hang_error = status["hang"]["error"].as_str().unwrap();
+    assert!(hang_error.contains("no answer within"), "{hang_error}");
+    let exc_error = status["exception"]["error"].as_str().unwrap();
+    assert!(exc_error.contains("exception"), "{exc_error}");
+
+    // The absent device appears: the driver reconnects and data flows with good quality.
+    let _late = Device::start(memory(7), Behaviour::Healthy, late_port).await;
+    let back = sub
+        .expect(Duration::from_secs(15), "the late device online", |m| {
+            m.topic == "faults/late/_status" && m.json()["state"] == "online"
+        })
+        .await;
+    assert!(back.json()["error"].is_null());
+    let good = sub
+        .expect(
+            Duration::from_secs(5),
+            "a good sample from the late device",
+            |m| m.topic == "faults/late/speed",
+        )
+        .await;
+    assert_eq!(good.json()["value"], 7);
+    assert_eq!(good.json()["quality"], "good");
+    assert_eq!(good.json()["seq"], 2, "seq continues after the bad sample");
+    assert!(gw.is_running());
+}

@@ -15,7 +15,8 @@ pub fn binary() -> PathBuf {
         let bin = dir.join("shopfloor");
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = Command::new(cargo)
-            .args(["build", "-q", "-p", "shopfloor", "--bin", "shopfloor"])
+            // The same command as tests/run, so that this is a no-op there (same features).
+            .args(["build", "-q", "--workspace", "--bins"])
             .status()
             .expect("cannot run cargo build");
         assert!(status.success(), "building the shopfloor binary failed");
@@ -35,6 +36,11 @@ pub struct GatewayProcess {
 impl GatewayProcess {
     /// Writes `config` to a file and runs `shopfloor run -c` on it.
     pub fn start(config: &str) -> GatewayProcess {
+        GatewayProcess::start_with_env(config, &[])
+    }
+
+    /// As [`GatewayProcess::start`], with extra environment variables.
+    pub fn start_with_env(config: &str, env: &[(&str, &str)]) -> GatewayProcess {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("gateway.toml");
         std::fs::write(&path, config).unwrap();
@@ -43,6 +49,7 @@ impl GatewayProcess {
             .args(["run", "-c"])
             .arg(&path)
             .env("RUST_LOG", "debug")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -56,6 +63,18 @@ impl GatewayProcess {
     /// What the gateway logged so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("gateway.log")).unwrap_or_default()
+    }
+
+    /// Waits up to `within` for a log line containing `needle`.
+    pub fn wait_for_log(&self, needle: &str, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if self.log().contains(needle) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
     }
 
     /// True while the process runs.

@@ -4,6 +4,7 @@
 //! - [`mosquitto`]: a private mosquitto broker.
 //! - [`device`]: Modbus TCP devices: a healthy one with a register map, and faulty ones (hang,
 //!   garbage, close, exception).
+//! - [`pki`]: a throw-away CA with server and client certificates (openssl).
 //! - [`subscriber`]: an MQTT client that collects every message.
 //! - [`gateway`]: the `shopfloor` binary as a child process.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
@@ -11,6 +12,7 @@
 pub mod device;
 pub mod gateway;
 pub mod mosquitto;
+pub mod pki;
 pub mod subscriber;
 
 use std::net::TcpListener;

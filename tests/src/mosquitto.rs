@@ -9,8 +9,11 @@ use std::time::{Duration, Instant};
 #[derive(Debug)]
 pub struct Mosquitto {
     pub port: u16,
+    /// The TLS listener's port, when started with [`Mosquitto::start_tls`].
+    pub tls_port: Option<u16>,
     child: Option<Child>,
     dir: tempfile::TempDir,
+    extra: String,
 }
 
 fn binary() -> PathBuf {
@@ -32,8 +35,46 @@ impl Mosquitto {
         let dir = tempfile::tempdir().unwrap();
         let mut m = Mosquitto {
             port: crate::free_port(),
+            tls_port: None,
             child: None,
             dir,
+            extra: String::new(),
+        };
+        m.spawn();
+        m
+    }
+
+    /// A broker with an anonymous plain listener on `port` and a TLS listener on `tls_port`
+    /// that requires a client certificate signed by `pki`'s CA and the password `password` for
+    /// user `user`.
+    pub fn start_tls(pki: &crate::pki::Pki, user: &str, password: &str) -> Mosquitto {
+        let dir = tempfile::tempdir().unwrap();
+        // mosquitto started as root reads its files after dropping to its own user.
+        crate::pki::readable_by_all(dir.path());
+        let passwd = dir.path().join("passwd");
+        let status = Command::new("mosquitto_passwd")
+            .args(["-b", "-c"])
+            .arg(&passwd)
+            .args([user, password])
+            .status()
+            .expect("mosquitto_passwd missing");
+        assert!(status.success());
+        crate::pki::readable_by_all(&passwd);
+        let tls_port = crate::free_port();
+        let extra = format!(
+            "listener {tls_port} 127.0.0.1\ncafile {}\ncertfile {}\nkeyfile {}\n\
+             require_certificate true\nallow_anonymous false\npassword_file {}\n",
+            pki.ca.display(),
+            pki.server_cert.display(),
+            pki.server_key.display(),
+            passwd.display()
+        );
+        let mut m = Mosquitto {
+            port: crate::free_port(),
+            tls_port: Some(tls_port),
+            child: None,
+            dir,
+            extra,
         };
         m.spawn();
         m
@@ -49,9 +90,9 @@ impl Mosquitto {
         std::fs::write(
             &conf,
             format!(
-                "listener {} 127.0.0.1\nallow_anonymous true\npersistence false\n\
-                 max_queued_messages 100000\nlog_dest stderr\n",
-                self.port
+                "per_listener_settings true\npersistence false\nmax_queued_messages 100000\n\
+                 log_dest stderr\nlistener {} 127.0.0.1\nallow_anonymous true\n{}",
+                self.port, self.extra
             ),
         )
         .unwrap();
@@ -65,13 +106,17 @@ impl Mosquitto {
             .expect("cannot start mosquitto");
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "mosquitto did not start on {}",
-                self.port
-            );
-            std::thread::sleep(Duration::from_millis(20));
+        for port in std::iter::once(self.port).chain(self.tls_port) {
+            while TcpStream::connect(("127.0.0.1", port)).is_err() {
+                if Instant::now() > deadline {
+                    let log = std::fs::read_to_string(self.dir.path().join("mosquitto.log"));
+                    panic!(
+                        "mosquitto did not start on {port}: {}",
+                        log.unwrap_or_default()
+                    );
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
         }
     }
 

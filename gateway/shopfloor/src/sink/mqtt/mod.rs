@@ -19,8 +19,8 @@ use crate::status::Statuses;
 use bytes::Bytes;
 use outbox::Outbox;
 use rumqttc::{
-    AsyncClient, ConnectReturnCode, Event, LastWill, MqttOptions, Outgoing, Packet, QoS,
-    TlsConfiguration, Transport,
+    AsyncClient, ConnectReturnCode, ConnectionError, Event, LastWill, MqttOptions, Outgoing,
+    Packet, QoS, TlsConfiguration, Transport,
 };
 use shopfloor_core::backoff::Backoff;
 use shopfloor_core::{Catalog, MachineState, MachineStatus, Sample, time::now_ms};
@@ -233,6 +233,7 @@ impl MqttSink {
         let mut input_open = true;
         let mut status_open = true;
         let mut reconnect_at: Option<Instant> = None;
+        let mut last_error: Option<String> = None;
         let mut flush_deadline: Option<Instant> = None;
         let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(10));
         let far = Duration::from_secs(86_400 * 365);
@@ -265,6 +266,7 @@ impl MqttSink {
                     Ok(Event::Incoming(Packet::ConnAck(ack))) => {
                         if ack.code == ConnectReturnCode::Success {
                             info!(broker = %url, "MQTT connected");
+                            last_error = None;
                             connected = true;
                             backoff.reset();
                             outbox.on_reconnect();
@@ -292,11 +294,20 @@ impl MqttSink {
                     }
                     Ok(_) => {}
                     Err(e) => {
-                        if connected {
-                            warn!(broker = %url, error = %e, "MQTT connection lost; reconnecting");
+                        let reason = match &e {
+                            ConnectionError::ConnectionRefused(code) => format!(
+                                "broker refused the connection ({code:?}): check username, \
+                                 password_env and the certificates"
+                            ),
+                            other => other.to_string(),
+                        };
+                        // A new reason is worth a warning; the same one again is not.
+                        if connected || last_error.as_deref() != Some(reason.as_str()) {
+                            warn!(broker = %url, error = %reason, "MQTT not connected; retrying");
                         } else {
-                            debug!(broker = %url, error = %e, "MQTT connect failed");
+                            debug!(broker = %url, error = %reason, "MQTT connect failed again");
                         }
+                        last_error = Some(reason);
                         SinkStats::add(&self.stats.errors, 1);
                         connected = false;
                         reconnect_at = Some(Instant::now() + backoff.next_delay());

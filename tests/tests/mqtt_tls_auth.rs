@@ -1,0 +1,119 @@
+//! `mqtts://` with a configured CA and a client certificate, and a username with its password
+//! from the environment, against a real mosquitto that requires all of them; a wrong password is
+//! refused without stopping the gateway.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use shopfloor_core::Value;
+use shopfloor_modbus::{Area, DataType, WordOrder};
+use shopfloor_tests::device::{Behaviour, Device, Memory};
+use shopfloor_tests::gateway::GatewayProcess;
+use shopfloor_tests::mosquitto::Mosquitto;
+use shopfloor_tests::pki::Pki;
+use shopfloor_tests::subscriber::Subscriber;
+use std::time::Duration;
+
+fn config(pki: &Pki, tls_port: u16, device: &str, qos: u8) -> String {
+    format!(
+        r#"
+[gateway]
+name = "tls-gw"
+
+[mqtt]
+url = "mqtts://127.0.0.1:{tls_port}"
+topic_prefix = "secure"
+qos = {qos}
+username = "gateway"
+password_env = "SHOPFLOOR_TEST_MQTT_PASSWORD"
+ca_file = "{}"
+client_cert = "{}"
+client_key = "{}"
+
+[[machine]]
+id = "press-1"
+protocol = "modbus-tcp"
+address = "{device}"
+poll_interval = "100ms"
+
+  [[machine.tag]]
+  name = "pressure"
+  area = "input"
+  address = 0
+  type = "f32"
+  unit = "bar"
+"#,
+        pki.ca.display(),
+        pki.client_cert.display(),
+        pki.client_key.display()
+    )
+}
+
+async fn device() -> Device {
+    let mut m = Memory::default();
+    m.put(
+        Area::Input,
+        0,
+        DataType::F32,
+        WordOrder::ABCD,
+        Value::F64(812.25),
+    );
+    Device::start(m, Behaviour::Healthy, 0).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_with_client_certificate_and_password_delivers_at_qos_0_and_1() {
+    let pki = Pki::new();
+    let broker = Mosquitto::start_tls(&pki, "gateway", "s3cret");
+    let tls_port = broker.tls_port.unwrap();
+    let dev = device().await;
+    for qos in [1, 0] {
+        let mut sub = Subscriber::start(broker.port, "secure/press-1/pressure").await;
+        let gw = GatewayProcess::start_with_env(
+            &config(&pki, tls_port, &dev.addr.to_string(), qos),
+            &[("SHOPFLOOR_TEST_MQTT_PASSWORD", "s3cret")],
+        );
+        let m = sub
+            .expect(Duration::from_secs(15), "a sample over TLS", |_| true)
+            .await;
+        let j = m.json();
+        assert_eq!(j["value"], 812.25, "qos {qos}");
+        assert_eq!(j["unit"], "bar");
+        drop(gw);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_password_is_refused_and_the_gateway_keeps_running() {
+    let pki = Pki::new();
+    let broker = Mosquitto::start_tls(&pki, "gateway", "s3cret");
+    let dev = device().await;
+    let mut gw = GatewayProcess::start_with_env(
+        &config(&pki, broker.tls_port.unwrap(), &dev.addr.to_string(), 1),
+        &[("SHOPFLOOR_TEST_MQTT_PASSWORD", "wrong")],
+    );
+    assert!(
+        gw.wait_for_log(
+            "broker refused the connection (NotAuthorized)",
+            Duration::from_secs(15)
+        ),
+        "{}",
+        gw.log()
+    );
+    assert!(gw.is_running());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_password_variable_stops_the_start_with_its_position() {
+    let pki = Pki::new();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gw.toml");
+    std::fs::write(&path, config(&pki, 1, "127.0.0.1:1", 1)).unwrap();
+    let p = path.display().to_string();
+    let (code, _, err) = shopfloor_tests::gateway::run_to_end(&["run", "-c", &p]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(&format!(
+            "{p}:10:16: environment variable SHOPFLOOR_TEST_MQTT_PASSWORD is not set"
+        )),
+        "{err}"
+    );
+}

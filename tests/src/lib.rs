@@ -15,13 +15,24 @@ pub mod mosquitto;
 pub mod pki;
 pub mod subscriber;
 
+use std::collections::HashSet;
 use std::net::TcpListener;
+use std::sync::Mutex;
 
 /// A TCP port that was free a moment ago on 127.0.0.1 (for servers that cannot report the port
-/// they bound, and for a device that appears later).
+/// they bound, and for a device that appears later). Never the same port twice in one test
+/// process, so tests running in parallel cannot be handed one port between its release and
+/// its server's bind.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("no free port")
+    static GIVEN: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("no free port");
+        let mut given = GIVEN.lock().unwrap();
+        if given.get_or_insert_with(HashSet::new).insert(port) {
+            return port;
+        }
+    }
 }

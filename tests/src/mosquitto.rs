@@ -105,19 +105,35 @@ impl Mosquitto {
             .spawn()
             .expect("cannot start mosquitto");
         self.child = Some(child);
+        // Ready when *this* broker says so: something else answering on the port proves nothing.
         let deadline = Instant::now() + Duration::from_secs(10);
-        for port in std::iter::once(self.port).chain(self.tls_port) {
-            while TcpStream::connect(("127.0.0.1", port)).is_err() {
-                if Instant::now() > deadline {
-                    let log = std::fs::read_to_string(self.dir.path().join("mosquitto.log"));
-                    panic!(
-                        "mosquitto did not start on {port}: {}",
-                        log.unwrap_or_default()
-                    );
-                }
-                std::thread::sleep(Duration::from_millis(20));
+        loop {
+            if let Some(c) = self.child.as_mut()
+                && let Ok(Some(status)) = c.try_wait()
+            {
+                panic!("mosquitto exited ({status}): {}", self.log());
             }
+            let log = self.log();
+            if log.contains(" running") {
+                break;
+            }
+            if Instant::now() > deadline {
+                panic!("mosquitto did not start: {log}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
+        for port in std::iter::once(self.port).chain(self.tls_port) {
+            assert!(
+                TcpStream::connect(("127.0.0.1", port)).is_ok(),
+                "mosquitto runs but does not answer on {port}: {}",
+                self.log()
+            );
+        }
+    }
+
+    /// What the broker logged.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("mosquitto.log")).unwrap_or_default()
     }
 
     /// Stops the broker (its sessions and retained messages are gone: no persistence).

@@ -28,12 +28,7 @@ fn openssl(dir: &Path, args: &[&str]) {
     );
 }
 
-fn signed(dir: &Path, name: &str, cn: &str, ext: &str) {
-    let key = format!("{name}.key");
-    let csr = format!("{name}.csr");
-    let pem = format!("{name}.pem");
-    let extfile = format!("{name}.ext");
-    std::fs::write(dir.join(&extfile), ext).unwrap();
+fn ec_key(dir: &Path, file: &str) {
     openssl(
         dir,
         &[
@@ -43,9 +38,18 @@ fn signed(dir: &Path, name: &str, cn: &str, ext: &str) {
             "-genkey",
             "-noout",
             "-out",
-            &key,
+            file,
         ],
     );
+}
+
+fn signed(dir: &Path, name: &str, cn: &str, ext: &str) {
+    let key = format!("{name}.key");
+    let csr = format!("{name}.csr");
+    let pem = format!("{name}.pem");
+    let extfile = format!("{name}.ext");
+    std::fs::write(dir.join(&extfile), ext).unwrap();
+    ec_key(dir, &key);
     openssl(
         dir,
         &[
@@ -92,18 +96,7 @@ impl Pki {
     pub fn new() -> Pki {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
-        openssl(
-            d,
-            &[
-                "ecparam",
-                "-name",
-                "prime256v1",
-                "-genkey",
-                "-noout",
-                "-out",
-                "ca.key",
-            ],
-        );
+        ec_key(d, "ca.key");
         openssl(
             d,
             &[

@@ -40,11 +40,11 @@ fn memory() -> Memory {
     m
 }
 
-fn config(broker: &str, device: &str, layout: &str) -> String {
+fn config(name: &str, broker: &str, device: &str, layout: &str) -> String {
     format!(
         r#"
 [gateway]
-name = "test-gw"
+name = "{name}"
 
 [mqtt]
 url = "{broker}"
@@ -178,14 +178,25 @@ async fn every_tag_arrives_with_the_contract_payload_and_continuous_seq() {
     let broker = Mosquitto::start();
     let device = Device::start(memory(), Behaviour::Healthy, 0).await;
     let mut sub = Subscriber::start(broker.port, &format!("{PREFIX}/#")).await;
-    let mut gw = GatewayProcess::start(&config(&broker.url(), &device.addr.to_string(), "tag"));
+    let mut gw = GatewayProcess::start(&config(
+        "every-tag",
+        &broker.url(),
+        &device.addr.to_string(),
+        "tag",
+    ));
 
     let gw_status = sub
         .expect(Duration::from_secs(10), "gateway status", |m| {
-            m.topic == format!("{PREFIX}/_gateway/test-gw")
+            m.topic == format!("{PREFIX}/_gateway/every-tag")
         })
         .await;
-    assert_eq!(gw_status.json(), json!({"state": "online"}));
+    assert_eq!(
+        gw_status.json(),
+        json!({"state": "online"}),
+        "gateway:\n{}\nbroker:\n{}",
+        gw.log(),
+        broker.log()
+    );
 
     // Collect at least five samples per tag.
     let want = expected();
@@ -236,6 +247,10 @@ async fn every_tag_arrives_with_the_contract_payload_and_continuous_seq() {
     assert_eq!(status["state"], "online");
     assert!(status["timestamp_ms"].as_i64().is_some());
 
+    // One connection, kept: a connection abandoned while connecting would fire the last will.
+    let connects = broker.log().matches("as shopfloor-every-tag").count();
+    assert_eq!(connects, 1, "{}", broker.log());
+
     // A late subscriber sees the retained statuses.
     let mut late = Subscriber::start(broker.port, &format!("{PREFIX}/+/_status")).await;
     let retained = late
@@ -251,7 +266,7 @@ async fn every_tag_arrives_with_the_contract_payload_and_continuous_seq() {
     assert!(code.success(), "exit status {code:?}\n{}", gw.log());
     let offline = sub
         .expect(Duration::from_secs(5), "gateway offline", |m| {
-            m.topic == format!("{PREFIX}/_gateway/test-gw") && m.json()["state"] == "offline"
+            m.topic == format!("{PREFIX}/_gateway/every-tag") && m.json()["state"] == "offline"
         })
         .await;
     assert_eq!(offline.json(), json!({"state": "offline"}));
@@ -268,7 +283,12 @@ async fn machine_layout_sends_one_message_per_cycle() {
     let broker = Mosquitto::start();
     let device = Device::start(memory(), Behaviour::Healthy, 0).await;
     let mut sub = Subscriber::start(broker.port, &format!("{PREFIX}/cnc-1")).await;
-    let _gw = GatewayProcess::start(&config(&broker.url(), &device.addr.to_string(), "machine"));
+    let _gw = GatewayProcess::start(&config(
+        "machine-layout",
+        &broker.url(),
+        &device.addr.to_string(),
+        "machine",
+    ));
     let mut last_seq = 0;
     for _ in 0..5 {
         let m = sub
@@ -291,7 +311,7 @@ async fn machine_layout_sends_one_message_per_cycle() {
 async fn broker_restart_loses_no_seq() {
     let mut broker = Mosquitto::start();
     let device = Device::start(memory(), Behaviour::Healthy, 0).await;
-    let cfg = config(&broker.url(), &device.addr.to_string(), "tag");
+    let cfg = config("restart", &broker.url(), &device.addr.to_string(), "tag");
     let _gw = GatewayProcess::start(&cfg);
     let topic = format!("{PREFIX}/cnc-1/part_count");
     {

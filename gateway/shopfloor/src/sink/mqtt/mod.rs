@@ -19,11 +19,13 @@ use crate::status::Statuses;
 use bytes::Bytes;
 use outbox::Outbox;
 use rumqttc::{
-    AsyncClient, ConnectReturnCode, ConnectionError, Event, LastWill, MqttOptions, Outgoing,
-    Packet, QoS, TlsConfiguration, Transport,
+    AsyncClient, ConnectReturnCode, ConnectionError, Event, EventLoop, LastWill, MqttOptions,
+    Outgoing, Packet, QoS, TlsConfiguration, Transport,
 };
 use shopfloor_core::backoff::Backoff;
 use shopfloor_core::{Catalog, MachineState, MachineStatus, Sample, time::now_ms};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -61,6 +63,28 @@ pub struct MqttSink {
     gateway_topic: Arc<str>,
     units: Vec<Vec<Vec<u8>>>,
     machine_seq: Vec<u64>,
+}
+
+/// One `EventLoop::poll` that owns the event loop and hands it back with the event.
+///
+/// The poll must not be cancelled: dropped while connecting, it abandons a connection the broker
+/// has already accepted (which then fires the last will) and opens another. So the sink keeps
+/// this future alive across `select!` iterations instead of polling afresh in each.
+type Polling = Pin<Box<dyn Future<Output = (EventLoop, Result<Event, ConnectionError>)> + Send>>;
+
+fn poll_owned(mut eventloop: EventLoop) -> Polling {
+    Box::pin(async move {
+        let event = eventloop.poll().await;
+        (eventloop, event)
+    })
+}
+
+/// The pending poll's outcome; never resolves when there is none.
+async fn next_event(polling: &mut Option<Polling>) -> (EventLoop, Result<Event, ConnectionError>) {
+    match polling {
+        Some(f) => f.await,
+        None => std::future::pending().await,
+    }
 }
 
 fn qos(q: u8) -> QoS {
@@ -219,7 +243,9 @@ impl MqttSink {
         mut status: watch::Receiver<Statuses>,
         flush_for: Duration,
     ) {
-        let (client, mut eventloop) = AsyncClient::new(self.options.clone(), WINDOW + 16);
+        let (client, eventloop) = AsyncClient::new(self.options.clone(), WINDOW + 16);
+        let mut polling = Some(poll_owned(eventloop));
+        let mut idle: Option<EventLoop> = None;
         let mut outbox = Outbox::new(OUTBOX_CAPACITY, WINDOW);
         let mut published: Statuses = status
             .borrow()
@@ -262,59 +288,70 @@ impl MqttSink {
             let wait_reconnect = reconnect_at.unwrap_or_else(|| Instant::now() + far);
             let deadline = flush_deadline.unwrap_or_else(|| Instant::now() + far);
             tokio::select! {
-                ev = eventloop.poll(), if reconnect_at.is_none() => match ev {
-                    Ok(Event::Incoming(Packet::ConnAck(ack))) => {
-                        if ack.code == ConnectReturnCode::Success {
-                            info!(broker = %url, "MQTT connected");
-                            last_error = None;
-                            connected = true;
-                            backoff.reset();
-                            outbox.on_reconnect();
-                            let gw = Arc::clone(&self.gateway_topic);
-                            self.enqueue(&mut outbox, &gw, encode::gateway_payload(true), true);
-                            // A new connection republishes every known state.
-                            for p in published.iter_mut() {
-                                p.state = MachineState::Connecting;
+                (el, ev) = next_event(&mut polling), if polling.is_some() => {
+                    polling = None;
+                    let failed = ev.is_err();
+                    match ev {
+
+                        Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+                            if ack.code == ConnectReturnCode::Success {
+                                info!(broker = %url, "MQTT connected");
+                                last_error = None;
+                                connected = true;
+                                backoff.reset();
+                                outbox.on_reconnect();
+                                let gw = Arc::clone(&self.gateway_topic);
+                                self.enqueue(&mut outbox, &gw, encode::gateway_payload(true), true);
+                                // A new connection republishes every known state.
+                                for p in published.iter_mut() {
+                                    p.state = MachineState::Connecting;
+                                }
+                                let now = status.borrow().clone();
+                                self.enqueue_statuses(&mut outbox, &now, &mut published);
+                            } else {
+                                warn!(broker = %url, code = ?ack.code, "MQTT broker refused the connection");
                             }
-                            let now = status.borrow().clone();
-                            self.enqueue_statuses(&mut outbox, &now, &mut published);
-                        } else {
-                            warn!(broker = %url, code = ?ack.code, "MQTT broker refused the connection");
+                        }
+                        Ok(Event::Outgoing(Outgoing::Publish(pkid))) => {
+                            let before = outbox.acked();
+                            outbox.on_sent(pkid);
+                            SinkStats::add(&self.stats.sent, outbox.acked() - before);
+                        }
+                        Ok(Event::Incoming(Packet::PubAck(ack))) => {
+                            if outbox.on_ack(ack.pkid) {
+                                SinkStats::add(&self.stats.sent, 1);
+                            }
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            let reason = match &e {
+                                ConnectionError::ConnectionRefused(code) => format!(
+                                    "broker refused the connection ({code:?}): check username, \
+                                     password_env and the certificates"
+                                ),
+                                other => other.to_string(),
+                            };
+                            // A new reason is worth a warning; the same one again is not.
+                            if connected || last_error.as_deref() != Some(reason.as_str()) {
+                                warn!(broker = %url, error = %reason, "MQTT not connected; retrying");
+                            } else {
+                                debug!(broker = %url, error = %reason, "MQTT connect failed again");
+                            }
+                            last_error = Some(reason);
+                            SinkStats::add(&self.stats.errors, 1);
+                            connected = false;
+                            reconnect_at = Some(Instant::now() + backoff.next_delay());
                         }
                     }
-                    Ok(Event::Outgoing(Outgoing::Publish(pkid))) => {
-                        let before = outbox.acked();
-                        outbox.on_sent(pkid);
-                        SinkStats::add(&self.stats.sent, outbox.acked() - before);
+                    if failed {
+                        idle = Some(el);
+                    } else {
+                        polling = Some(poll_owned(el));
                     }
-                    Ok(Event::Incoming(Packet::PubAck(ack))) => {
-                        if outbox.on_ack(ack.pkid) {
-                            SinkStats::add(&self.stats.sent, 1);
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(e) => {
-                        let reason = match &e {
-                            ConnectionError::ConnectionRefused(code) => format!(
-                                "broker refused the connection ({code:?}): check username, \
-                                 password_env and the certificates"
-                            ),
-                            other => other.to_string(),
-                        };
-                        // A new reason is worth a warning; the same one again is not.
-                        if connected || last_error.as_deref() != Some(reason.as_str()) {
-                            warn!(broker = %url, error = %reason, "MQTT not connected; retrying");
-                        } else {
-                            debug!(broker = %url, error = %reason, "MQTT connect failed again");
-                        }
-                        last_error = Some(reason);
-                        SinkStats::add(&self.stats.errors, 1);
-                        connected = false;
-                        reconnect_at = Some(Instant::now() + backoff.next_delay());
-                    }
-                },
+                }
                 _ = sleep_until(wait_reconnect), if reconnect_at.is_some() => {
                     reconnect_at = None;
+                    polling = idle.take().map(poll_owned);
                 }
                 batch = input.recv(), if input_open => match batch {
                     Some(batch) => self.enqueue_batch(&mut outbox, &batch),
@@ -337,13 +374,13 @@ impl MqttSink {
                 }
             }
         }
-        if connected {
-            self.say_goodbye(&client, &mut eventloop).await;
+        if connected && let Some(polling) = polling {
+            self.say_goodbye(&client, polling).await;
         }
     }
 
     /// Publishes the gateway and its machines offline (retained) and disconnects cleanly.
-    async fn say_goodbye(&self, client: &AsyncClient, eventloop: &mut rumqttc::EventLoop) {
+    async fn say_goodbye(&self, client: &AsyncClient, mut polling: Polling) {
         let stopped = MachineStatus {
             state: MachineState::Offline,
             since_ms: now_ms(),
@@ -373,19 +410,22 @@ impl MqttSink {
         }
         let deadline = Instant::now() + Duration::from_secs(1);
         let mut acked = 0;
-        while acked < expected {
-            match tokio::time::timeout_at(deadline, eventloop.poll()).await {
-                Ok(Ok(Event::Incoming(Packet::PubAck(_)))) => acked += 1,
-                Ok(Err(_)) | Err(_) => return,
-                Ok(Ok(_)) => {}
+        let mut disconnecting = false;
+        loop {
+            if acked >= expected && !disconnecting {
+                // DISCONNECT only after the acks, so the broker does not fire the last will.
+                let _ = client.try_disconnect();
+                disconnecting = true;
             }
-        }
-        // DISCONNECT only after the acks, so the broker does not fire the last will over them.
-        let _ = client.try_disconnect();
-        while let Ok(Ok(ev)) = tokio::time::timeout_at(deadline, eventloop.poll()).await {
-            if matches!(ev, Event::Outgoing(Outgoing::Disconnect)) {
-                break;
+            let Ok((el, ev)) = tokio::time::timeout_at(deadline, polling).await else {
+                return;
+            };
+            match ev {
+                Ok(Event::Incoming(Packet::PubAck(_))) => acked += 1,
+                Ok(Event::Outgoing(Outgoing::Disconnect)) | Err(_) => return,
+                Ok(_) => {}
             }
+            polling = poll_owned(el);
         }
     }
 }

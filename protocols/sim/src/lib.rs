@@ -1,0 +1,23 @@
+//! The simulated demo hall: machines that behave like the real ones when those are switched off.
+//!
+//! Every model is a deterministic state machine: given a seed and the same sequence of time
+//! steps it produces the same values, so tests are reproducible. Time is passed in, never read,
+//! and a speed-up factor makes minutes of production pass in seconds for a demo.
+//!
+//! Modules:
+//! - [`model`]: the [`model::Model`] trait every simulated machine implements, and helpers
+//!   (first-order lag, bounded random walk).
+//! - [`cnc`]: a CNC machining centre.
+//! - [`imm`]: an injection-moulding machine.
+//! - [`energy`]: a three-phase energy meter.
+//! - [`profile`]: each model's register map, as ready `[[machine.tag]]` entries.
+//! - [`server`]: serves a model over Modbus TCP (tokio-modbus), ticking it in real time.
+
+pub mod cnc;
+pub mod energy;
+pub mod imm;
+pub mod model;
+pub mod profile;
+pub mod server;
+
+pub use model::{Model, SimKind};

@@ -1,0 +1,171 @@
+//! Serves a simulated machine over Modbus TCP: a task steps the model in real time (times the
+//! speed-up) and writes its values into register memory; a tokio-modbus service answers reads
+//! from that memory. Writes are refused: like the gateway, the hall is read-only.
+
+use crate::model::{Model, SimKind};
+use crate::profile::{ProfileTag, profile, raw_value};
+use shopfloor_core::Value;
+use shopfloor_modbus::encode::encode_registers;
+use shopfloor_modbus::{Area, DataType};
+use std::future;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::time::{Instant, MissedTickBehavior};
+use tokio_modbus::server::tcp::{Server, accept_tcp_connection};
+use tokio_modbus::{ExceptionCode, Request, Response};
+use tokio_util::sync::CancellationToken;
+use tracing::warn;
+
+/// How often the model is stepped and its registers refreshed.
+pub const TICK: Duration = Duration::from_millis(50);
+
+/// The four data areas of a simulated device.
+#[derive(Debug, Clone)]
+pub struct Registers {
+    /// Holding registers.
+    pub holding: Vec<u16>,
+    /// Input registers.
+    pub input: Vec<u16>,
+    /// Coils.
+    pub coils: Vec<bool>,
+    /// Discrete inputs.
+    pub discrete: Vec<bool>,
+}
+
+impl Default for Registers {
+    fn default() -> Registers {
+        Registers {
+            holding: vec![0; 65536],
+            input: vec![0; 65536],
+            coils: vec![false; 65536],
+            discrete: vec![false; 65536],
+        }
+    }
+}
+
+impl Registers {
+    /// Writes `values` (in profile order) at their profile places.
+    pub fn write(&mut self, tags: &[ProfileTag], values: &[Value]) {
+        for (t, v) in tags.iter().zip(values) {
+            let s = &t.spec;
+            let a = usize::from(s.address);
+            match s.area {
+                Area::Coil => self.coils[a] = matches!(v, Value::Bool(true)),
+                Area::Discrete => self.discrete[a] = matches!(v, Value::Bool(true)),
+                Area::Holding | Area::Input => {
+                    let regs = match encode_registers(s, &raw_value(s, v)) {
+                        Ok(r) => r,
+                        Err(e) => {
+                            warn!(tag = t.name, error = %e, "simulated value not encodable");
+                            continue;
+                        }
+                    };
+                    let area = if s.area == Area::Holding {
+                        &mut self.holding
+                    } else {
+                        &mut self.input
+                    };
+                    match (s.data_type, s.bit) {
+                        // A bit shares its register with others: change only that bit.
+                        (DataType::Bool, Some(bit)) => {
+                            let mask = 1u16 << bit;
+                            area[a] = (area[a] & !mask) | (regs[0] & mask);
+                        }
+                        _ => area[a..a + regs.len()].copy_from_slice(&regs),
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[derive(Clone)]
+struct ReadOnly(Arc<RwLock<Registers>>);
+
+fn slice<T: Clone>(v: &[T], addr: u16, cnt: u16) -> Result<Vec<T>, ExceptionCode> {
+    let a = usize::from(addr);
+    v.get(a..a + usize::from(cnt))
+        .map(<[T]>::to_vec)
+        .ok_or(ExceptionCode::IllegalDataAddress)
+}
+
+impl tokio_modbus::server::Service for ReadOnly {
+    type Request = Request<'static>;
+    type Response = Response;
+    type Exception = ExceptionCode;
+    type Future = future::Ready<Result<Response, ExceptionCode>>;
+
+    fn call(&self, req: Request<'static>) -> Self::Future {
+        let Ok(m) = self.0.read() else {
+            return future::ready(Err(ExceptionCode::ServerDeviceFailure));
+        };
+        let r = match req {
+            Request::ReadHoldingRegisters(a, c) => {
+                slice(&m.holding, a, c).map(Response::ReadHoldingRegisters)
+            }
+            Request::ReadInputRegisters(a, c) => {
+                slice(&m.input, a, c).map(Response::ReadInputRegisters)
+            }
+            Request::ReadCoils(a, c) => slice(&m.coils, a, c).map(Response::ReadCoils),
+            Request::ReadDiscreteInputs(a, c) => {
+                slice(&m.discrete, a, c).map(Response::ReadDiscreteInputs)
+            }
+            _ => Err(ExceptionCode::IllegalFunction),
+        };
+        future::ready(r)
+    }
+}
+
+/// One simulated machine to serve.
+#[derive(Debug, Clone, Copy)]
+pub struct SimMachine {
+    /// What it is.
+    pub kind: SimKind,
+    /// Its seed: the same seed, the same machine.
+    pub seed: u64,
+    /// Machine seconds per real second.
+    pub speedup: f64,
+}
+
+/// Serves `machine` on `listener` until `shutdown` is cancelled.
+pub async fn serve(listener: TcpListener, machine: SimMachine, shutdown: CancellationToken) {
+    let tags = profile(machine.kind);
+    let mut model: Box<dyn Model> = machine.kind.build(machine.seed);
+    let memory = Arc::new(RwLock::new(Registers::default()));
+    if let Ok(mut m) = memory.write() {
+        m.write(&tags, &model.values());
+    }
+    let ticker_memory = Arc::clone(&memory);
+    let ticker = async move {
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut last = Instant::now();
+        loop {
+            tick.tick().await;
+            let now = Instant::now();
+            model.step((now - last).as_secs_f64() * machine.speedup);
+            last = now;
+            let values = model.values();
+            if let Ok(mut m) = ticker_memory.write() {
+                m.write(&tags, &values);
+            }
+        }
+    };
+    let service = ReadOnly(memory);
+    let server = async move {
+        let server = Server::new(listener);
+        let on_connected = |stream, addr| {
+            let service = service.clone();
+            async move { accept_tcp_connection(stream, addr, |_| Ok(Some(service.clone()))) }
+        };
+        if let Err(e) = server.serve(&on_connected, |_| {}).await {
+            warn!(error = %e, "simulated machine stopped serving");
+        }
+    };
+    tokio::select! {
+        _ = shutdown.cancelled() => {}
+        _ = ticker => {}
+        _ = server => {}
+    }
+}

@@ -172,15 +172,14 @@ impl Imm {
 
     fn step_once(&mut self, dt: f64) {
         // Heaters: every zone follows its (slightly drifting) setpoint, a failed one cools.
-        for i in 0..5 {
-            self.drift[i] =
-                (self.drift[i] + self.rng.random_range(-0.05..0.05) * dt).clamp(-1.5, 1.5);
+        for (i, (zone, drift)) in self.zones.iter_mut().zip(&mut self.drift).enumerate() {
+            *drift = (*drift + self.rng.random_range(-0.05..0.05) * dt).clamp(-1.5, 1.5);
             let target = if self.failed_zone == Some(i) {
                 AMBIENT
             } else {
-                ZONE_SETPOINTS[i] + self.drift[i]
+                ZONE_SETPOINTS[i] + *drift
             };
-            self.zones[i] = lag(self.zones[i], target, 300.0, dt);
+            *zone = lag(*zone, target, 300.0, dt);
         }
         self.mould = lag(self.mould, MOULD_SETPOINT, 400.0, dt);
 

@@ -147,8 +147,8 @@ proptest! {
         prop_assert!((m.kwh() - start - integral).abs() < 1e-9);
         prop_assert!(m.kwh() >= start);
         let v = m.values();
-        for i in 0..3 {
-            prop_assert!((215.0..245.0).contains(&f(&v[i])), "voltage {}", f(&v[i]));
+        for volts in &v[..3] {
+            prop_assert!((215.0..245.0).contains(&f(volts)), "voltage {}", f(volts));
         }
         prop_assert!((49.9..50.1).contains(&f(&v[11])));
         let sum: f64 = (6..9).map(|i| f(&v[i])).sum();

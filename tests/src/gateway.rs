@@ -41,12 +41,25 @@ impl GatewayProcess {
 
     /// As [`GatewayProcess::start`], with extra environment variables.
     pub fn start_with_env(config: &str, env: &[(&str, &str)]) -> GatewayProcess {
+        GatewayProcess::spawn(&["run"], config, env)
+    }
+
+    /// `shopfloor simulate -c CONFIG` with `extra` arguments.
+    pub fn simulate(config: &str, extra: &[&str]) -> GatewayProcess {
+        let mut args = vec!["simulate"];
+        args.extend_from_slice(extra);
+        GatewayProcess::spawn(&args, config, &[])
+    }
+
+    /// `shopfloor ARGS... -c CONFIG`, the config written to a temporary file.
+    pub fn spawn(args: &[&str], config: &str, env: &[(&str, &str)]) -> GatewayProcess {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("gateway.toml");
         std::fs::write(&path, config).unwrap();
         let log = std::fs::File::create(dir.path().join("gateway.log")).unwrap();
         let child = Command::new(binary())
-            .args(["run", "-c"])
+            .args(args)
+            .arg("-c")
             .arg(&path)
             .env("RUST_LOG", "debug")
             .envs(env.iter().copied())

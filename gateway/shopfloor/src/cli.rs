@@ -27,6 +27,19 @@ pub enum Command {
         #[arg(short, long, value_name = "FILE")]
         config: PathBuf,
     },
+    /// Serve only the simulated machines of a config (those with a `simulator` key), on the
+    /// config's addresses, for trying a tool against them.
+    Simulate {
+        /// The config file.
+        #[arg(short, long, value_name = "FILE")]
+        config: PathBuf,
+        /// Seed of the simulated machines: the same seed, the same machines.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Machine seconds per real second (60 makes a minute of production pass in a second).
+        #[arg(long, default_value_t = 1.0, value_parser = parse_speedup)]
+        speedup: f64,
+    },
     /// Validate a config file: exit 0 when valid, 2 when not.
     Check {
         /// The config file.
@@ -36,6 +49,13 @@ pub enum Command {
         #[arg(long)]
         plan: bool,
     },
+}
+
+fn parse_speedup(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if x.is_finite() && x > 0.0 && x <= 10_000.0 => Ok(x),
+        _ => Err(format!("{s:?} is not a speed-up in (0, 10000]")),
+    }
 }
 
 /// The summary `check` prints for a valid config, and with `plan` the read plan.

@@ -6,11 +6,13 @@
 //! - [`dispatch`]: the ring's consumer, fanning batches out to the sinks.
 //! - [`sink`]: the sinks (MQTT so far).
 //! - [`runtime`]: starting a gateway from a config and stopping it cleanly.
+//! - [`simulate`]: serving a config's simulated machines.
 //! - [`cli`]: the `shopfloor` command line.
 
 pub mod cli;
 pub mod config;
 pub mod dispatch;
 pub mod runtime;
+pub mod simulate;
 pub mod sink;
 pub mod status;

@@ -47,12 +47,44 @@ async fn wait_for_stop() -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn simulate(config: Config, seed: u64, speedup: f64) -> anyhow::Result<()> {
+    let sim = shopfloor::simulate::Simulation::start(&config, seed, speedup).await?;
+    for m in &sim.machines {
+        println!(
+            "simulating {} ({}) on modbus-tcp://{}",
+            m.id, m.kind, m.addr
+        );
+    }
+    println!("seed {seed}, speed-up {speedup}x; Ctrl-C stops");
+    wait_for_stop().await?;
+    sim.stop().await;
+    Ok(())
+}
+
 async fn run(config: Config) -> anyhow::Result<()> {
     let gateway = Gateway::start(&config).context("starting the gateway")?;
     wait_for_stop().await?;
     tracing::info!("stopping");
     gateway.stop().await;
     Ok(())
+}
+
+/// Runs `job` on a multi-threaded runtime; a failure is exit code 1 with its message.
+fn block_on(job: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(job) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -66,25 +98,17 @@ fn main() -> ExitCode {
             }
             Err(code) => code,
         },
-        Command::Run { config } => {
-            let config = match load(&config) {
-                Ok(c) => c,
-                Err(code) => return code,
-            };
-            let runtime = match tokio::runtime::Runtime::new() {
-                Ok(r) => r,
-                Err(e) => {
-                    eprintln!("error: cannot start the async runtime: {e}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            match runtime.block_on(run(config)) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("error: {e:#}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
+        Command::Run { config } => match load(&config) {
+            Ok(c) => block_on(run(c)),
+            Err(code) => code,
+        },
+        Command::Simulate {
+            config,
+            seed,
+            speedup,
+        } => match load(&config) {
+            Ok(c) => block_on(simulate(c, seed, speedup)),
+            Err(code) => code,
+        },
     }
 }

@@ -210,6 +210,8 @@ pub struct ModbusConfig {
     pub timeout: Duration,
     /// Register map, one per tag, in file order.
     pub tags: Vec<TagSpec>,
+    /// For `simulate` and `demo`: which simulated machine serves this address.
+    pub simulator: Option<shopfloor_sim::SimKind>,
 }
 
 /// An OPC UA machine's settings (read by the OPC UA driver).

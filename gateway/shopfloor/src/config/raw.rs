@@ -89,6 +89,7 @@ pub(crate) struct RawMachine {
     pub unit_id: Option<S<i64>>,
     pub poll_interval: Option<S<String>>,
     pub timeout: Option<S<String>>,
+    pub simulator: Option<S<String>>,
     // opcua
     pub endpoint: Option<S<String>>,
     pub security_policy: Option<S<String>>,

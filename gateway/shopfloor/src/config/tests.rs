@@ -316,3 +316,28 @@ fn defaults_are_sane() {
     assert_eq!(c.buffer.capacity, 65536);
     assert_eq!(c.gateway.name, "shopfloor");
 }
+
+#[test]
+fn simulator_names_a_known_model_on_a_modbus_machine() {
+    let ok = with_line(line_of("unit_id = 1"), "unit_id = 1\nsimulator = \"cnc\"");
+    let c = parse(&ok).unwrap();
+    let ProtocolConfig::ModbusTcp(m) = &c.machines[0].protocol else {
+        panic!()
+    };
+    assert_eq!(m.simulator, Some(shopfloor_sim::SimKind::Cnc));
+    let unknown = with_line(line_of("unit_id = 1"), "simulator = \"lathe\"");
+    let e = error_of(&unknown);
+    assert!(
+        e.starts_with(&format!("{}:", line_of("unit_id = 1"))),
+        "{e}"
+    );
+    assert!(
+        e.contains("use cnc, injection-moulding, energy-meter"),
+        "{e}"
+    );
+    let on_opcua = with_line(
+        line_of("security_mode"),
+        "security_mode = \"SignAndEncrypt\"\nsimulator = \"cnc\"",
+    );
+    assert!(error_of(&on_opcua).contains("simulator"));
+}

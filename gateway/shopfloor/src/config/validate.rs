@@ -527,6 +527,20 @@ fn modbus(v: &mut V<'_>, s: &S<RawMachine>) -> Option<ModbusConfig> {
     };
     let poll_interval = v.duration(&m.poll_interval, Duration::from_secs(1));
     let timeout = v.duration(&m.timeout, Duration::from_secs(1));
+    let simulator = m.simulator.as_ref().and_then(|x| {
+        let kind = shopfloor_sim::SimKind::parse(x.get_ref());
+        if kind.is_none() {
+            let names: Vec<&str> = shopfloor_sim::SimKind::ALL
+                .iter()
+                .map(|k| k.as_str())
+                .collect();
+            v.err(
+                x.span(),
+                format!("simulator {:?}: use {}", x.get_ref(), names.join(", ")),
+            );
+        }
+        kind
+    });
     let mut specs = Vec::new();
     for t in &m.tag {
         if let Some(spec) = modbus_tag(v, t) {
@@ -539,6 +553,7 @@ fn modbus(v: &mut V<'_>, s: &S<RawMachine>) -> Option<ModbusConfig> {
         poll_interval,
         timeout,
         tags: specs,
+        simulator,
     })
 }
 
@@ -729,6 +744,11 @@ fn opcua(v: &mut V<'_>, s: &S<RawMachine>) -> Option<OpcuaConfig> {
     v.not_allowed(&m.address, "address", why);
     v.not_allowed(&m.unit_id, "unit_id", why);
     v.not_allowed(&m.poll_interval, "poll_interval", why);
+    v.not_allowed(
+        &m.simulator,
+        "simulator",
+        "is for Modbus machines so far; the simulated OPC UA machines come later",
+    );
     let endpoint = v.required(&m.endpoint, s.span(), "endpoint");
     if let Some(e) = &endpoint
         && !e.get_ref().starts_with("opc.tcp://")

@@ -51,6 +51,28 @@ impl GatewayProcess {
         GatewayProcess::spawn(&args, config, &[])
     }
 
+    /// `shopfloor ARGS...` without a config file.
+    pub fn bare(args: &[&str]) -> GatewayProcess {
+        let dir = tempfile::tempdir().unwrap();
+        let log = std::fs::File::create(dir.path().join("gateway.log")).unwrap();
+        let out = std::fs::File::create(dir.path().join("stdout.log")).unwrap();
+        let child = Command::new(binary())
+            .args(args)
+            .stdout(out)
+            .stderr(log)
+            .spawn()
+            .expect("cannot start shopfloor");
+        GatewayProcess {
+            child: Some(child),
+            dir,
+        }
+    }
+
+    /// What the process printed on stdout so far (for [`GatewayProcess::bare`]).
+    pub fn stdout(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("stdout.log")).unwrap_or_default()
+    }
+
     /// `shopfloor ARGS... -c CONFIG`, the config written to a temporary file.
     pub fn spawn(args: &[&str], config: &str, env: &[(&str, &str)]) -> GatewayProcess {
         let dir = tempfile::tempdir().unwrap();
@@ -97,11 +119,32 @@ impl GatewayProcess {
             .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }
 
+    /// Waits up to `within` for stdout to contain `needle`.
+    pub fn wait_for_stdout(&self, needle: &str, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if self.stdout().contains(needle) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+
     /// Sends SIGTERM and waits up to `within` for the exit status.
     pub fn terminate(&mut self, within: Duration) -> ExitStatus {
+        self.signal("-TERM", within)
+    }
+
+    /// Sends SIGINT (Ctrl-C) and waits up to `within` for the exit status.
+    pub fn interrupt(&mut self, within: Duration) -> ExitStatus {
+        self.signal("-INT", within)
+    }
+
+    fn signal(&mut self, signal: &str, within: Duration) -> ExitStatus {
         let child = self.child.as_mut().expect("already stopped");
         let pid = child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let _ = Command::new("kill").args([signal, &pid]).status();
         let deadline = Instant::now() + within;
         loop {
             if let Some(status) = child.try_wait().unwrap() {
@@ -110,7 +153,7 @@ impl GatewayProcess {
             }
             assert!(
                 Instant::now() < deadline,
-                "gateway still running {within:?} after SIGTERM\n{}",
+                "still running {within:?} after {signal}\n{}",
                 self.log()
             );
             std::thread::sleep(Duration::from_millis(20));

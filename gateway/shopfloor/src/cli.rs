@@ -21,6 +21,25 @@ pub struct Cli {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// The whole demo hall on this machine: simulated machines, the gateway and an embedded
+    /// MQTT broker.
+    Demo {
+        /// Port of the embedded MQTT broker on 127.0.0.1.
+        #[arg(long, default_value_t = 1883)]
+        mqtt_port: u16,
+        /// Seed of the simulated machines.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Machine seconds per real second.
+        #[arg(long, default_value_t = 10.0, value_parser = parse_speedup)]
+        speedup: f64,
+        /// Dashboard address (the dashboard is not in this version yet).
+        #[arg(long, value_name = "ADDR")]
+        http: Option<String>,
+        /// Also write to this time-series store (not in this version yet).
+        #[arg(long, value_name = "URL")]
+        influx: Option<String>,
+    },
     /// Run the gateway from a config file.
     Run {
         /// The config file.

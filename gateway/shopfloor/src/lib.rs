@@ -2,6 +2,7 @@
 //!
 //! Modules:
 //! - [`config`]: the TOML configuration, validated with `FILE:LINE:COL` errors.
+//! - [`demo`]: the whole demo hall in one process, with an embedded MQTT broker.
 //! - [`status`]: the status board where drivers report machine states and sinks watch them.
 //! - [`dispatch`]: the ring's consumer, fanning batches out to the sinks.
 //! - [`sink`]: the sinks (MQTT so far).
@@ -11,6 +12,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod dispatch;
 pub mod runtime;
 pub mod simulate;

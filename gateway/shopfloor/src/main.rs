@@ -10,9 +10,10 @@ use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
 
 fn init_logging(verbose: u8) {
+    // The embedded broker of `demo` logs routine disconnects as errors: quiet unless asked.
     let default = match verbose {
-        0 => "info",
-        1 => "debug",
+        0 => "info,rumqttd=off",
+        1 => "debug,rumqttd=warn",
         _ => "trace",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
@@ -61,6 +62,15 @@ async fn simulate(config: Config, seed: u64, speedup: f64) -> anyhow::Result<()>
     Ok(())
 }
 
+async fn demo(options: shopfloor::demo::DemoOptions) -> anyhow::Result<()> {
+    let demo = shopfloor::demo::Demo::start(&options).await?;
+    print!("{}", demo.banner());
+    wait_for_stop().await?;
+    tracing::info!("stopping");
+    demo.stop().await;
+    Ok(())
+}
+
 async fn run(config: Config) -> anyhow::Result<()> {
     let gateway = Gateway::start(&config).context("starting the gateway")?;
     wait_for_stop().await?;
@@ -91,6 +101,24 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
     match cli.command {
+        Command::Demo {
+            mqtt_port,
+            seed,
+            speedup,
+            http,
+            influx,
+        } => {
+            if http.is_some() || influx.is_some() {
+                tracing::warn!(
+                    "--http and --influx are not available in this version yet; ignored"
+                );
+            }
+            block_on(demo(shopfloor::demo::DemoOptions {
+                mqtt_port,
+                seed,
+                speedup,
+            }))
+        }
         Command::Check { config, plan } => match load(&config) {
             Ok(c) => {
                 print!("{}", check_report(&c, plan));

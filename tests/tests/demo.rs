@@ -1,0 +1,62 @@
+//! `shopfloor demo`: the whole hall with no other software: its embedded broker serves live data
+//! of every machine, the banner says where, Ctrl-C stops it all within 5 s with exit 0, and a
+//! port in use is named with the flag that changes it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use shopfloor_tests::free_port;
+use shopfloor_tests::gateway::{GatewayProcess, run_to_end};
+use shopfloor_tests::subscriber::Subscriber;
+use std::collections::HashSet;
+use std::time::Duration;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_serves_every_machine_through_its_own_broker_and_stops_cleanly() {
+    let port = free_port();
+    let p = port.to_string();
+    let mut demo =
+        GatewayProcess::bare(&["demo", "--mqtt-port", &p, "--seed", "4", "--speedup", "30"]);
+    // The broker is up once the banner is out; the subscriber then sees retained statuses too.
+    assert!(
+        demo.wait_for_stdout("Ctrl-C stops everything", Duration::from_secs(20)),
+        "{}",
+        demo.log()
+    );
+    let banner = demo.stdout();
+    assert!(
+        banner.contains(&format!(
+            "mosquitto_sub -h 127.0.0.1 -p {port} -t 'iqblvd/hardenberg/demo-hall/#' -v"
+        )),
+        "{banner}"
+    );
+    for id in ["cnc-1", "cnc-2", "imm-1", "imm-2", "energy-1"] {
+        assert!(banner.contains(id), "{banner}");
+    }
+    let mut sub = Subscriber::start(port, "iqblvd/hardenberg/demo-hall/#").await;
+    let mut with_data = HashSet::new();
+    while with_data.len() < 5 {
+        let m = sub
+            .expect(Duration::from_secs(20), "data from every machine", |m| {
+                !m.topic.contains("/_status") && !m.topic.contains("/_gateway/")
+            })
+            .await;
+        assert_eq!(m.json()["quality"], "good", "{}: {:?}", m.topic, m.json());
+        let machine = m.topic.split('/').nth(3).unwrap().to_owned();
+        with_data.insert(machine);
+    }
+    let code = demo.interrupt(Duration::from_secs(5));
+    assert!(code.success(), "exit {code:?}\n{}", demo.log());
+    assert!(!demo.log().contains("ERROR"), "{}", demo.log());
+}
+
+#[test]
+fn a_broker_port_in_use_names_the_flag_to_change() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let (code, _, err) = run_to_end(&["demo", "--mqtt-port", &port]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(&format!("127.0.0.1:{port} is in use")),
+        "{err}"
+    );
+    assert!(err.contains("--mqtt-port"), "{err}");
+}

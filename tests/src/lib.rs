@@ -6,11 +6,13 @@
 //!   garbage, close, exception).
 //! - [`pki`]: a throw-away CA with server and client certificates (openssl).
 //! - [`subscriber`]: an MQTT client that collects every message.
+//! - [`http`]: a minimal HTTP/1.1 client for the gateway's API.
 //! - [`gateway`]: the `shopfloor` binary as a child process.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 pub mod device;
 pub mod gateway;
+pub mod http;
 pub mod mosquitto;
 pub mod pki;
 pub mod subscriber;

@@ -38,8 +38,13 @@ pub struct MachineStatus {
     pub error: Option<String>,
 }
 
-/// Where drivers report their machine's state changes.
+/// Where drivers report their machine's state changes and how long their polls take.
 pub trait StatusReporter: Send + Sync {
     /// Record a state change of `machine`; called only when the state or error changes.
     fn report(&self, machine: MachineId, status: MachineStatus);
+
+    /// Record that one poll cycle of `machine` took `duration` (for the poll-time histogram).
+    fn poll_done(&self, machine: MachineId, duration: std::time::Duration) {
+        let _ = (machine, duration);
+    }
 }

@@ -1,6 +1,7 @@
 //! The dispatcher: the ring's one consumer. It drains batches and fans them out to every sink
 //! without waiting for any of them.
 
+use crate::metrics::Metrics;
 use crate::sink::{Batch, SinkStats};
 use shopfloor_core::ring::Consumer;
 use std::sync::Arc;
@@ -24,7 +25,7 @@ pub struct SinkPort {
 
 /// Runs until every producer is gone and the ring is drained; then the sinks' channels close,
 /// which tells them to flush and stop.
-pub async fn run(mut consumer: Consumer, sinks: Vec<SinkPort>) {
+pub async fn run(mut consumer: Consumer, sinks: Vec<SinkPort>, metrics: Arc<Metrics>) {
     let mut buf = Vec::with_capacity(MAX_BATCH);
     loop {
         consumer.ready().await;
@@ -36,6 +37,14 @@ pub async fn run(mut consumer: Consumer, sinks: Vec<SinkPort>) {
             }
             continue;
         }
+        for s in &buf {
+            if let Some(c) = metrics.samples.get(s.machine.index()) {
+                c.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        metrics
+            .ring_dropped
+            .store(consumer.dropped(), Ordering::Relaxed);
         // One exact-size allocation per batch; `buf` keeps its capacity for the next drain.
         let batch: Batch = buf.drain(..).collect();
         for s in &sinks {

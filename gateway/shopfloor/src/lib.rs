@@ -5,6 +5,8 @@
 //! - [`demo`]: the whole demo hall in one process, with an embedded MQTT broker.
 //! - [`status`]: the status board where drivers report machine states and sinks watch them.
 //! - [`dispatch`]: the ring's consumer, fanning batches out to the sinks.
+//! - [`http`]: the read-only HTTP API, Server-Sent Events and `/metrics`.
+//! - [`metrics`]: counters and histograms, in the Prometheus text format.
 //! - [`sink`]: the sinks (MQTT so far).
 //! - [`runtime`]: starting a gateway from a config and stopping it cleanly.
 //! - [`simulate`]: serving a config's simulated machines.
@@ -14,6 +16,8 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod dispatch;
+pub mod http;
+pub mod metrics;
 pub mod runtime;
 pub mod simulate;
 pub mod sink;

@@ -6,15 +6,18 @@
 
 use crate::config::{Config, ProtocolConfig};
 use crate::dispatch::{self, SinkPort};
+use crate::http::HttpState;
+use crate::metrics::{Metrics, Reporter};
 use crate::sink::SinkStats;
+use crate::sink::live::{self, LiveStore};
 use crate::sink::mqtt::{MqttError, MqttSink};
 use crate::status::StatusBoard;
 use shopfloor_core::ring::{self, RingError};
 use shopfloor_core::{Catalog, CatalogError, StatusReporter};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use thiserror::Error;
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -24,6 +27,8 @@ use tracing::{info, warn};
 pub const SHUTDOWN_BUDGET: Duration = Duration::from_secs(5);
 /// Batches queued per sink before the dispatcher drops for that sink.
 const SINK_QUEUE: usize = 256;
+/// Points of history per tag at most, whatever the poll rate (10 min at 20 Hz).
+const LIVE_POINTS: usize = 12_000;
 
 /// The gateway could not start.
 #[derive(Debug, Error)]
@@ -37,6 +42,12 @@ pub enum StartError {
     /// The MQTT sink could not be set up.
     #[error("[mqtt]: {0}")]
     Mqtt(#[from] MqttError),
+    /// The HTTP server could not start.
+    #[error("[gateway] http: {0}")]
+    Http(String),
+    /// The HTTP token variable is missing.
+    #[error(transparent)]
+    Secret(#[from] crate::config::ConfigError),
 }
 
 /// A running gateway.
@@ -48,6 +59,12 @@ pub struct Gateway {
     pub status: Arc<StatusBoard>,
     /// Counters of each sink, by name.
     pub sinks: Vec<(&'static str, Arc<SinkStats>)>,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+    /// Where the HTTP server listens, when it runs.
+    pub http: Option<std::net::SocketAddr>,
+    http_stop: CancellationToken,
+    http_task: Option<tokio::task::JoinHandle<()>>,
     drivers: JoinSet<()>,
     driver_stop: CancellationToken,
     dispatcher: tokio::task::JoinHandle<()>,
@@ -109,7 +126,63 @@ impl Gateway {
         if ports.is_empty() {
             warn!("no sink configured: samples are read but not published (add [mqtt])");
         }
-        let dispatcher = tokio::spawn(dispatch::run(consumer, ports));
+        let metrics = Arc::new(Metrics::new(catalog.len()));
+        let http_stop = CancellationToken::new();
+        let mut http_task = None;
+        let mut http = None;
+        if let Some(addr) = config.gateway.http {
+            let token = match &config.gateway.http_token_env {
+                Some(env) => Some(env.resolve()?),
+                None => None,
+            };
+            let listener = std::net::TcpListener::bind(addr)
+                .and_then(|l| l.set_nonblocking(true).map(|()| l))
+                .and_then(tokio::net::TcpListener::from_std)
+                .map_err(|e| {
+                    StartError::Http(format!(
+                        "cannot listen on {addr}: {e}; change [gateway] http"
+                    ))
+                })?;
+            http = listener.local_addr().ok();
+            let store = Arc::new(RwLock::new(LiveStore::new(
+                &catalog,
+                config.gateway.history,
+                LIVE_POINTS,
+            )));
+            let (events, _) = broadcast::channel(256);
+            let stats = Arc::new(SinkStats::default());
+            let (tx, rx) = mpsc::channel(SINK_QUEUE);
+            sink_tasks.spawn(live::run(
+                Arc::clone(&catalog),
+                Arc::clone(&store),
+                events.clone(),
+                Arc::clone(&stats),
+                rx,
+            ));
+            ports.push(SinkPort {
+                name: "live",
+                tx,
+                stats: Arc::clone(&stats),
+            });
+            sinks.push(("live", stats));
+            let state = Arc::new(HttpState {
+                catalog: Arc::clone(&catalog),
+                store,
+                status: Arc::clone(&status),
+                metrics: Arc::clone(&metrics),
+                sinks: sinks.clone(),
+                events,
+                token,
+                started: std::time::Instant::now(),
+            });
+            http_task = Some(tokio::spawn(crate::http::serve(
+                listener,
+                state,
+                http_stop.clone(),
+            )));
+            info!(address = ?http, "HTTP API listening");
+        }
+        let dispatcher = tokio::spawn(dispatch::run(consumer, ports, Arc::clone(&metrics)));
 
         let driver_stop = CancellationToken::new();
         let mut drivers = JoinSet::new();
@@ -120,7 +193,10 @@ impl Gateway {
             match &m.protocol {
                 ProtocolConfig::ModbusTcp(_) => {
                     if let Some(machine) = config.modbus_machine(index) {
-                        let reporter: Arc<dyn StatusReporter> = status.clone();
+                        let reporter: Arc<dyn StatusReporter> = Arc::new(Reporter {
+                            board: Arc::clone(&status),
+                            metrics: Arc::clone(&metrics),
+                        });
                         drivers.spawn(shopfloor_modbus::driver::run(
                             machine,
                             producer,
@@ -143,6 +219,10 @@ impl Gateway {
             catalog,
             status,
             sinks,
+            metrics,
+            http,
+            http_stop,
+            http_task,
             drivers,
             driver_stop,
             dispatcher,
@@ -164,6 +244,16 @@ impl Gateway {
         if flushed.is_err() {
             warn!("sinks did not finish flushing in time");
             self.sink_tasks.abort_all();
+        }
+        self.http_stop.cancel();
+        if let Some(task) = self.http_task.take() {
+            // Open event streams would hold a graceful shutdown forever: give them a moment.
+            if tokio::time::timeout(Duration::from_millis(500), task)
+                .await
+                .is_err()
+            {
+                warn!("HTTP connections still open at shutdown");
+            }
         }
         info!("gateway stopped");
     }

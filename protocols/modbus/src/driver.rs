@@ -420,10 +420,12 @@ pub async fn run(
                         _ = shutdown.cancelled() => return,
                         _ = ticker.tick() => {}
                     }
+                    let started = tokio::time::Instant::now();
                     let polled = tokio::select! {
                         _ = shutdown.cancelled() => return,
                         r = p.poll(&mut ctx) => r,
                     };
+                    p.status.poll_done(p.machine.id, started.elapsed());
                     match polled {
                         Ok(()) => backoff.reset(),
                         Err(e) => break e,

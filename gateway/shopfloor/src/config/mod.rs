@@ -83,6 +83,8 @@ pub struct GatewayConfig {
     pub http: Option<SocketAddr>,
     /// The bearer token's variable, required when `http` is not loopback.
     pub http_token_env: Option<EnvRef>,
+    /// How much history per tag the HTTP API keeps (default 10 minutes).
+    pub history: Duration,
     /// OPC UA certificates.
     pub pki_dir: PathBuf,
 }

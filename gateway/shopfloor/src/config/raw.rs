@@ -26,6 +26,7 @@ pub(crate) struct RawGateway {
     pub name: Option<S<String>>,
     pub http: Option<S<String>>,
     pub http_token_env: Option<S<String>>,
+    pub history: Option<S<String>>,
     pub pki_dir: Option<S<String>>,
 }
 

@@ -203,6 +203,7 @@ fn gateway(v: &mut V<'_>, raw: &RawConfig) -> GatewayConfig {
         name: "shopfloor".into(),
         http: None,
         http_token_env: None,
+        history: Duration::from_secs(600),
         pki_dir: v.path("pki"),
     };
     let Some(s) = &raw.gateway else { return g };
@@ -218,6 +219,7 @@ fn gateway(v: &mut V<'_>, raw: &RawConfig) -> GatewayConfig {
         }
     }
     g.http_token_env = v.env(&rg.http_token_env);
+    g.history = v.duration(&rg.history, g.history);
     if let Some(h) = &rg.http {
         match h.get_ref().parse::<SocketAddr>() {
             Ok(addr) => {

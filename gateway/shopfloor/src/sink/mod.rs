@@ -6,7 +6,9 @@
 //! channel and counts it in that sink's [`SinkStats`].
 //!
 //! - [`mqtt`]: publishes samples and statuses over MQTT with an acknowledged outbox.
+//! - [`live`]: latest values and history per tag, and the event stream, for HTTP.
 
+pub mod live;
 pub mod mqtt;
 
 use shopfloor_core::Sample;

@@ -1,0 +1,267 @@
+//! The HTTP server: live API, Server-Sent Events and metrics. It only reads.
+//!
+//! Bound to loopback it is open; bound anywhere else every path but `/health` asks for the
+//! bearer token held in the variable that `[gateway] http_token_env` names.
+
+use crate::metrics::{self, Metrics};
+use crate::sink::SinkStats;
+use crate::sink::live::LiveStore;
+use crate::sink::mqtt::encode::push_value;
+use crate::status::StatusBoard;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use shopfloor_core::{Catalog, Quality, Value, time::now_ms};
+use std::convert::Infallible;
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+use tokio::net::TcpListener;
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+
+/// What the handlers read.
+#[derive(Debug)]
+pub struct HttpState {
+    /// Machine and tag names.
+    pub catalog: Arc<Catalog>,
+    /// Latest values and history.
+    pub store: Arc<RwLock<LiveStore>>,
+    /// Machine states.
+    pub status: Arc<StatusBoard>,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+    /// Sink counters.
+    pub sinks: Vec<(&'static str, Arc<SinkStats>)>,
+    /// Encoded batches for `/api/stream`.
+    pub events: broadcast::Sender<Arc<str>>,
+    /// The bearer token, when one is required.
+    pub token: Option<String>,
+    /// Start time, for `/health`.
+    pub started: Instant,
+}
+
+type Shared = Arc<HttpState>;
+
+/// Compares without an early exit, so the time taken says nothing about the token.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn require_token(State(state): State<Shared>, req: Request, next: Next) -> Response {
+    if let Some(token) = &state.token
+        && req.uri().path() != "/health"
+    {
+        let given = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        if !given.is_some_and(|g| same(g.as_bytes(), token.as_bytes())) {
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer")],
+                "a bearer token is required: Authorization: Bearer <token>\n",
+            )
+                .into_response();
+        }
+    }
+    next.run(req).await
+}
+
+/// The routes, for serving and for tests.
+pub fn router(state: Shared) -> Router {
+    Router::new()
+        .route("/", get(index))
+        .route("/health", get(health))
+        .route("/metrics", get(metrics_text))
+        .route("/api/machines", get(machines))
+        .route("/api/machines/{id}/history", get(history))
+        .route("/api/stream", get(stream))
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&state),
+            require_token,
+        ))
+        .with_state(state)
+}
+
+/// Serves `router` on `listener` until `shutdown`.
+pub async fn serve(listener: TcpListener, state: Shared, shutdown: CancellationToken) {
+    let app = router(state);
+    let result = axum::serve(listener, app)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await;
+    if let Err(e) = result {
+        tracing::warn!(error = %e, "HTTP server stopped");
+    }
+}
+
+async fn index() -> Html<&'static str> {
+    Html(
+        "<!doctype html><meta charset=utf-8><title>shopfloor</title>\
+         <h1>shopfloor</h1><p>The live dashboard page is not in this version yet. The API is: \
+         <a href=/api/machines>/api/machines</a>, /api/machines/{id}/history?tag=NAME&amp;seconds=N, \
+         <a href=/api/stream>/api/stream</a> (Server-Sent Events), <a href=/metrics>/metrics</a>, \
+         <a href=/health>/health</a>.</p>",
+    )
+}
+
+async fn health(State(s): State<Shared>) -> Json<serde_json::Value> {
+    let statuses = s.status.snapshot();
+    let online = statuses
+        .iter()
+        .filter(|m| m.state == shopfloor_core::MachineState::Online)
+        .count();
+    Json(serde_json::json!({
+        "status": "ok",
+        "machines": statuses.len(),
+        "machines_online": online,
+        "uptime_s": s.started.elapsed().as_secs(),
+    }))
+}
+
+async fn metrics_text(State(s): State<Shared>) -> impl IntoResponse {
+    let body = metrics::render(&s.catalog, &s.metrics, &s.status.snapshot(), &s.sinks);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
+}
+
+fn json_value(v: &Value) -> serde_json::Value {
+    let mut out = Vec::new();
+    push_value(&mut out, value_ref(v));
+    serde_json::from_slice(&out).unwrap_or(serde_json::Value::Null)
+}
+
+fn value_ref(v: &Value) -> shopfloor_core::ValueRef<'_> {
+    use shopfloor_core::ValueRef;
+    match v {
+        Value::Null => ValueRef::Null,
+        Value::Bool(b) => ValueRef::Bool(*b),
+        Value::I64(x) => ValueRef::I64(*x),
+        Value::U64(x) => ValueRef::U64(*x),
+        Value::F64(x) => ValueRef::F64(*x),
+        Value::Text(t) => ValueRef::Text(t.as_str()),
+    }
+}
+
+async fn machines(State(s): State<Shared>) -> Response {
+    let statuses = s.status.snapshot();
+    let Ok(store) = s.store.read() else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let list: Vec<serde_json::Value> = s
+        .catalog
+        .machines()
+        .map(|(id, m)| {
+            let tags: Vec<serde_json::Value> = m
+                .tags
+                .iter()
+                .enumerate()
+                .map(|(t, info)| {
+                    let latest = store.tag(id.index(), t).and_then(|l| l.latest.as_ref());
+                    serde_json::json!({
+                        "name": info.name,
+                        "unit": info.unit,
+                        "value": latest.map_or(serde_json::Value::Null, |p| json_value(&p.value)),
+                        "quality": latest.map(|p| p.quality.as_str()),
+                        "timestamp_ms": latest.map(|p| p.timestamp_ms),
+                    })
+                })
+                .collect();
+            let state = statuses.get(id.index());
+            serde_json::json!({
+                "id": m.id,
+                "kind": m.kind,
+                "protocol": m.protocol,
+                "state": state.map(|st| st.state.as_str()),
+                "error": state.and_then(|st| st.error.clone()),
+                "last_seen_ms": store.last_seen(id.index()),
+                "tags": tags,
+            })
+        })
+        .collect();
+    Json(list).into_response()
+}
+
+/// Query of the history endpoint.
+#[derive(Debug, Deserialize)]
+pub struct HistoryQuery {
+    tag: Option<String>,
+    seconds: Option<String>,
+}
+
+fn bad(status: StatusCode, message: String) -> Response {
+    (status, Json(serde_json::json!({ "error": message }))).into_response()
+}
+
+async fn history(
+    State(s): State<Shared>,
+    Path(id): Path<String>,
+    Query(q): Query<HistoryQuery>,
+) -> Response {
+    let Some(machine) = s.catalog.find(&id) else {
+        return bad(StatusCode::NOT_FOUND, format!("no machine {id:?}"));
+    };
+    let Some(tag_name) = q.tag else {
+        return bad(StatusCode::BAD_REQUEST, "give ?tag=NAME".into());
+    };
+    let Some(tag) = s.catalog.find_tag(machine, &tag_name) else {
+        return bad(
+            StatusCode::NOT_FOUND,
+            format!("machine {id} has no tag {tag_name:?}"),
+        );
+    };
+    let Ok(store) = s.store.read() else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let window_s = store.window_ms() / 1000;
+    let seconds = match q.seconds.as_deref().map(str::parse::<i64>) {
+        None => window_s,
+        Some(Ok(n)) if n > 0 => n.min(window_s),
+        Some(_) => {
+            return bad(
+                StatusCode::BAD_REQUEST,
+                format!("seconds must be a whole number in 1..={window_s}"),
+            );
+        }
+    };
+    let since = now_ms() - seconds * 1000;
+    let points: Vec<serde_json::Value> = store
+        .tag(machine.index(), tag.index())
+        .map(|t| {
+            t.history
+                .iter()
+                .filter(|p| p.timestamp_ms >= since)
+                .map(|p| {
+                    serde_json::json!({
+                        "timestamp_ms": p.timestamp_ms,
+                        "value": if p.quality == Quality::Bad { serde_json::Value::Null } else { json_value(&p.value) },
+                        "quality": p.quality.as_str(),
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Json(points).into_response()
+}
+
+async fn stream(State(s): State<Shared>, _headers: HeaderMap) -> impl IntoResponse {
+    let rx = s.events.subscribe();
+    let events = futures_util::stream::unfold(rx, |mut rx| async move {
+        loop {
+            match rx.recv().await {
+                Ok(batch) => {
+                    let event: Result<Event, Infallible> = Ok(Event::default().data(&*batch));
+                    return Some((event, rx));
+                }
+                // A slow client skips what it missed; /api/machines resynchronises it.
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    });
+    Sse::new(events).keep_alive(KeepAlive::default())
+}

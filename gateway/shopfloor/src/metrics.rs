@@ -1,0 +1,213 @@
+//! Counters and histograms of the gateway, rendered in the Prometheus text format at `/metrics`.
+
+use crate::sink::SinkStats;
+use crate::status::{StatusBoard, Statuses};
+use shopfloor_core::{Catalog, MachineId, MachineState, MachineStatus, StatusReporter};
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Upper bounds of the poll-duration histogram, seconds.
+pub const POLL_BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
+/// A histogram with fixed buckets, lock-free.
+#[derive(Debug, Default)]
+pub struct Histogram {
+    buckets: [AtomicU64; POLL_BUCKETS.len()],
+    count: AtomicU64,
+    sum_us: AtomicU64,
+}
+
+impl Histogram {
+    /// Records one observation.
+    pub fn observe(&self, d: Duration) {
+        let secs = d.as_secs_f64();
+        for (b, upper) in self.buckets.iter().zip(POLL_BUCKETS) {
+            if secs <= upper {
+                b.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_us.fetch_add(
+            u64::try_from(d.as_micros()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+    }
+}
+
+/// Everything `/metrics` shows that is not a sink's own counter.
+#[derive(Debug)]
+pub struct Metrics {
+    /// Samples taken from the ring, per machine.
+    pub samples: Vec<AtomicU64>,
+    /// Samples the ring dropped (its `WhenFull` policy).
+    pub ring_dropped: AtomicU64,
+    /// Poll-cycle durations, per machine.
+    pub poll: Vec<Histogram>,
+}
+
+impl Metrics {
+    /// Zeroed metrics for `machines` machines.
+    pub fn new(machines: usize) -> Metrics {
+        Metrics {
+            samples: (0..machines).map(|_| AtomicU64::new(0)).collect(),
+            ring_dropped: AtomicU64::new(0),
+            poll: (0..machines).map(|_| Histogram::default()).collect(),
+        }
+    }
+}
+
+/// The reporter drivers get: states to the board, poll times to the metrics.
+#[derive(Debug)]
+pub struct Reporter {
+    /// Machine states.
+    pub board: Arc<StatusBoard>,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+}
+
+impl StatusReporter for Reporter {
+    fn report(&self, machine: MachineId, status: MachineStatus) {
+        self.board.report(machine, status);
+    }
+
+    fn poll_done(&self, machine: MachineId, duration: Duration) {
+        if let Some(h) = self.metrics.poll.get(machine.index()) {
+            h.observe(duration);
+        }
+    }
+}
+
+fn label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// The Prometheus text exposition of everything.
+pub fn render(
+    catalog: &Catalog,
+    metrics: &Metrics,
+    statuses: &Statuses,
+    sinks: &[(&'static str, Arc<SinkStats>)],
+) -> String {
+    let mut o = String::with_capacity(4096);
+    let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    o.push_str("# HELP shopfloor_samples_total Samples read, per machine.\n");
+    o.push_str("# TYPE shopfloor_samples_total counter\n");
+    for (id, m) in catalog.machines() {
+        let n = metrics.samples.get(id.index()).map_or(0, load);
+        let _ = writeln!(
+            o,
+            "shopfloor_samples_total{{machine=\"{}\"}} {n}",
+            label(&m.id)
+        );
+    }
+    o.push_str("# HELP shopfloor_samples_dropped_total Samples dropped by the full ring buffer.\n");
+    o.push_str("# TYPE shopfloor_samples_dropped_total counter\n");
+    let _ = writeln!(
+        o,
+        "shopfloor_samples_dropped_total {}",
+        load(&metrics.ring_dropped)
+    );
+    o.push_str("# HELP shopfloor_machine_up 1 when the machine answers, else 0.\n");
+    o.push_str("# TYPE shopfloor_machine_up gauge\n");
+    for (id, m) in catalog.machines() {
+        let up = statuses
+            .get(id.index())
+            .is_some_and(|s| s.state == MachineState::Online);
+        let _ = writeln!(
+            o,
+            "shopfloor_machine_up{{machine=\"{}\"}} {}",
+            label(&m.id),
+            u8::from(up)
+        );
+    }
+    o.push_str("# HELP shopfloor_poll_duration_seconds Time of one poll cycle.\n");
+    o.push_str("# TYPE shopfloor_poll_duration_seconds histogram\n");
+    for (id, m) in catalog.machines() {
+        let Some(h) = metrics.poll.get(id.index()) else {
+            continue;
+        };
+        let name = label(&m.id);
+        for (b, upper) in h.buckets.iter().zip(POLL_BUCKETS) {
+            let _ = writeln!(
+                o,
+                "shopfloor_poll_duration_seconds_bucket{{machine=\"{name}\",le=\"{upper}\"}} {}",
+                load(b)
+            );
+        }
+        let count = load(&h.count);
+        let _ = writeln!(
+            o,
+            "shopfloor_poll_duration_seconds_bucket{{machine=\"{name}\",le=\"+Inf\"}} {count}"
+        );
+        let _ = writeln!(
+            o,
+            "shopfloor_poll_duration_seconds_sum{{machine=\"{name}\"}} {}",
+            load(&h.sum_us) as f64 / 1e6
+        );
+        let _ = writeln!(
+            o,
+            "shopfloor_poll_duration_seconds_count{{machine=\"{name}\"}} {count}"
+        );
+    }
+    type Pick = fn(&SinkStats) -> &AtomicU64;
+    let families: [(&str, &str, &str, Pick); 4] = [
+        (
+            "shopfloor_sink_sent_total",
+            "counter",
+            "Messages or samples the sink delivered.",
+            |s| &s.sent,
+        ),
+        (
+            "shopfloor_sink_backlog",
+            "gauge",
+            "Messages waiting in the sink.",
+            |s| &s.backlog,
+        ),
+        (
+            "shopfloor_sink_dropped_total",
+            "counter",
+            "Samples the sink dropped.",
+            |s| &s.dropped,
+        ),
+        (
+            "shopfloor_sink_errors_total",
+            "counter",
+            "Delivery errors of the sink.",
+            |s| &s.errors,
+        ),
+    ];
+    for (name, kind, help, pick) in families {
+        let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (sink, stats) in sinks {
+            let _ = writeln!(o, "{name}{{sink=\"{sink}\"}} {}", load(pick(stats)));
+        }
+    }
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_buckets_are_cumulative() {
+        let h = Histogram::default();
+        h.observe(Duration::from_millis(3));
+        h.observe(Duration::from_millis(300));
+        let counts: Vec<u64> = h
+            .buckets
+            .iter()
+            .map(|b| b.load(Ordering::Relaxed))
+            .collect();
+        assert_eq!(counts, vec![0, 0, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2]);
+        assert_eq!(h.count.load(Ordering::Relaxed), 2);
+        assert_eq!(h.sum_us.load(Ordering::Relaxed), 303_000);
+    }
+}

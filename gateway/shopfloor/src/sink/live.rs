@@ -1,0 +1,210 @@
+//! The live sink: the latest sample and a bounded history per tag, for the HTTP API and the
+//! dashboard, and a broadcast of every batch for Server-Sent Events.
+//!
+//! Each batch is encoded to JSON once, here, and shared by every SSE client: the cost of a
+//! client is a copy of an `Arc`, not an encoding per sample.
+
+use crate::sink::mqtt::encode;
+use crate::sink::{Batch, SinkStats};
+use shopfloor_core::{Catalog, Quality, Sample, Value};
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use tokio::sync::{broadcast, mpsc};
+
+/// One remembered reading.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Point {
+    /// UTC milliseconds.
+    pub timestamp_ms: i64,
+    /// The value.
+    pub value: Value,
+    /// Its quality.
+    pub quality: Quality,
+}
+
+/// Latest sample and history of one tag.
+#[derive(Debug, Default, Clone)]
+pub struct TagLive {
+    /// The latest reading.
+    pub latest: Option<Point>,
+    /// Older readings, oldest first, within the history window.
+    pub history: VecDeque<Point>,
+}
+
+/// Everything the live sink knows, indexed like the catalog.
+#[derive(Debug)]
+pub struct LiveStore {
+    window_ms: i64,
+    max_points: usize,
+    machines: Vec<Vec<TagLive>>,
+    last_seen: Vec<Option<i64>>,
+}
+
+impl LiveStore {
+    /// An empty store for `catalog`, keeping `window` of history (and at most `max_points`
+    /// points per tag, whatever the poll rate).
+    pub fn new(catalog: &Catalog, window: Duration, max_points: usize) -> LiveStore {
+        LiveStore {
+            window_ms: i64::try_from(window.as_millis()).unwrap_or(i64::MAX),
+            max_points: max_points.max(1),
+            machines: catalog
+                .machines()
+                .map(|(_, m)| vec![TagLive::default(); m.tags.len()])
+                .collect(),
+            last_seen: vec![None; catalog.len()],
+        }
+    }
+
+    /// Records a batch.
+    pub fn record(&mut self, batch: &[Sample]) {
+        for s in batch {
+            let Some(tag) = self
+                .machines
+                .get_mut(s.machine.index())
+                .and_then(|m| m.get_mut(s.tag.index()))
+            else {
+                continue;
+            };
+            let point = Point {
+                timestamp_ms: s.timestamp_ms,
+                value: s.to_value(),
+                quality: s.quality(),
+            };
+            tag.history.push_back(point.clone());
+            let oldest = s.timestamp_ms.saturating_sub(self.window_ms);
+            while tag.history.len() > self.max_points
+                || tag.history.front().is_some_and(|p| p.timestamp_ms < oldest)
+            {
+                tag.history.pop_front();
+            }
+            tag.latest = Some(point);
+            if let Some(seen) = self.last_seen.get_mut(s.machine.index())
+                && s.quality() != Quality::Bad
+            {
+                *seen = Some(seen.map_or(s.timestamp_ms, |t| t.max(s.timestamp_ms)));
+            }
+        }
+    }
+
+    /// A tag's live data.
+    pub fn tag(&self, machine: usize, tag: usize) -> Option<&TagLive> {
+        self.machines.get(machine)?.get(tag)
+    }
+
+    /// When a machine last gave a good or uncertain value.
+    pub fn last_seen(&self, machine: usize) -> Option<i64> {
+        self.last_seen.get(machine).copied().flatten()
+    }
+
+    /// The history window, ms.
+    pub fn window_ms(&self) -> i64 {
+        self.window_ms
+    }
+}
+
+/// The JSON array of a batch as `/api/stream` sends it: the MQTT `tag` payload plus `machine`
+/// and `tag`.
+pub fn stream_event(catalog: &Catalog, batch: &[Sample]) -> String {
+    let mut out = Vec::with_capacity(batch.len() * 128);
+    out.push(b'[');
+    let mut first = true;
+    for s in batch {
+        let (Some(m), Some(t)) = (catalog.machine(s.machine), catalog.tag(s.machine, s.tag)) else {
+            continue;
+        };
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        out.extend_from_slice(b"{\"machine\":");
+        encode::push_json_str(&mut out, &m.id);
+        out.extend_from_slice(b",\"tag\":");
+        encode::push_json_str(&mut out, &t.name);
+        out.push(b',');
+        // The tag payload without its opening brace.
+        let mut payload = Vec::with_capacity(96);
+        encode::tag_payload(&mut payload, s, &encode::unit_suffix(t.unit.as_deref()));
+        out.extend_from_slice(&payload[1..]);
+    }
+    out.push(b']');
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Runs the live sink until its input closes.
+pub async fn run(
+    catalog: Arc<Catalog>,
+    store: Arc<RwLock<LiveStore>>,
+    events: broadcast::Sender<Arc<str>>,
+    stats: Arc<SinkStats>,
+    mut input: mpsc::Receiver<Batch>,
+) {
+    while let Some(batch) = input.recv().await {
+        if let Ok(mut s) = store.write() {
+            s.record(&batch);
+        }
+        // Only encode when someone listens.
+        if events.receiver_count() > 0 {
+            let _ = events.send(Arc::from(stream_event(&catalog, &batch)));
+        }
+        stats.sent.fetch_add(batch.len() as u64, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shopfloor_core::{MachineId, MachineInfo, TagId, TagInfo};
+
+    fn catalog() -> Catalog {
+        let mut c = Catalog::new();
+        c.add(MachineInfo {
+            id: "cnc-1".into(),
+            kind: "cnc".into(),
+            protocol: "modbus-tcp".into(),
+            tags: vec![TagInfo {
+                name: "speed".into(),
+                unit: Some("rpm".into()),
+            }],
+        })
+        .unwrap();
+        c
+    }
+
+    fn s(ts: i64, v: f64) -> Sample {
+        Sample::new(
+            MachineId(0),
+            TagId(0),
+            ts,
+            ts as u64,
+            Value::F64(v),
+            Quality::Good,
+        )
+    }
+
+    #[test]
+    fn history_is_bounded_by_window_and_count() {
+        let mut st = LiveStore::new(&catalog(), Duration::from_secs(10), 5);
+        st.record(&[s(1_000, 1.0), s(2_000, 2.0), s(20_000, 3.0)]);
+        let t = st.tag(0, 0).unwrap();
+        assert_eq!(t.history.len(), 1, "older than 10 s dropped");
+        assert_eq!(t.latest.as_ref().unwrap().value, Value::F64(3.0));
+        let many: Vec<Sample> = (0..20).map(|i| s(30_000 + i, i as f64)).collect();
+        st.record(&many);
+        assert_eq!(st.tag(0, 0).unwrap().history.len(), 5);
+        assert_eq!(st.last_seen(0), Some(30_019));
+    }
+
+    #[test]
+    fn stream_events_are_json_arrays_with_names() {
+        let c = catalog();
+        let e = stream_event(&c, &[s(5, 1.5)]);
+        let j: serde_json::Value = serde_json::from_str(&e).unwrap();
+        assert_eq!(
+            j,
+            serde_json::json!([{"machine": "cnc-1", "tag": "speed", "timestamp_ms": 5,
+                "value": 1.5, "quality": "good", "seq": 5, "unit": "rpm"}])
+        );
+    }
+}

@@ -5,6 +5,7 @@
 
 use shopfloor_tests::free_port;
 use shopfloor_tests::gateway::{GatewayProcess, run_to_end};
+use shopfloor_tests::http::get;
 use shopfloor_tests::subscriber::Subscriber;
 use std::collections::HashSet;
 use std::time::Duration;
@@ -13,8 +14,18 @@ use std::time::Duration;
 async fn demo_serves_every_machine_through_its_own_broker_and_stops_cleanly() {
     let port = free_port();
     let p = port.to_string();
-    let mut demo =
-        GatewayProcess::bare(&["demo", "--mqtt-port", &p, "--seed", "4", "--speedup", "30"]);
+    let http = format!("127.0.0.1:{}", free_port());
+    let mut demo = GatewayProcess::bare(&[
+        "demo",
+        "--mqtt-port",
+        &p,
+        "--http",
+        &http,
+        "--seed",
+        "4",
+        "--speedup",
+        "30",
+    ]);
     // The broker is up once the banner is out; the subscriber then sees retained statuses too.
     assert!(
         demo.wait_for_stdout("Ctrl-C stops everything", Duration::from_secs(20)),
@@ -31,6 +42,13 @@ async fn demo_serves_every_machine_through_its_own_broker_and_stops_cleanly() {
     for id in ["cnc-1", "cnc-2", "imm-1", "imm-2", "energy-1"] {
         assert!(banner.contains(id), "{banner}");
     }
+    assert!(
+        banner.contains(&format!("http://{http}/api/machines")),
+        "{banner}"
+    );
+    let api = get(http.parse().unwrap(), "/api/machines", None);
+    assert_eq!(api.status, 200);
+    assert_eq!(api.json().as_array().unwrap().len(), 5);
     let mut sub = Subscriber::start(port, "iqblvd/hardenberg/demo-hall/#").await;
     let mut with_data = HashSet::new();
     while with_data.len() < 5 {

@@ -33,9 +33,9 @@ pub enum Command {
         /// Machine seconds per real second.
         #[arg(long, default_value_t = 10.0, value_parser = parse_speedup)]
         speedup: f64,
-        /// Dashboard address (the dashboard is not in this version yet).
-        #[arg(long, value_name = "ADDR")]
-        http: Option<String>,
+        /// Address of the HTTP API (and, later, the dashboard).
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+        http: std::net::SocketAddr,
         /// Also write to this time-series store (not in this version yet).
         #[arg(long, value_name = "URL")]
         influx: Option<String>,

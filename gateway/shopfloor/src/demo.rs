@@ -22,6 +22,8 @@ pub struct DemoOptions {
     pub seed: u64,
     /// Machine seconds per real second.
     pub speedup: f64,
+    /// Where the HTTP API listens.
+    pub http: SocketAddr,
 }
 
 /// The demo could not start.
@@ -38,6 +40,12 @@ pub enum DemoError {
     BrokerPortInUse {
         /// The port.
         port: u16,
+    },
+    /// The HTTP port is taken.
+    #[error("{addr} is in use: choose another address with --http, e.g. --http 127.0.0.1:8081")]
+    HttpPortInUse {
+        /// The address.
+        addr: SocketAddr,
     },
     /// The broker could not start.
     #[error("embedded MQTT broker: {0}")]
@@ -139,6 +147,12 @@ impl Demo {
     /// Starts broker, simulated machines and gateway.
     pub async fn start(options: &DemoOptions) -> Result<Demo, DemoError> {
         let mut config = Config::parse(Path::new("demo-hall.toml"), DEMO_HALL)?;
+        // Checked before anything starts, with a message that names the flag.
+        drop(
+            TcpListener::bind(options.http)
+                .map_err(|_| DemoError::HttpPortInUse { addr: options.http })?,
+        );
+        config.gateway.http = Some(options.http);
         let broker: SocketAddr = SocketAddr::from(([127, 0, 0, 1], options.mqtt_port));
         start_broker(broker)?;
         if let Some(mqtt) = config.mqtt.as_mut() {
@@ -187,12 +201,18 @@ impl Demo {
             ));
         }
         out.push_str(&format!(
-            "  broker    mqtt://{} (embedded)\n  watch     mosquitto_sub -h {} -p {} -t '{prefix}/#' -v\n\n\
-             Ctrl-C stops everything.\n",
+            "  broker    mqtt://{} (embedded)\n  watch     mosquitto_sub -h {} -p {} -t '{prefix}/#' -v\n",
             self.broker,
             self.broker.ip(),
             self.broker.port()
         ));
+        if let Some(http) = self.gateway.http {
+            out.push_str(&format!(
+                "  api       http://{http}/api/machines   live stream: http://{http}/api/stream   \
+                 metrics: http://{http}/metrics\n"
+            ));
+        }
+        out.push_str("\nCtrl-C stops everything.\n");
         out
     }
 

@@ -108,15 +108,14 @@ fn main() -> ExitCode {
             http,
             influx,
         } => {
-            if http.is_some() || influx.is_some() {
-                tracing::warn!(
-                    "--http and --influx are not available in this version yet; ignored"
-                );
+            if influx.is_some() {
+                tracing::warn!("--influx is not available in this version yet; ignored");
             }
             block_on(demo(shopfloor::demo::DemoOptions {
                 mqtt_port,
                 seed,
                 speedup,
+                http,
             }))
         }
         Command::Check { config, plan } => match load(&config) {

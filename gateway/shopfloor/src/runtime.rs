@@ -9,6 +9,7 @@ use crate::dispatch::{self, SinkPort};
 use crate::http::HttpState;
 use crate::metrics::{Metrics, Reporter};
 use crate::sink::SinkStats;
+use crate::sink::csv::CsvSink;
 use crate::sink::live::{self, LiveStore};
 use crate::sink::mqtt::{MqttError, MqttSink};
 use crate::status::StatusBoard;
@@ -114,17 +115,26 @@ impl Gateway {
             sinks.push(("mqtt", stats));
             info!(broker = %mqtt.url, prefix = %mqtt.topic_prefix, "publishing to MQTT");
         }
+        if let Some(csv) = &config.csv {
+            let stats = Arc::new(SinkStats::default());
+            let sink = CsvSink::new(csv.dir.clone(), Arc::clone(&catalog), Arc::clone(&stats));
+            let (tx, rx) = mpsc::channel(SINK_QUEUE);
+            sink_tasks.spawn(sink.run(rx));
+            ports.push(SinkPort {
+                name: "csv",
+                tx,
+                stats: Arc::clone(&stats),
+            });
+            sinks.push(("csv", stats));
+            info!(dir = %csv.dir.display(), "writing CSV files");
+        }
         for (section, present) in [
             ("[influx]", config.influx.is_some()),
             ("[record]", config.record.is_some()),
-            ("[csv]", config.csv.is_some()),
         ] {
             if present {
                 warn!("{section} is not available in this version yet; the section is ignored");
             }
-        }
-        if ports.is_empty() {
-            warn!("no sink configured: samples are read but not published (add [mqtt])");
         }
         let metrics = Arc::new(Metrics::new(catalog.len()));
         let http_stop = CancellationToken::new();
@@ -181,6 +191,11 @@ impl Gateway {
                 http_stop.clone(),
             )));
             info!(address = ?http, "HTTP API listening");
+        }
+        if ports.is_empty() {
+            warn!(
+                "no sink configured: samples are read but go nowhere (add [mqtt], [csv] or http)"
+            );
         }
         let dispatcher = tokio::spawn(dispatch::run(consumer, ports, Arc::clone(&metrics)));
 

@@ -6,8 +6,10 @@
 //! channel and counts it in that sink's [`SinkStats`].
 //!
 //! - [`mqtt`]: publishes samples and statuses over MQTT with an acknowledged outbox.
+//! - [`csv`]: one CSV file per machine and UTC day, for data analysis.
 //! - [`live`]: latest values and history per tag, and the event stream, for HTTP.
 
+pub mod csv;
 pub mod live;
 pub mod mqtt;
 

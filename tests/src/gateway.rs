@@ -143,8 +143,14 @@ impl GatewayProcess {
 
     fn signal(&mut self, signal: &str, within: Duration) -> ExitStatus {
         let child = self.child.as_mut().expect("already stopped");
-        let pid = child.id().to_string();
-        let _ = Command::new("kill").args([signal, &pid]).status();
+        let number = if signal == "-INT" {
+            libc::SIGINT
+        } else {
+            libc::SIGTERM
+        };
+        let pid = libc::pid_t::try_from(child.id()).expect("pid fits pid_t");
+        // SAFETY: kill(2) on our own child's pid; it has not been reaped, so the pid is its own.
+        unsafe { libc::kill(pid, number) };
         let deadline = Instant::now() + within;
         loop {
             if let Some(status) = child.try_wait().unwrap() {

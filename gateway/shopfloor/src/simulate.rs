@@ -90,6 +90,7 @@ impl Simulation {
                 kind,
                 seed: machine_seed(seed, &m.id),
                 speedup,
+                faults: mb.faults.clone(),
             };
             tasks.spawn(serve(listener, machine, stop.child_token()));
             machines.push(Started {

@@ -8,6 +8,7 @@
 //! - [`model`]: the [`model::Model`] trait every simulated machine implements, and helpers
 //!   (first-order lag, bounded random walk).
 //! - [`cnc`]: a CNC machining centre.
+//! - [`faults`]: outages, slow answers, exceptions and dropped connections on purpose.
 //! - [`imm`]: an injection-moulding machine.
 //! - [`energy`]: a three-phase energy meter.
 //! - [`profile`]: each model's register map, as ready `[[machine.tag]]` entries.
@@ -15,9 +16,11 @@
 
 pub mod cnc;
 pub mod energy;
+pub mod faults;
 pub mod imm;
 pub mod model;
 pub mod profile;
 pub mod server;
 
+pub use faults::Faults;
 pub use model::{Model, SimKind};

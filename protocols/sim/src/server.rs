@@ -2,17 +2,22 @@
 //! speed-up) and writes its values into register memory; a tokio-modbus service answers reads
 //! from that memory. Writes are refused: like the gateway, the hall is read-only.
 
+use crate::faults::Faults;
 use crate::model::{Model, SimKind};
 use crate::profile::{ProfileTag, profile, raw_value};
 use shopfloor_core::Value;
 use shopfloor_modbus::encode::encode_registers;
 use shopfloor_modbus::{Area, DataType};
-use std::future;
+use std::future::{self, Future};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, RwLock};
+use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::time::{Instant, MissedTickBehavior};
-use tokio_modbus::server::tcp::{Server, accept_tcp_connection};
+use tokio_modbus::server::tcp::Server;
 use tokio_modbus::{ExceptionCode, Request, Response};
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
@@ -80,8 +85,16 @@ impl Registers {
     }
 }
 
+/// The per-connection service: reads from memory, and shows the machine's faults.
 #[derive(Clone)]
-struct ReadOnly(Arc<RwLock<Registers>>);
+struct ReadOnly {
+    memory: Arc<RwLock<Registers>>,
+    faults: Arc<Faults>,
+    started: Instant,
+    /// Requests answered on this connection, and the flag that closes it.
+    served: Arc<AtomicU32>,
+    close: Arc<AtomicBool>,
+}
 
 fn slice<T: Clone>(v: &[T], addr: u16, cnt: u16) -> Result<Vec<T>, ExceptionCode> {
     let a = usize::from(addr);
@@ -90,17 +103,15 @@ fn slice<T: Clone>(v: &[T], addr: u16, cnt: u16) -> Result<Vec<T>, ExceptionCode
         .ok_or(ExceptionCode::IllegalDataAddress)
 }
 
-impl tokio_modbus::server::Service for ReadOnly {
-    type Request = Request<'static>;
-    type Response = Response;
-    type Exception = ExceptionCode;
-    type Future = future::Ready<Result<Response, ExceptionCode>>;
-
-    fn call(&self, req: Request<'static>) -> Self::Future {
-        let Ok(m) = self.0.read() else {
-            return future::ready(Err(ExceptionCode::ServerDeviceFailure));
+impl ReadOnly {
+    fn answer(&self, req: Request<'static>) -> Result<Response, ExceptionCode> {
+        if let Some(code) = self.faults.exception {
+            return Err(ExceptionCode::new(code));
+        }
+        let Ok(m) = self.memory.read() else {
+            return Err(ExceptionCode::ServerDeviceFailure);
         };
-        let r = match req {
+        match req {
             Request::ReadHoldingRegisters(a, c) => {
                 slice(&m.holding, a, c).map(Response::ReadHoldingRegisters)
             }
@@ -112,13 +123,78 @@ impl tokio_modbus::server::Service for ReadOnly {
                 slice(&m.discrete, a, c).map(Response::ReadDiscreteInputs)
             }
             _ => Err(ExceptionCode::IllegalFunction),
-        };
-        future::ready(r)
+        }
+    }
+}
+
+type Answer = Pin<Box<dyn Future<Output = Result<Response, ExceptionCode>> + Send>>;
+
+impl tokio_modbus::server::Service for ReadOnly {
+    type Request = Request<'static>;
+    type Response = Response;
+    type Exception = ExceptionCode;
+    type Future = Answer;
+
+    fn call(&self, req: Request<'static>) -> Answer {
+        if self.faults.offline_at(self.started.elapsed()) {
+            // Switched off: the request goes unanswered.
+            return Box::pin(future::pending());
+        }
+        let n = self.served.fetch_add(1, Ordering::SeqCst) + 1;
+        if self.faults.drop_every.is_some_and(|every| n >= every) {
+            self.close.store(true, Ordering::SeqCst);
+        }
+        let result = self.answer(req);
+        match self.faults.slow {
+            Some(delay) => Box::pin(async move {
+                tokio::time::sleep(delay).await;
+                result
+            }),
+            None => Box::pin(future::ready(result)),
+        }
+    }
+}
+
+/// A connection that ends (reads EOF) once its service raised `close`: how the simulator drops
+/// connections, since a tokio-modbus service cannot close its own.
+struct Closable {
+    inner: TcpStream,
+    close: Arc<AtomicBool>,
+}
+
+impl AsyncRead for Closable {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        if self.close.load(Ordering::SeqCst) {
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Closable {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, data)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 
 /// One simulated machine to serve.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct SimMachine {
     /// What it is.
     pub kind: SimKind,
@@ -126,6 +202,8 @@ pub struct SimMachine {
     pub seed: u64,
     /// Machine seconds per real second.
     pub speedup: f64,
+    /// What goes wrong on purpose.
+    pub faults: Faults,
 }
 
 /// Serves `machine` on `listener` until `shutdown` is cancelled.
@@ -152,12 +230,33 @@ pub async fn serve(listener: TcpListener, machine: SimMachine, shutdown: Cancell
             }
         }
     };
-    let service = ReadOnly(memory);
+    let faults = Arc::new(machine.faults.clone());
+    let started = Instant::now();
     let server = async move {
         let server = Server::new(listener);
-        let on_connected = |stream, addr| {
-            let service = service.clone();
-            async move { accept_tcp_connection(stream, addr, |_| Ok(Some(service.clone()))) }
+        let on_connected = |stream: TcpStream, _addr| {
+            let faults = Arc::clone(&faults);
+            let memory = Arc::clone(&memory);
+            async move {
+                if faults.offline_at(started.elapsed()) {
+                    return Ok(None); // switched off: the connection is closed at once
+                }
+                let close = Arc::new(AtomicBool::new(false));
+                let service = ReadOnly {
+                    memory,
+                    faults,
+                    started,
+                    served: Arc::new(AtomicU32::new(0)),
+                    close: Arc::clone(&close),
+                };
+                Ok(Some((
+                    service,
+                    Closable {
+                        inner: stream,
+                        close,
+                    },
+                )))
+            }
         };
         if let Err(e) = server.serve(&on_connected, |_| {}).await {
             warn!(error = %e, "simulated machine stopped serving");

@@ -214,6 +214,8 @@ pub struct ModbusConfig {
     pub tags: Vec<TagSpec>,
     /// For `simulate` and `demo`: which simulated machine serves this address.
     pub simulator: Option<shopfloor_sim::SimKind>,
+    /// For `simulate` and `demo`: the faults that machine shows on purpose.
+    pub faults: shopfloor_sim::Faults,
 }
 
 /// An OPC UA machine's settings (read by the OPC UA driver).

@@ -91,6 +91,7 @@ pub(crate) struct RawMachine {
     pub poll_interval: Option<S<String>>,
     pub timeout: Option<S<String>>,
     pub simulator: Option<S<String>>,
+    pub faults: Option<S<RawFaults>>,
     // opcua
     pub endpoint: Option<S<String>>,
     pub security_policy: Option<S<String>>,
@@ -102,6 +103,17 @@ pub(crate) struct RawMachine {
     pub publishing_interval: Option<S<String>>,
     #[serde(default)]
     pub tag: Vec<S<RawTag>>,
+}
+
+/// `[machine.faults]` of a simulated machine.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawFaults {
+    pub offline_every: Option<S<String>>,
+    pub offline_for: Option<S<String>>,
+    pub slow: Option<S<String>>,
+    pub exception: Option<S<i64>>,
+    pub drop_every: Option<S<i64>>,
 }
 
 #[derive(Debug, Deserialize)]

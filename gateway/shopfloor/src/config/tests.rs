@@ -341,3 +341,32 @@ fn simulator_names_a_known_model_on_a_modbus_machine() {
     );
     assert!(error_of(&on_opcua).contains("simulator"));
 }
+
+#[test]
+fn faults_belong_to_simulated_machines_and_are_checked() {
+    let base = with_line(line_of("unit_id = 1"), "unit_id = 1\nsimulator = \"cnc\"");
+    let ok = base.replace(
+        "  [[machine.tag]]\n  name = \"spindle_speed\"",
+        "  [machine.faults]\n  offline_every = \"5m\"\n  offline_for = \"30s\"\n  slow = \"200ms\"\n  \
+         exception = 4\n  drop_every = 100\n\n  [[machine.tag]]\n  name = \"spindle_speed\"",
+    );
+    let c = parse(&ok).unwrap();
+    let ProtocolConfig::ModbusTcp(m) = &c.machines[0].protocol else {
+        panic!()
+    };
+    assert_eq!(m.faults.offline_every, Some(Duration::from_secs(300)));
+    assert_eq!(m.faults.offline_for, Duration::from_secs(30));
+    assert_eq!(m.faults.slow, Some(Duration::from_millis(200)));
+    assert_eq!(
+        (m.faults.exception, m.faults.drop_every),
+        (Some(4), Some(100))
+    );
+    let not_simulated = ok.replace("simulator = \"cnc\"\n", "");
+    assert!(error_of(&not_simulated).contains("set `simulator`"));
+    let too_long = ok.replace("offline_for = \"30s\"", "offline_for = \"10m\"");
+    assert!(error_of(&too_long).contains("shorter than offline_every"));
+    let zero = ok.replace("drop_every = 100", "drop_every = 0");
+    assert!(error_of(&zero).contains("at least 1"));
+    let unknown = ok.replace("slow = \"200ms\"", "slowness = \"200ms\"");
+    assert!(error_of(&unknown).contains("unknown field `slowness`"));
+}

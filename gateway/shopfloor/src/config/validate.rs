@@ -543,6 +543,11 @@ fn modbus(v: &mut V<'_>, s: &S<RawMachine>) -> Option<ModbusConfig> {
         }
         kind
     });
+    let faults = m
+        .faults
+        .as_ref()
+        .map(|f| sim_faults(v, f, simulator.is_some()))
+        .unwrap_or_default();
     let mut specs = Vec::new();
     for t in &m.tag {
         if let Some(spec) = modbus_tag(v, t) {
@@ -556,7 +561,62 @@ fn modbus(v: &mut V<'_>, s: &S<RawMachine>) -> Option<ModbusConfig> {
         timeout,
         tags: specs,
         simulator,
+        faults,
     })
+}
+
+fn sim_faults(
+    v: &mut V<'_>,
+    s: &S<super::raw::RawFaults>,
+    simulated: bool,
+) -> shopfloor_sim::Faults {
+    if !simulated {
+        v.err(
+            s.span(),
+            "[machine.faults] applies to simulated machines: set `simulator`",
+        );
+    }
+    let f = s.get_ref();
+    let mut out = shopfloor_sim::Faults {
+        offline_every: f
+            .offline_every
+            .as_ref()
+            .map(|_| v.duration(&f.offline_every, Duration::ZERO)),
+        offline_for: v.duration(&f.offline_for, Duration::from_secs(10)),
+        slow: f.slow.as_ref().map(|_| v.duration(&f.slow, Duration::ZERO)),
+        ..Default::default()
+    };
+    if let Some(e) = &f.exception {
+        match u8::try_from(*e.get_ref()) {
+            Ok(code) if code >= 1 => out.exception = Some(code),
+            _ => v.err(
+                e.span(),
+                "exception must be a Modbus exception code in 1..=255",
+            ),
+        }
+    }
+    if let Some(d) = &f.drop_every {
+        match u32::try_from(*d.get_ref()) {
+            Ok(n) if n >= 1 => out.drop_every = Some(n),
+            _ => v.err(
+                d.span(),
+                "drop_every must be a number of requests, at least 1",
+            ),
+        }
+    }
+    if let Some(every) = out.offline_every
+        && out.offline_for >= every
+    {
+        let span = f.offline_for.as_ref().map_or(s.span(), |x| x.span());
+        v.err(
+            span,
+            format!(
+                "offline_for ({:?}) must be shorter than offline_every",
+                out.offline_for
+            ),
+        );
+    }
+    out
 }
 
 fn modbus_tag(v: &mut V<'_>, s: &S<RawTag>) -> Option<TagSpec> {
@@ -750,6 +810,11 @@ fn opcua(v: &mut V<'_>, s: &S<RawMachine>) -> Option<OpcuaConfig> {
         &m.simulator,
         "simulator",
         "is for Modbus machines so far; the simulated OPC UA machines come later",
+    );
+    v.not_allowed(
+        &m.faults,
+        "faults",
+        "apply to simulated Modbus machines so far",
     );
     let endpoint = v.required(&m.endpoint, s.span(), "endpoint");
     if let Some(e) = &endpoint

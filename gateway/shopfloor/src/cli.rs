@@ -59,6 +59,24 @@ pub enum Command {
         #[arg(long, default_value_t = 1.0, value_parser = parse_speedup)]
         speedup: f64,
     },
+    /// A Modbus device's raw registers with their candidate decodings (u16, i16, f32 in each
+    /// order, text), for finding a machine's values. Reads only.
+    Scan {
+        /// The device: modbus-tcp://HOST:PORT.
+        target: String,
+        /// Unit id.
+        #[arg(long, default_value_t = 1)]
+        unit: u8,
+        /// holding, input, coil or discrete.
+        #[arg(long, default_value = "holding")]
+        area: String,
+        /// Addresses: A..B (B excluded) or A..=B.
+        #[arg(long, default_value = "0..100")]
+        range: String,
+        /// Time to wait for each answer, in milliseconds.
+        #[arg(long, default_value_t = 1000)]
+        timeout_ms: u64,
+    },
     /// Validate a config file: exit 0 when valid, 2 when not.
     Check {
         /// The config file.

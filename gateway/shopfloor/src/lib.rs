@@ -9,6 +9,7 @@
 //! - [`metrics`]: counters and histograms, in the Prometheus text format.
 //! - [`sink`]: the sinks (MQTT so far).
 //! - [`runtime`]: starting a gateway from a config and stopping it cleanly.
+//! - [`scan`]: a device's raw registers with candidate decodings.
 //! - [`simulate`]: serving a config's simulated machines.
 //! - [`cli`]: the `shopfloor` command line.
 
@@ -19,6 +20,7 @@ pub mod dispatch;
 pub mod http;
 pub mod metrics;
 pub mod runtime;
+pub mod scan;
 pub mod simulate;
 pub mod sink;
 pub mod status;

@@ -118,6 +118,45 @@ fn main() -> ExitCode {
                 http,
             }))
         }
+        Command::Scan {
+            target,
+            unit,
+            area,
+            range,
+            timeout_ms,
+        } => {
+            use shopfloor::scan::{ScanRequest, parse_range, parse_target, scan};
+            let area = match area.as_str() {
+                "holding" => shopfloor_modbus::Area::Holding,
+                "input" => shopfloor_modbus::Area::Input,
+                "coil" => shopfloor_modbus::Area::Coil,
+                "discrete" => shopfloor_modbus::Area::Discrete,
+                other => {
+                    eprintln!("error: --area {other:?}: use holding, input, coil or discrete");
+                    return ExitCode::from(2);
+                }
+            };
+            let parsed = parse_target(&target).and_then(|a| Ok((a, parse_range(&range)?)));
+            let (address, (start, count)) = match parsed {
+                Ok(p) => p,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let req = ScanRequest {
+                address,
+                unit,
+                area,
+                start,
+                count,
+            };
+            block_on(async move {
+                let table = scan(&req, std::time::Duration::from_millis(timeout_ms)).await?;
+                print!("{table}");
+                Ok(())
+            })
+        }
         Command::Check { config, plan } => match load(&config) {
             Ok(c) => {
                 print!("{}", check_report(&c, plan));

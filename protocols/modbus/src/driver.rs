@@ -179,8 +179,8 @@ pub async fn read(ctx: &mut Context, r: &ReadRequest, limit: Duration) -> Result
     }
 }
 
-/// Connects to `address` under `limit`.
-async fn connect(address: &str, unit: u8, limit: Duration) -> Result<Context, ReadError> {
+/// Connects to `address` (resolved now) under `limit`, for unit `unit`.
+pub async fn connect(address: &str, unit: u8, limit: Duration) -> Result<Context, ReadError> {
     let attempt = async {
         let addrs: Vec<SocketAddr> = tokio::net::lookup_host(address).await?.collect();
         let mut last = std::io::Error::new(std::io::ErrorKind::NotFound, "no address found");

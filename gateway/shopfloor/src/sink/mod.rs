@@ -7,9 +7,11 @@
 //!
 //! - [`mqtt`]: publishes samples and statuses over MQTT with an acknowledged outbox.
 //! - [`csv`]: one CSV file per machine and UTC day, for data analysis.
+//! - [`influx`]: the line-protocol encoding for the InfluxDB v2 write API (the writer is to come).
 //! - [`live`]: latest values and history per tag, and the event stream, for HTTP.
 
 pub mod csv;
+pub mod influx;
 pub mod live;
 pub mod mqtt;
 

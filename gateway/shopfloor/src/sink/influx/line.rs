@@ -212,7 +212,9 @@ mod tests {
 
     /// A reference parser for the subset written here: splits an unescaped line into
     /// measurement, tags, fields and timestamp, unescaping as the protocol says.
-    fn parse(line: &str) -> (String, Vec<(String, String)>, Vec<(String, String)>, String) {
+    type Pairs = Vec<(String, String)>;
+
+    fn parse(line: &str) -> (String, Pairs, Pairs, String) {
         let chars: Vec<char> = line.chars().collect();
         let mut parts: Vec<String> = vec![String::new()];
         let (mut i, mut quoted) = (0, false);

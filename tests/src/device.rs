@@ -1,9 +1,7 @@
 //! Modbus TCP devices for tests: a healthy one serving a register map through tokio-modbus's
 //! server, and raw TCP servers that misbehave the ways real devices do.
 
-use shopfloor_core::Value;
-use shopfloor_modbus::encode::encode_registers;
-use shopfloor_modbus::{Area, DataType, TagSpec, WordOrder};
+use shopfloor_sim::server::{Registers, answer};
 use std::future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -13,57 +11,8 @@ use tokio::task::JoinHandle;
 use tokio_modbus::server::tcp::{Server, accept_tcp_connection};
 use tokio_modbus::{ExceptionCode, Request, Response};
 
-/// The four data areas of a device.
-#[derive(Debug, Clone)]
-pub struct Memory {
-    pub holding: Vec<u16>,
-    pub input: Vec<u16>,
-    pub coils: Vec<bool>,
-    pub discrete: Vec<bool>,
-}
-
-impl Default for Memory {
-    fn default() -> Memory {
-        Memory {
-            holding: vec![0; 65536],
-            input: vec![0; 65536],
-            coils: vec![false; 65536],
-            discrete: vec![false; 65536],
-        }
-    }
-}
-
-impl Memory {
-    /// Writes `value` as a tag of `data_type` and `order` at `area`/`address`.
-    pub fn put(
-        &mut self,
-        area: Area,
-        address: u16,
-        data_type: DataType,
-        order: WordOrder,
-        value: Value,
-    ) {
-        let mut spec = TagSpec::new(area, address, data_type);
-        spec.order = order;
-        if let Value::Text(t) = &value {
-            spec.length = t.len().div_ceil(2).max(1) as u16;
-        }
-        let a = usize::from(address);
-        match area {
-            Area::Coil => self.coils[a] = matches!(value, Value::Bool(true)),
-            Area::Discrete => self.discrete[a] = matches!(value, Value::Bool(true)),
-            Area::Holding | Area::Input => {
-                let regs = encode_registers(&spec, &value).unwrap();
-                let target = if area == Area::Holding {
-                    &mut self.holding
-                } else {
-                    &mut self.input
-                };
-                target[a..a + regs.len()].copy_from_slice(&regs);
-            }
-        }
-    }
-}
+/// The four data areas of a device: the simulator's register memory, with `put` for tests.
+pub type Memory = Registers;
 
 /// How a device answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,14 +29,6 @@ struct Service {
     behaviour: Behaviour,
 }
 
-fn slice<T: Clone>(v: &[T], addr: u16, cnt: u16) -> Result<Vec<T>, ExceptionCode> {
-    let a = usize::from(addr);
-    let end = a + usize::from(cnt);
-    v.get(a..end)
-        .map(<[T]>::to_vec)
-        .ok_or(ExceptionCode::IllegalDataAddress)
-}
-
 impl tokio_modbus::server::Service for Service {
     type Request = Request<'static>;
     type Response = Response;
@@ -98,22 +39,8 @@ impl tokio_modbus::server::Service for Service {
         if let Behaviour::Exception(code) = self.behaviour {
             return future::ready(Err(code));
         }
-        let m = self.memory.lock().unwrap();
-        let r = match req {
-            Request::ReadHoldingRegisters(a, c) => {
-                slice(&m.holding, a, c).map(Response::ReadHoldingRegisters)
-            }
-            Request::ReadInputRegisters(a, c) => {
-                slice(&m.input, a, c).map(Response::ReadInputRegisters)
-            }
-            Request::ReadCoils(a, c) => slice(&m.coils, a, c).map(Response::ReadCoils),
-            Request::ReadDiscreteInputs(a, c) => {
-                slice(&m.discrete, a, c).map(Response::ReadDiscreteInputs)
-            }
-            // The gateway must never write; a write is answered with an error the test sees.
-            _ => Err(ExceptionCode::IllegalFunction),
-        };
-        future::ready(r)
+        // The same answers as the simulated machines give; writes are refused there too.
+        future::ready(answer(&self.memory.lock().unwrap(), req))
     }
 }
 

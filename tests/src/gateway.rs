@@ -1,7 +1,7 @@
 //! The `shopfloor` binary as a child process, with its config in a temporary directory.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -24,6 +24,18 @@ pub fn binary() -> PathBuf {
         bin
     })
     .clone()
+}
+
+/// Polls `done` until it holds or `within` has passed; true when it held.
+fn wait_until(within: Duration, done: impl Fn() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
 }
 
 /// A running gateway; killed on drop.
@@ -54,18 +66,7 @@ impl GatewayProcess {
     /// `shopfloor ARGS...` without a config file.
     pub fn bare(args: &[&str]) -> GatewayProcess {
         let dir = tempfile::tempdir().unwrap();
-        let log = std::fs::File::create(dir.path().join("gateway.log")).unwrap();
-        let out = std::fs::File::create(dir.path().join("stdout.log")).unwrap();
-        let child = Command::new(binary())
-            .args(args)
-            .stdout(out)
-            .stderr(log)
-            .spawn()
-            .expect("cannot start shopfloor");
-        GatewayProcess {
-            child: Some(child),
-            dir,
-        }
+        GatewayProcess::launch(Command::new(binary()).args(args), dir)
     }
 
     /// What the process printed on stdout so far (for [`GatewayProcess::bare`]).
@@ -78,14 +79,22 @@ impl GatewayProcess {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("gateway.toml");
         std::fs::write(&path, config).unwrap();
-        let log = std::fs::File::create(dir.path().join("gateway.log")).unwrap();
-        let child = Command::new(binary())
+        let mut command = Command::new(binary());
+        command
             .args(args)
             .arg("-c")
             .arg(&path)
             .env("RUST_LOG", "debug")
-            .envs(env.iter().copied())
-            .stdout(Stdio::null())
+            .envs(env.iter().copied());
+        GatewayProcess::launch(&mut command, dir)
+    }
+
+    /// Starts `command` with its stdout and stderr in files of `dir`.
+    fn launch(command: &mut Command, dir: tempfile::TempDir) -> GatewayProcess {
+        let log = std::fs::File::create(dir.path().join("gateway.log")).unwrap();
+        let out = std::fs::File::create(dir.path().join("stdout.log")).unwrap();
+        let child = command
+            .stdout(out)
             .stderr(log)
             .spawn()
             .expect("cannot start shopfloor");
@@ -102,14 +111,7 @@ impl GatewayProcess {
 
     /// Waits up to `within` for a log line containing `needle`.
     pub fn wait_for_log(&self, needle: &str, within: Duration) -> bool {
-        let deadline = Instant::now() + within;
-        while Instant::now() < deadline {
-            if self.log().contains(needle) {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        false
+        wait_until(within, || self.log().contains(needle))
     }
 
     /// True while the process runs.
@@ -121,14 +123,7 @@ impl GatewayProcess {
 
     /// Waits up to `within` for stdout to contain `needle`.
     pub fn wait_for_stdout(&self, needle: &str, within: Duration) -> bool {
-        let deadline = Instant::now() + within;
-        while Instant::now() < deadline {
-            if self.stdout().contains(needle) {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        false
+        wait_until(within, || self.stdout().contains(needle))
     }
 
     /// Sends SIGTERM and waits up to `within` for the exit status.

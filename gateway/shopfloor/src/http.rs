@@ -6,7 +6,6 @@
 use crate::metrics::{self, Metrics};
 use crate::sink::SinkStats;
 use crate::sink::live::LiveStore;
-use crate::sink::mqtt::encode::push_value;
 use crate::status::StatusBoard;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -130,20 +129,16 @@ async fn metrics_text(State(s): State<Shared>) -> impl IntoResponse {
 }
 
 fn json_value(v: &Value) -> serde_json::Value {
-    let mut out = Vec::new();
-    push_value(&mut out, value_ref(v));
-    serde_json::from_slice(&out).unwrap_or(serde_json::Value::Null)
-}
-
-fn value_ref(v: &Value) -> shopfloor_core::ValueRef<'_> {
-    use shopfloor_core::ValueRef;
     match v {
-        Value::Null => ValueRef::Null,
-        Value::Bool(b) => ValueRef::Bool(*b),
-        Value::I64(x) => ValueRef::I64(*x),
-        Value::U64(x) => ValueRef::U64(*x),
-        Value::F64(x) => ValueRef::F64(*x),
-        Value::Text(t) => ValueRef::Text(t.as_str()),
+        Value::Null => serde_json::Value::Null,
+        Value::Bool(b) => (*b).into(),
+        Value::I64(x) => (*x).into(),
+        Value::U64(x) => (*x).into(),
+        // Non-finite floats have no JSON form; `Sample::new` never stores them anyway.
+        Value::F64(x) => {
+            serde_json::Number::from_f64(*x).map_or(serde_json::Value::Null, Into::into)
+        }
+        Value::Text(t) => t.as_str().into(),
     }
 }
 

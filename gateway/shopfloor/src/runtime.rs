@@ -199,6 +199,10 @@ impl Gateway {
         }
         let dispatcher = tokio::spawn(dispatch::run(consumer, ports, Arc::clone(&metrics)));
 
+        let reporter: Arc<dyn StatusReporter> = Arc::new(Reporter {
+            board: Arc::clone(&status),
+            metrics: Arc::clone(&metrics),
+        });
         let driver_stop = CancellationToken::new();
         let mut drivers = JoinSet::new();
         for (index, producer) in producers.into_iter().enumerate() {
@@ -208,14 +212,10 @@ impl Gateway {
             match &m.protocol {
                 ProtocolConfig::ModbusTcp(_) => {
                     if let Some(machine) = config.modbus_machine(index) {
-                        let reporter: Arc<dyn StatusReporter> = Arc::new(Reporter {
-                            board: Arc::clone(&status),
-                            metrics: Arc::clone(&metrics),
-                        });
                         drivers.spawn(shopfloor_modbus::driver::run(
                             machine,
                             producer,
-                            reporter,
+                            Arc::clone(&reporter),
                             driver_stop.child_token(),
                         ));
                     }

@@ -152,6 +152,10 @@ pub fn profile(kind: SimKind) -> Vec<ProfileTag> {
 /// The raw value to write for an engineering value: scale and offset undone, integers rounded
 /// and clamped to their type.
 pub fn raw_value(spec: &TagSpec, value: &Value) -> Value {
+    // An integer for an unscaled tag is already raw; through f64 it would lose digits past 2^53.
+    if !spec.is_scaled() && matches!(value, Value::I64(_) | Value::U64(_)) {
+        return value.clone();
+    }
     let Some(v) = value.as_f64().filter(|_| spec.data_type.is_number()) else {
         return value.clone();
     };

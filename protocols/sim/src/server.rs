@@ -8,6 +8,7 @@ use crate::profile::{ProfileTag, profile, raw_value};
 use shopfloor_core::Value;
 use shopfloor_modbus::encode::encode_registers;
 use shopfloor_modbus::{Area, DataType};
+use shopfloor_modbus::{TagSpec, WordOrder};
 use std::future::{self, Future};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -50,6 +51,30 @@ impl Default for Registers {
 }
 
 impl Registers {
+    /// Writes one raw `value` as a tag of `data_type` and `order` at `area`/`address` (for
+    /// test devices; strings take as many registers as they need).
+    pub fn put(
+        &mut self,
+        area: Area,
+        address: u16,
+        data_type: DataType,
+        order: WordOrder,
+        value: Value,
+    ) {
+        let mut spec = TagSpec::new(area, address, data_type);
+        spec.order = order;
+        if let Value::Text(t) = &value {
+            spec.length = t.len().div_ceil(2).max(1) as u16;
+        }
+        let tag = ProfileTag {
+            name: "put",
+            spec,
+            unit: None,
+            note: None,
+        };
+        self.write(std::slice::from_ref(&tag), &[value]);
+    }
+
     /// Writes `values` (in profile order) at their profile places.
     pub fn write(&mut self, tags: &[ProfileTag], values: &[Value]) {
         for (t, v) in tags.iter().zip(values) {
@@ -103,6 +128,24 @@ fn slice<T: Clone>(v: &[T], addr: u16, cnt: u16) -> Result<Vec<T>, ExceptionCode
         .ok_or(ExceptionCode::IllegalDataAddress)
 }
 
+/// The answer of a read-only device with memory `m` to `req`: the data, or the exception a
+/// device gives for an address it does not have or a function it does not serve (writes).
+pub fn answer(m: &Registers, req: Request<'_>) -> Result<Response, ExceptionCode> {
+    match req {
+        Request::ReadHoldingRegisters(a, c) => {
+            slice(&m.holding, a, c).map(Response::ReadHoldingRegisters)
+        }
+        Request::ReadInputRegisters(a, c) => {
+            slice(&m.input, a, c).map(Response::ReadInputRegisters)
+        }
+        Request::ReadCoils(a, c) => slice(&m.coils, a, c).map(Response::ReadCoils),
+        Request::ReadDiscreteInputs(a, c) => {
+            slice(&m.discrete, a, c).map(Response::ReadDiscreteInputs)
+        }
+        _ => Err(ExceptionCode::IllegalFunction),
+    }
+}
+
 impl ReadOnly {
     fn answer(&self, req: Request<'static>) -> Result<Response, ExceptionCode> {
         if let Some(code) = self.faults.exception {
@@ -111,19 +154,7 @@ impl ReadOnly {
         let Ok(m) = self.memory.read() else {
             return Err(ExceptionCode::ServerDeviceFailure);
         };
-        match req {
-            Request::ReadHoldingRegisters(a, c) => {
-                slice(&m.holding, a, c).map(Response::ReadHoldingRegisters)
-            }
-            Request::ReadInputRegisters(a, c) => {
-                slice(&m.input, a, c).map(Response::ReadInputRegisters)
-            }
-            Request::ReadCoils(a, c) => slice(&m.coils, a, c).map(Response::ReadCoils),
-            Request::ReadDiscreteInputs(a, c) => {
-                slice(&m.discrete, a, c).map(Response::ReadDiscreteInputs)
-            }
-            _ => Err(ExceptionCode::IllegalFunction),
-        }
+        answer(&m, req)
     }
 }
 

@@ -97,3 +97,27 @@ fn profile_files_match_the_code() {
         );
     }
 }
+
+#[test]
+fn large_integers_are_written_exactly() {
+    use shopfloor_modbus::{DataType, TagSpec, WordOrder};
+    use shopfloor_sim::profile::raw_value;
+    let spec = TagSpec::new(Area::Holding, 0, DataType::I64);
+    assert_eq!(
+        raw_value(&spec, &Value::I64(i64::MIN + 1)),
+        Value::I64(i64::MIN + 1)
+    );
+    let mut regs = Registers::default();
+    regs.put(
+        Area::Holding,
+        0,
+        DataType::U64,
+        WordOrder::ABCD,
+        Value::U64(u64::MAX - 1),
+    );
+    let spec = TagSpec::new(Area::Holding, 0, DataType::U64);
+    assert_eq!(
+        decode_registers(&spec, &regs.holding[..4]),
+        Ok(Value::U64(u64::MAX - 1))
+    );
+}

@@ -123,10 +123,12 @@ pub fn stream_event(catalog: &Catalog, batch: &[Sample]) -> String {
         out.extend_from_slice(b",\"tag\":");
         encode::push_json_str(&mut out, &t.name);
         out.push(b',');
-        // The tag payload without its opening brace.
-        let mut payload = Vec::with_capacity(96);
-        encode::tag_payload(&mut payload, s, &encode::unit_suffix(t.unit.as_deref()));
-        out.extend_from_slice(&payload[1..]);
+        encode::tag_fields(&mut out, s, b"");
+        if let Some(u) = &t.unit {
+            out.extend_from_slice(b",\"unit\":");
+            encode::push_json_str(&mut out, u);
+        }
+        out.push(b'}');
     }
     out.push(b']');
     String::from_utf8(out).unwrap_or_default()

@@ -48,7 +48,14 @@ pub fn unit_suffix(unit: Option<&str>) -> Vec<u8> {
 
 /// Layout `tag`: `{"timestamp_ms":T,"value":V,"quality":"good","seq":S[,"unit":"…"]}`.
 pub fn tag_payload(out: &mut Vec<u8>, s: &Sample, unit_suffix: &[u8]) {
-    out.extend_from_slice(b"{\"timestamp_ms\":");
+    out.push(b'{');
+    tag_fields(out, s, unit_suffix);
+    out.push(b'}');
+}
+
+/// The members of the `tag` payload without its braces, for objects that add their own.
+pub fn tag_fields(out: &mut Vec<u8>, s: &Sample, unit_suffix: &[u8]) {
+    out.extend_from_slice(b"\"timestamp_ms\":");
     push_i64(out, s.timestamp_ms);
     out.extend_from_slice(b",\"value\":");
     push_value(out, s.value());
@@ -57,7 +64,6 @@ pub fn tag_payload(out: &mut Vec<u8>, s: &Sample, unit_suffix: &[u8]) {
     out.extend_from_slice(b"\",\"seq\":");
     push_u64(out, s.seq);
     out.extend_from_slice(unit_suffix);
-    out.push(b'}');
 }
 
 /// Layout `machine`: `{"timestamp_ms":T,"seq":S,"values":{"tag":V,…}}`; `null` for bad.

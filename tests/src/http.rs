@@ -1,4 +1,5 @@
-//! A minimal HTTP/1.1 client over a plain socket, enough for the gateway's read-only API.
+//! A minimal HTTP/1.1 client over a plain socket, enough for the gateway's read-only API and
+//! for driving a browser through WebDriver.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -19,42 +20,103 @@ impl Reply {
 }
 
 fn request(addr: SocketAddr, path: &str, token: Option<&str>) -> std::io::Result<TcpStream> {
+    send(addr, "GET", path, token, None, Duration::from_secs(5))
+}
+
+fn send(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+    timeout: Duration,
+) -> std::io::Result<TcpStream> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    s.set_read_timeout(Some(timeout))?;
     let auth = token
         .map(|t| format!("Authorization: Bearer {t}\r\n"))
         .unwrap_or_default();
+    let content = body
+        .map(|b| {
+            format!(
+                "Content-Type: application/json\r\nContent-Length: {}\r\n",
+                b.len()
+            )
+        })
+        .unwrap_or_default();
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n{auth}\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n{auth}{content}\r\n{}",
+        body.unwrap_or("")
     )?;
     Ok(s)
 }
 
 /// `GET path`, with a bearer token if given.
 pub fn get(addr: SocketAddr, path: &str, token: Option<&str>) -> Reply {
-    let mut s = request(addr, path, token).unwrap();
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).unwrap();
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    read_reply(request(addr, path, token).unwrap()).unwrap()
+}
+
+/// `method path` with a JSON body, waiting up to `timeout` for the answer.
+pub fn call(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    timeout: Duration,
+) -> std::io::Result<Reply> {
+    read_reply(send(addr, method, path, None, body, timeout)?)
+}
+
+fn read_reply(s: TcpStream) -> std::io::Result<Reply> {
+    // Some servers (chromedriver) keep the connection open despite `Connection: close`, so
+    // the body ends where Content-Length or the last chunk says, not at end of stream.
+    let mut r = BufReader::new(s);
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line)? == 0 || line == "\r\n" {
+            break;
+        }
+        head.push_str(&line);
+    }
     let status = head
         .split_whitespace()
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
-    let chunked = head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked");
-    let body = if chunked {
-        dechunk(body)
+    let lower = head.to_ascii_lowercase();
+    let length = lower
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse::<usize>().ok());
+    let mut raw = Vec::new();
+    if let Some(n) = length {
+        raw.resize(n, 0);
+        r.read_exact(&mut raw)?;
+    } else if lower.contains("transfer-encoding: chunked") {
+        loop {
+            let mut line = String::new();
+            r.read_line(&mut line)?;
+            raw.extend_from_slice(line.as_bytes());
+            if line == "0\r\n" || line.is_empty() {
+                break;
+            }
+        }
     } else {
-        body.to_owned()
-    };
-    Reply {
-        status,
-        headers: head.to_owned(),
-        body,
+        r.read_to_end(&mut raw)?;
     }
+    let body = String::from_utf8_lossy(&raw).into_owned();
+    let body = if length.is_none() && lower.contains("transfer-encoding: chunked") {
+        dechunk(&body)
+    } else {
+        body
+    };
+    Ok(Reply {
+        status,
+        headers: head,
+        body,
+    })
 }
 
 fn dechunk(mut body: &str) -> String {

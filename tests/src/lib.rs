@@ -2,6 +2,7 @@
 //! guards.
 //!
 //! - [`mosquitto`]: a private mosquitto broker.
+//! - [`browser`]: a headless Chromium driven over WebDriver, and the test-artifact folder.
 //! - [`device`]: Modbus TCP devices: a healthy one with a register map, and faulty ones (hang,
 //!   garbage, close, exception).
 //! - [`pki`]: a throw-away CA with server and client certificates (openssl).
@@ -10,6 +11,7 @@
 //! - [`gateway`]: the `shopfloor` binary as a child process.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+pub mod browser;
 pub mod device;
 pub mod gateway;
 pub mod http;

@@ -214,7 +214,17 @@ async fn off_loopback_every_path_but_health_needs_the_token() {
         );
         assert_eq!(get(addr, path, Some("wrong")).status, 401, "{path}");
         assert_eq!(get(addr, path, Some("t0ken")).status, 200, "{path}");
+        // Browsers (the dashboard's EventSource) pass it as a query parameter instead.
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let with = |t: &str| format!("{path}{sep}access_token={t}");
+        assert_eq!(get(addr, &with("wrong"), None).status, 401, "{path}");
+        assert_eq!(get(addr, &with("t0ken"), None).status, 200, "{path}");
     }
+    // The page's scripts and styles are behind the token too.
+    assert_eq!(get(addr, "/dashboard.js", None).status, 401);
+    let page = get(addr, "/dashboard.js?access_token=t0ken", None);
+    assert_eq!(page.status, 200);
+    assert!(page.headers.contains("text/javascript"), "{}", page.headers);
 }
 
 #[test]

@@ -1,8 +1,11 @@
 //! The HTTP server: live API, Server-Sent Events and metrics. It only reads.
 //!
 //! Bound to loopback it is open; bound anywhere else every path but `/health` asks for the
-//! bearer token held in the variable that `[gateway] http_token_env` names.
+//! bearer token held in the variable that `[gateway] http_token_env` names, either as
+//! `Authorization: Bearer …` or, for browsers (an `EventSource` cannot send a header), as the
+//! `access_token` query parameter of RFC 6750.
 
+use crate::dashboard;
 use crate::metrics::{self, Metrics};
 use crate::sink::SinkStats;
 use crate::sink::live::LiveStore;
@@ -11,7 +14,7 @@ use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
@@ -26,6 +29,8 @@ use tokio_util::sync::CancellationToken;
 /// What the handlers read.
 #[derive(Debug)]
 pub struct HttpState {
+    /// The gateway's name, shown by the dashboard.
+    pub gateway: String,
     /// Machine and tag names.
     pub catalog: Arc<Catalog>,
     /// Latest values and history.
@@ -55,16 +60,19 @@ async fn require_token(State(state): State<Shared>, req: Request, next: Next) ->
     if let Some(token) = &state.token
         && req.uri().path() != "/health"
     {
-        let given = req
+        let header_token = req
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(std::borrow::Cow::Borrowed);
+        let given = header_token.or_else(|| query_token(req.uri().query()));
         if !given.is_some_and(|g| same(g.as_bytes(), token.as_bytes())) {
             return (
                 StatusCode::UNAUTHORIZED,
                 [(header::WWW_AUTHENTICATE, "Bearer")],
-                "a bearer token is required: Authorization: Bearer <token>\n",
+                "a bearer token is required: Authorization: Bearer <token>, \
+                 or ?access_token=<token> in a browser\n",
             )
                 .into_response();
         }
@@ -72,11 +80,20 @@ async fn require_token(State(state): State<Shared>, req: Request, next: Next) ->
     next.run(req).await
 }
 
+/// The `access_token` query parameter, percent-decoded.
+fn query_token(query: Option<&str>) -> Option<std::borrow::Cow<'_, str>> {
+    form_urlencoded::parse(query?.as_bytes())
+        .find(|(k, _)| k == "access_token")
+        .map(|(_, v)| v)
+}
+
 /// The routes, for serving and for tests.
 pub fn router(state: Shared) -> Router {
-    Router::new()
-        .route("/", get(index))
-        .route("/health", get(health))
+    let mut app = Router::new();
+    for path in dashboard::paths() {
+        app = app.route(path, get(move || async move { dashboard::file(path) }));
+    }
+    app.route("/health", get(health))
         .route("/metrics", get(metrics_text))
         .route("/api/machines", get(machines))
         .route("/api/machines/{id}/history", get(history))
@@ -99,16 +116,6 @@ pub async fn serve(listener: TcpListener, state: Shared, shutdown: CancellationT
     }
 }
 
-async fn index() -> Html<&'static str> {
-    Html(
-        "<!doctype html><meta charset=utf-8><title>shopfloor</title>\
-         <h1>shopfloor</h1><p>The live dashboard page is not in this version yet. The API is: \
-         <a href=/api/machines>/api/machines</a>, /api/machines/{id}/history?tag=NAME&amp;seconds=N, \
-         <a href=/api/stream>/api/stream</a> (Server-Sent Events), <a href=/metrics>/metrics</a>, \
-         <a href=/health>/health</a>.</p>",
-    )
-}
-
 async fn health(State(s): State<Shared>) -> Json<serde_json::Value> {
     let statuses = s.status.snapshot();
     let online = statuses
@@ -117,6 +124,7 @@ async fn health(State(s): State<Shared>) -> Json<serde_json::Value> {
         .count();
     Json(serde_json::json!({
         "status": "ok",
+        "gateway": s.gateway,
         "machines": statuses.len(),
         "machines_online": online,
         "uptime_s": s.started.elapsed().as_secs(),

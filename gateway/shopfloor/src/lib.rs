@@ -6,8 +6,9 @@
 //! - [`status`]: the status board where drivers report machine states and sinks watch them.
 //! - [`dispatch`]: the ring's consumer, fanning batches out to the sinks.
 //! - [`http`]: the read-only HTTP API, Server-Sent Events and `/metrics`.
+//! - [`dashboard`]: the live dashboard page, embedded from `dashboards/web`.
 //! - [`metrics`]: counters and histograms, in the Prometheus text format.
-//! - [`sink`]: the sinks (MQTT so far).
+//! - [`sink`]: the sinks: MQTT, CSV files, the live store (and the line-protocol encoder).
 //! - [`runtime`]: starting a gateway from a config and stopping it cleanly.
 //! - [`scan`]: a device's raw registers with candidate decodings.
 //! - [`simulate`]: serving a config's simulated machines.
@@ -15,6 +16,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod dashboard;
 pub mod demo;
 pub mod dispatch;
 pub mod http;

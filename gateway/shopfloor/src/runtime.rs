@@ -176,6 +176,7 @@ impl Gateway {
             });
             sinks.push(("live", stats));
             let state = Arc::new(HttpState {
+                gateway: config.gateway.name.clone(),
                 catalog: Arc::clone(&catalog),
                 store,
                 status: Arc::clone(&status),

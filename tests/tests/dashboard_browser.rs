@@ -1,0 +1,205 @@
+//! The dashboard page in a real headless Chromium: against `shopfloor demo` it shows every
+//! machine with live values that change, a machine page with every tag and its chart, Dutch
+//! labels on request; a machine that goes offline turns grey with its values shown as gaps.
+//! Screenshots go to `target/test-artifacts/`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use shopfloor_tests::browser::{Browser, artifact};
+use shopfloor_tests::free_port;
+use shopfloor_tests::gateway::GatewayProcess;
+use shopfloor_tests::http::get;
+use std::time::Duration;
+
+const CARDS_LIVE: &str = r#"
+    const cards = [...document.querySelectorAll('.card')];
+    if (cards.length !== 5) return null;
+    const live = cards.every(c => c.dataset.state !== 'offline'
+        && [...c.querySelectorAll('.value')].every(v => v.textContent !== '—'));
+    return live && document.getElementById('conn').dataset.state === 'live'
+        ? cards.map(c => c.dataset.machine) : null;
+"#;
+
+const CARD_VALUES: &str = r#"
+    return [...document.querySelectorAll('.card')].map(c =>
+        [...c.querySelectorAll('.value')].map(v => v.textContent).join(' ')).join(' | ');
+"#;
+
+#[test]
+fn the_hall_shows_every_machine_live_and_a_machine_page_every_tag() {
+    let http = format!("127.0.0.1:{}", free_port());
+    let mqtt = free_port().to_string();
+    let demo = GatewayProcess::bare(&[
+        "demo",
+        "--mqtt-port",
+        &mqtt,
+        "--http",
+        &http,
+        "--speedup",
+        "30",
+    ]);
+    assert!(
+        demo.wait_for_stdout("Ctrl-C stops everything", Duration::from_secs(30)),
+        "{}",
+        demo.log()
+    );
+    let browser = Browser::start(1920, 1080);
+    browser.goto(&format!("http://{http}/"));
+
+    let ids = browser
+        .wait_for(CARDS_LIVE, Duration::from_secs(20))
+        .unwrap_or_else(|| {
+            panic!(
+                "not every machine live on the page: {}\n{}",
+                browser.eval(CARD_VALUES),
+                demo.log()
+            )
+        });
+    assert_eq!(
+        ids,
+        serde_json::json!(["cnc-1", "cnc-2", "imm-1", "imm-2", "energy-1"])
+    );
+
+    // Values move: the simulated machines run, and the page follows the stream.
+    let before = browser.eval(CARD_VALUES);
+    let samples_before = browser.eval("return shopfloor.stats.samples;");
+    let changed = browser.wait_for(
+        &format!(
+            "const now = (() => {{ {CARD_VALUES} }})(); return now !== {before} ? now : null;"
+        ),
+        Duration::from_secs(15),
+    );
+    assert!(changed.is_some(), "values did not change: {before}");
+    let samples_after = browser.eval("return shopfloor.stats.samples;");
+    assert!(
+        samples_after.as_u64() > samples_before.as_u64(),
+        "{samples_before} → {samples_after}"
+    );
+    // Every card's sparkline has been drawn (some pixel is not transparent).
+    let drawn = browser.wait_for(
+        r#"
+        const sparks = [...document.querySelectorAll('canvas.spark')];
+        const inked = c => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+            for (let i = 3; i < d.length; i += 4) if (d[i]) return true; return false; };
+        return sparks.length === 5 && sparks.every(inked);
+        "#,
+        Duration::from_secs(10),
+    );
+    assert!(drawn.is_some(), "a sparkline stayed empty");
+    browser.screenshot(&artifact("dashboard-hall.png"));
+
+    // The machine page: a row per tag, as many as the API lists, and a chart per number.
+    let api = get(http.parse().unwrap(), "/api/machines", None).json();
+    let tags = api[0]["tags"].as_array().unwrap().len();
+    browser.eval("location.hash = '#/m/cnc-1'; return null;");
+    let rows = browser.wait_for(
+        r#"
+        const rows = document.querySelectorAll('table.tags tbody tr');
+        // Text tags may be empty (no alarm text); no tag may be without a value.
+        const filled = [...document.querySelectorAll('table.tags td.num')]
+            .every(td => td.textContent !== '—');
+        return filled ? rows.length : null;
+        "#,
+        Duration::from_secs(10),
+    );
+    assert_eq!(rows, Some(serde_json::json!(tags)));
+    let charts = browser
+        .wait_for(
+            r#"
+            const c = document.querySelector('canvas[data-tag="spindle_speed"]');
+            if (!c) return null;
+            const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+            for (let i = 3; i < d.length; i += 4) if (d[i]) return document.querySelectorAll('.chart canvas').length;
+            return null;
+            "#,
+            Duration::from_secs(10),
+        )
+        .expect("the spindle speed chart stayed empty");
+    assert!(charts.as_u64().unwrap() >= 15, "{charts} charts");
+    browser.screenshot(&artifact("dashboard-machine.png"));
+
+    // Dutch on request, remembered across a reload.
+    browser.eval("document.getElementById('lang').click(); return null;");
+    let head = browser.eval(
+        "return [document.querySelector('.brand').textContent, document.querySelector('th').textContent];",
+    );
+    assert_eq!(head, serde_json::json!(["Hal", "Tag"]));
+    browser.reload();
+    let brand = browser.wait_for(
+        "const b = document.querySelector('.brand').textContent; return b === 'Hal' ? b : null;",
+        Duration::from_secs(10),
+    );
+    assert!(brand.is_some(), "the language choice was not remembered");
+}
+
+#[test]
+fn an_offline_machine_turns_grey_and_its_values_become_gaps() {
+    let sim_port = free_port();
+    let http = format!("127.0.0.1:{}", free_port());
+    let config = format!(
+        r#"
+[gateway]
+name = "flaky"
+http = "{http}"
+
+[[machine]]
+id = "cnc-9"
+kind = "cnc"
+protocol = "modbus-tcp"
+address = "127.0.0.1:{sim_port}"
+simulator = "cnc"
+poll_interval = "100ms"
+timeout = "300ms"
+
+  [machine.faults]
+  offline_every = "12s"
+  offline_for = "4s"
+
+  [[machine.tag]]
+  name = "state"
+  area = "holding"
+  address = 0
+  type = "u16"
+
+  [[machine.tag]]
+  name = "spindle_speed"
+  area = "holding"
+  address = 19
+  type = "f32"
+  order = "CDAB"
+  unit = "rpm"
+"#
+    );
+    let sim = GatewayProcess::simulate(&config, &[]);
+    let gw = GatewayProcess::start(&config);
+    let browser = Browser::start(1280, 800);
+    browser.goto(&format!("http://{http}/#/m/cnc-9"));
+    let online = browser.wait_for(
+        r#"const b = document.querySelector('.machine .badge');
+           return b && b.dataset.state !== 'offline'
+               && document.querySelector('td[data-tag="spindle_speed"]').textContent !== '—'
+               ? b.dataset.state : null;"#,
+        Duration::from_secs(20),
+    );
+    assert!(online.is_some(), "{}\n{}", gw.log(), sim.log());
+    let offline = browser.wait_for(
+        r#"const b = document.querySelector('.machine .badge');
+           const v = document.querySelector('td[data-tag="spindle_speed"]');
+           return b.dataset.state === 'offline' && v.textContent === '—' && v.classList.contains('bad');"#,
+        Duration::from_secs(20),
+    );
+    assert!(offline.is_some(), "{}", gw.log());
+    // In the chart's series the outage is a null (a gap), never a zero.
+    let gap = browser.eval(
+        r#"const s = shopfloor.model.machines.get('cnc-9').tags.get('spindle_speed').series;
+           return s.v.slice(s.start).some(v => v === null);"#,
+    );
+    assert_eq!(gap, serde_json::json!(true));
+    browser.screenshot(&artifact("dashboard-offline.png"));
+    // And back: the machine answers again after its outage.
+    let back = browser.wait_for(
+        r#"const v = document.querySelector('td[data-tag="spindle_speed"]');
+           return v.textContent !== '—';"#,
+        Duration::from_secs(20),
+    );
+    assert!(back.is_some(), "{}", gw.log());
+}

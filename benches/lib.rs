@@ -1,2 +1,3 @@
 //! Benchmarks of the shopfloor gateway; each file in this folder is one `cargo bench --bench NAME`:
 //! - `ring.rs`: the hot-path ring buffer beside crossbeam's `ArrayQueue` and tokio's `mpsc`.
+//! - `dashboard_load.rs`: `/api/stream` and the dashboard page with 2,500 tags at 10 Hz.

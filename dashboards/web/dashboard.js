@@ -38,7 +38,7 @@ const model = {
 };
 
 /** Counters for tests and for measuring smoothness (see tests/tests/dashboard_browser.rs). */
-const stats = { samples: 0, events: 0, frames: 0, renderMsMax: 0, renderMsTotal: 0, resyncs: 0 };
+const stats = { samples: 0, events: 0, eventMsTotal: 0, frames: 0, renderMsMax: 0, renderMsTotal: 0, resyncs: 0 };
 globalThis.shopfloor = { model, stats };
 
 function machineFrom(json) {
@@ -158,11 +158,13 @@ function connect() {
     wasDown = false;
   };
   es.onmessage = (e) => {
+    const t0 = performance.now();
     try {
       onSamples(JSON.parse(e.data));
     } catch {
       /* a malformed event is skipped; the next snapshot corrects the page */
     }
+    stats.eventMsTotal += performance.now() - t0;
   };
   es.onerror = () => {
     wasDown = true;

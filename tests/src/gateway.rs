@@ -14,11 +14,14 @@ pub fn binary() -> PathBuf {
         let dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
         let bin = dir.join("shopfloor");
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            // The same command as tests/run, so that this is a no-op there (same features).
-            .args(["build", "-q", "--workspace", "--bins"])
-            .status()
-            .expect("cannot run cargo build");
+        let mut build = Command::new(cargo);
+        // The same command as tests/run, so that this is a no-op there (same features).
+        build.args(["build", "-q", "--workspace", "--bins"]);
+        // Benchmarks run from target/release and measure the optimised gateway.
+        if dir.ends_with("release") {
+            build.arg("--release");
+        }
+        let status = build.status().expect("cannot run cargo build");
         assert!(status.success(), "building the shopfloor binary failed");
         assert!(bin.exists(), "{} missing after build", bin.display());
         bin
@@ -102,6 +105,11 @@ impl GatewayProcess {
             child: Some(child),
             dir,
         }
+    }
+
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// What the gateway logged so far.

@@ -46,6 +46,10 @@ async fn demo_serves_every_machine_through_its_own_broker_and_stops_cleanly() {
         banner.contains(&format!("http://{http}/api/machines")),
         "{banner}"
     );
+    assert!(
+        banner.contains(&format!("dashboard http://{http}/\n")),
+        "{banner}"
+    );
     let api = get(http.parse().unwrap(), "/api/machines", None);
     assert_eq!(api.status, 200);
     assert_eq!(api.json().as_array().unwrap().len(), 5);

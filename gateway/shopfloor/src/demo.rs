@@ -208,7 +208,7 @@ impl Demo {
         ));
         if let Some(http) = self.gateway.http {
             out.push_str(&format!(
-                "  api       http://{http}/api/machines   live stream: http://{http}/api/stream   \
+                "  dashboard http://{http}/\n  api       http://{http}/api/machines   live stream: http://{http}/api/stream   \
                  metrics: http://{http}/metrics\n"
             ));
         }

@@ -9,6 +9,7 @@
 //! - [`subscriber`]: an MQTT client that collects every message.
 //! - [`http`]: a minimal HTTP/1.1 client for the gateway's API.
 //! - [`gateway`]: the `shopfloor` binary as a child process.
+//! - [`victoria`]: a private VictoriaMetrics that can be stopped and started again.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 pub mod browser;
@@ -18,6 +19,7 @@ pub mod http;
 pub mod mosquitto;
 pub mod pki;
 pub mod subscriber;
+pub mod victoria;
 
 use std::collections::HashSet;
 use std::net::TcpListener;

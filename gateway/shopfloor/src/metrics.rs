@@ -157,7 +157,7 @@ pub fn render(
         );
     }
     type Pick = fn(&SinkStats) -> &AtomicU64;
-    let families: [(&str, &str, &str, Pick); 4] = [
+    let families: [(&str, &str, &str, Pick); 5] = [
         (
             "shopfloor_sink_sent_total",
             "counter",
@@ -181,6 +181,12 @@ pub fn render(
             "counter",
             "Delivery errors of the sink.",
             |s| &s.errors,
+        ),
+        (
+            "shopfloor_sink_rejected_total",
+            "counter",
+            "Samples the destination refused (a 4xx answer); set aside, not retried.",
+            |s| &s.rejected,
         ),
     ];
     for (name, kind, help, pick) in families {

@@ -10,6 +10,8 @@ use crate::http::HttpState;
 use crate::metrics::{Metrics, Reporter};
 use crate::sink::SinkStats;
 use crate::sink::csv::CsvSink;
+use crate::sink::influx::InfluxSink;
+use crate::sink::influx::client::{Token, WriteClient};
 use crate::sink::live::{self, LiveStore};
 use crate::sink::mqtt::{MqttError, MqttSink};
 use crate::status::StatusBoard;
@@ -46,6 +48,9 @@ pub enum StartError {
     /// The HTTP server could not start.
     #[error("[gateway] http: {0}")]
     Http(String),
+    /// The time-series sink could not be set up.
+    #[error("[influx]: {0}")]
+    Influx(#[from] crate::sink::influx::client::ClientError),
     /// The HTTP token variable is missing.
     #[error(transparent)]
     Secret(#[from] crate::config::ConfigError),
@@ -128,13 +133,36 @@ impl Gateway {
             sinks.push(("csv", stats));
             info!(dir = %csv.dir.display(), "writing CSV files");
         }
-        for (section, present) in [
-            ("[influx]", config.influx.is_some()),
-            ("[record]", config.record.is_some()),
-        ] {
-            if present {
-                warn!("{section} is not available in this version yet; the section is ignored");
-            }
+        if let Some(influx) = &config.influx {
+            let token = match &influx.token_env {
+                Some(env) => Some(Token::new(env.resolve()?)),
+                None => None,
+            };
+            let client = WriteClient::new(influx, token)?;
+            let stats = Arc::new(SinkStats::default());
+            let rejected_dir = config
+                .buffer
+                .spool_dir
+                .as_ref()
+                .map(|d| d.join("influx-rejected"));
+            let sink = InfluxSink::new(
+                influx,
+                client,
+                Arc::clone(&catalog),
+                Arc::clone(&stats),
+                rejected_dir,
+            );
+            let (tx, rx) = mpsc::channel(SINK_QUEUE);
+            sink_tasks.spawn(sink.run(rx, SHUTDOWN_BUDGET - Duration::from_secs(1)));
+            ports.push(SinkPort {
+                name: "influx",
+                tx,
+                stats: Arc::clone(&stats),
+            });
+            sinks.push(("influx", stats));
+        }
+        if config.record.is_some() {
+            warn!("[record] is not available in this version yet; the section is ignored");
         }
         let metrics = Arc::new(Metrics::new(catalog.len()));
         let http_stop = CancellationToken::new();
@@ -195,7 +223,7 @@ impl Gateway {
         }
         if ports.is_empty() {
             warn!(
-                "no sink configured: samples are read but go nowhere (add [mqtt], [csv] or http)"
+                "no sink configured: samples are read but go nowhere (add [mqtt], [influx], [csv] or http)"
             );
         }
         let dispatcher = tokio::spawn(dispatch::run(consumer, ports, Arc::clone(&metrics)));

@@ -147,6 +147,12 @@ pub struct InfluxConfig {
     pub token_env: Option<EnvRef>,
     /// Measurement name.
     pub measurement: String,
+    /// Points per write request at most.
+    pub batch_size: usize,
+    /// The longest a point waits before its batch is written.
+    pub flush_interval: Duration,
+    /// For each write request.
+    pub timeout: Duration,
 }
 
 /// `[record]`.

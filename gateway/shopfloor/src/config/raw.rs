@@ -61,6 +61,9 @@ pub(crate) struct RawInflux {
     pub bucket: Option<S<String>>,
     pub token_env: Option<S<String>>,
     pub measurement: Option<S<String>>,
+    pub batch_size: Option<S<i64>>,
+    pub flush_interval: Option<S<String>>,
+    pub timeout: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]

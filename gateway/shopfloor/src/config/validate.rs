@@ -380,12 +380,27 @@ fn influx(v: &mut V<'_>, s: &S<super::raw::RawInflux>) -> Option<InfluxConfig> {
         None => "shopfloor".into(),
     };
     let token_env = v.env(&i.token_env);
+    let batch_size = match &i.batch_size {
+        None => 5000,
+        Some(n) => match usize::try_from(*n.get_ref()) {
+            Ok(n) if (1..=1_000_000).contains(&n) => n,
+            _ => {
+                v.err(n.span(), "batch_size must be in 1..=1000000 (points)");
+                5000
+            }
+        },
+    };
+    let flush_interval = v.duration(&i.flush_interval, Duration::from_secs(1));
+    let timeout = v.duration(&i.timeout, Duration::from_secs(10));
     Some(InfluxConfig {
         url: url?,
         org: org?.into_inner(),
         bucket: bucket?.into_inner(),
         token_env,
         measurement,
+        batch_size,
+        flush_interval,
+        timeout,
     })
 }
 

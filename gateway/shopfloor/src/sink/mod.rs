@@ -7,7 +7,7 @@
 //!
 //! - [`mqtt`]: publishes samples and statuses over MQTT with an acknowledged outbox.
 //! - [`csv`]: one CSV file per machine and UTC day, for data analysis.
-//! - [`influx`]: the line-protocol encoding for the InfluxDB v2 write API (the writer is to come).
+//! - [`influx`]: writes points over the InfluxDB v2 write API (InfluxDB 2/3, VictoriaMetrics).
 //! - [`live`]: latest values and history per tag, and the event stream, for HTTP.
 
 pub mod csv;
@@ -33,6 +33,8 @@ pub struct SinkStats {
     pub backlog: AtomicU64,
     /// Delivery errors (connection losses, refusals).
     pub errors: AtomicU64,
+    /// Samples the destination refused for good (an HTTP 4xx), set aside and not retried.
+    pub rejected: AtomicU64,
 }
 
 impl SinkStats {

@@ -1,8 +1,254 @@
 //! The InfluxDB v2 write API sink (InfluxDB 2.x/3.x, VictoriaMetrics).
 //!
 //! - [`line`]: the line-protocol encoding of samples, pure and tested.
+//! - [`client`]: one gzip-compressed write request and what its answer means.
 //!
-//! The writer (batching, gzip, retries, spool) is not built yet; `[influx]` is parsed and
-//! validated, and `run` says that it ignores it.
+//! Samples are encoded as they arrive and sealed into a batch at `batch_size` points or after
+//! `flush_interval`, whichever comes first. Batches are written one at a time, oldest first, so
+//! the store sees points in order. A batch the store cannot take now (5xx, 429, timeout, no
+//! connection) stays at the head of the backlog and is retried with capped exponential backoff;
+//! one it refuses for good (another 4xx) is logged with the store's reason, counted as rejected,
+//! saved under `<spool_dir>/influx-rejected/` when a spool directory is set, and never retried.
+//! The backlog is bounded: past [`BACKLOG_BATCHES`] batches the oldest is dropped and counted.
 
+pub mod client;
 pub mod line;
+
+use crate::config::InfluxConfig;
+use crate::sink::{Batch, SinkStats};
+use bytes::Bytes;
+use client::{Outcome, WriteClient};
+use shopfloor_core::Catalog;
+use shopfloor_core::backoff::Backoff;
+use std::collections::VecDeque;
+use std::future::Future;
+use std::io::Write;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+/// Sealed batches kept while the store is away (with the default 5000 points a batch, about
+/// a million points); the disk spool takes over beyond memory once it exists.
+pub const BACKLOG_BATCHES: usize = 200;
+
+/// A sealed, compressed batch.
+#[derive(Debug, Clone)]
+struct Chunk {
+    body: Bytes,
+    samples: u64,
+}
+
+type Sending = Pin<Box<dyn Future<Output = Outcome> + Send>>;
+
+/// Writes samples to one bucket.
+#[derive(Debug)]
+pub struct InfluxSink {
+    catalog: Arc<Catalog>,
+    measurement: String,
+    batch_size: usize,
+    flush_interval: Duration,
+    client: WriteClient,
+    stats: Arc<SinkStats>,
+    rejected_dir: Option<PathBuf>,
+    // The batch being filled.
+    lines: String,
+    points: usize,
+    samples: u64,
+    backlog: VecDeque<Chunk>,
+    backlog_samples: u64,
+}
+
+impl InfluxSink {
+    /// A sink for `cfg`; `rejected_dir` keeps refused batches when set.
+    pub fn new(
+        cfg: &InfluxConfig,
+        client: WriteClient,
+        catalog: Arc<Catalog>,
+        stats: Arc<SinkStats>,
+        rejected_dir: Option<PathBuf>,
+    ) -> InfluxSink {
+        InfluxSink {
+            catalog,
+            measurement: cfg.measurement.clone(),
+            batch_size: cfg.batch_size,
+            flush_interval: cfg.flush_interval,
+            client,
+            stats,
+            rejected_dir,
+            lines: String::with_capacity(cfg.batch_size.min(100_000) * 64),
+            points: 0,
+            samples: 0,
+            backlog: VecDeque::new(),
+            backlog_samples: 0,
+        }
+    }
+
+    fn add(&mut self, batch: &[shopfloor_core::Sample]) {
+        self.points += line::encode(&mut self.lines, &self.catalog, &self.measurement, batch);
+        self.samples += batch.len() as u64;
+        if self.points >= self.batch_size {
+            self.seal();
+        }
+        self.publish_backlog();
+    }
+
+    /// Compresses the batch being filled and queues it.
+    fn seal(&mut self) {
+        if self.points == 0 {
+            // Only bad samples: nothing to write, but they were handled.
+            SinkStats::add(&self.stats.sent, self.samples);
+            self.samples = 0;
+            return;
+        }
+        let mut gz = flate2::write::GzEncoder::new(
+            Vec::with_capacity(self.lines.len() / 6),
+            flate2::Compression::fast(),
+        );
+        // Writing into a Vec cannot fail.
+        let body = gz
+            .write_all(self.lines.as_bytes())
+            .and_then(|()| gz.finish())
+            .unwrap_or_default();
+        self.backlog.push_back(Chunk {
+            body: Bytes::from(body),
+            samples: self.samples,
+        });
+        self.backlog_samples += self.samples;
+        self.lines.clear();
+        self.points = 0;
+        self.samples = 0;
+        while self.backlog.len() > BACKLOG_BATCHES {
+            if let Some(old) = self.backlog.pop_front() {
+                self.backlog_samples -= old.samples;
+                SinkStats::add(&self.stats.dropped, old.samples);
+                warn!(
+                    samples = old.samples,
+                    "store backlog full: the oldest batch is dropped"
+                );
+            }
+        }
+    }
+
+    fn publish_backlog(&self) {
+        self.stats
+            .backlog
+            .store(self.backlog_samples + self.samples, Ordering::Relaxed);
+    }
+
+    fn set_aside(&self, chunk: &Chunk, status: u16) {
+        let Some(dir) = &self.rejected_dir else {
+            return;
+        };
+        let path = dir.join(format!("{}-{status}.lp.gz", shopfloor_core::time::now_ms()));
+        let saved = std::fs::create_dir_all(dir).and_then(|()| std::fs::write(&path, &chunk.body));
+        match saved {
+            Ok(()) => info!(file = %path.display(), "refused batch saved"),
+            Err(e) => warn!(file = %path.display(), error = %e, "cannot save the refused batch"),
+        }
+    }
+
+    /// Runs until `input` closes, then writes what is left for at most `budget`.
+    pub async fn run(mut self, mut input: mpsc::Receiver<Batch>, budget: Duration) {
+        info!(url = %self.client.url(), "writing to the time-series store");
+        let mut tick = tokio::time::interval(self.flush_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
+        let mut sending: Option<Sending> = None;
+        let mut retry_at: Option<Instant> = None;
+        let mut failing = false;
+        let mut deadline: Option<Instant> = None;
+        loop {
+            if sending.is_none()
+                && retry_at.is_none()
+                && let Some(front) = self.backlog.front()
+            {
+                let client = self.client.clone();
+                let body = front.body.clone();
+                sending = Some(Box::pin(async move { client.write(body).await }));
+            }
+            if deadline.is_some() && self.backlog.is_empty() {
+                break;
+            }
+            let stop_at = deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            tokio::select! {
+                batch = input.recv(), if deadline.is_none() => match batch {
+                    Some(b) => self.add(&b),
+                    None => {
+                        self.seal();
+                        self.publish_backlog();
+                        deadline = Some(Instant::now() + budget);
+                    }
+                },
+                _ = tick.tick(), if deadline.is_none() => {
+                    self.seal();
+                    self.publish_backlog();
+                }
+                outcome = async {
+                    match sending.as_mut() {
+                        Some(s) => s.as_mut().await,
+                        None => std::future::pending().await,
+                    }
+                }, if sending.is_some() => {
+                    sending = None;
+                    match outcome {
+                        Outcome::Written => {
+                            if failing {
+                                info!(waiting = self.backlog.len(), "store reachable again; writing the backlog");
+                                failing = false;
+                            }
+                            backoff.reset();
+                            self.done(|s| &s.sent);
+                        }
+                        Outcome::Rejected { status, reason } => {
+                            SinkStats::add(&self.stats.errors, 1);
+                            if let Some(front) = self.backlog.front() {
+                                warn!(status, %reason, samples = front.samples, "the store refused a batch; it is set aside, not retried");
+                                self.set_aside(&front.clone(), status);
+                            }
+                            self.done(|s| &s.rejected);
+                        }
+                        Outcome::Retry(why) => {
+                            SinkStats::add(&self.stats.errors, 1);
+                            let delay = backoff.next_delay();
+                            if failing {
+                                debug!(error = %why, retry_in = ?delay, "store still unreachable");
+                            } else {
+                                warn!(error = %why, retry_in = ?delay, "cannot write to the store; keeping the points and retrying");
+                                failing = true;
+                            }
+                            retry_at = Some(Instant::now() + delay);
+                        }
+                    }
+                    self.publish_backlog();
+                }
+                _ = tokio::time::sleep_until(retry_at.unwrap_or_else(Instant::now)), if retry_at.is_some() => {
+                    retry_at = None;
+                }
+                _ = tokio::time::sleep_until(stop_at), if deadline.is_some() => break,
+            }
+        }
+        if self.backlog_samples > 0 {
+            warn!(
+                samples = self.backlog_samples,
+                "stopping with points the store has not taken; they are dropped"
+            );
+            SinkStats::add(&self.stats.dropped, self.backlog_samples);
+            self.backlog.clear();
+            self.backlog_samples = 0;
+            self.publish_backlog();
+        }
+    }
+
+    /// Takes the head batch off the backlog, counting its samples in `counter`.
+    fn done(&mut self, counter: impl Fn(&SinkStats) -> &std::sync::atomic::AtomicU64) {
+        if let Some(front) = self.backlog.pop_front() {
+            self.backlog_samples -= front.samples;
+            SinkStats::add(counter(&self.stats), front.samples);
+        }
+    }
+}

@@ -1,0 +1,337 @@
+//! `[influx]` against a real VictoriaMetrics: what the gateway read (its CSV file is the record)
+//! is read back through the store's export API, sample by sample: values, types and timestamps.
+//! The store stopped and started mid-run loses nothing; a batch the store refuses is logged with
+//! its reason, counted, set aside and not retried; the token never reaches the log.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use shopfloor_core::{Text, Value};
+use shopfloor_modbus::{Area, DataType, WordOrder};
+use shopfloor_tests::device::{Behaviour, Device, Memory};
+use shopfloor_tests::gateway::GatewayProcess;
+use shopfloor_tests::victoria::Victoria;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+const TOKEN: &str = "s3cr3t-t0ken-for-the-store";
+
+async fn device() -> Device {
+    let mut m = Memory::default();
+    m.put(
+        Area::Holding,
+        3,
+        DataType::I16,
+        WordOrder::ABCD,
+        Value::I64(-40),
+    );
+    m.put(
+        Area::Holding,
+        4,
+        DataType::U32,
+        WordOrder::ABCD,
+        Value::U64(4_000_000_000),
+    );
+    m.put(
+        Area::Holding,
+        10,
+        DataType::String,
+        WordOrder::ABCD,
+        Value::Text(Text::from("P-7")),
+    );
+    m.put(
+        Area::Coil,
+        0,
+        DataType::Bool,
+        WordOrder::ABCD,
+        Value::Bool(true),
+    );
+    let dev = Device::start(m, Behaviour::Healthy, 0).await;
+    // Values that move while the gateway reads them.
+    let memory = std::sync::Arc::clone(&dev.memory);
+    tokio::spawn(async move {
+        for i in 0u64.. {
+            {
+                let mut m = memory.lock().unwrap();
+                m.put(
+                    Area::Holding,
+                    0,
+                    DataType::F32,
+                    WordOrder::ABCD,
+                    Value::F64(1000.0 + i as f64 * 0.25),
+                );
+                m.put(
+                    Area::Holding,
+                    2,
+                    DataType::U16,
+                    WordOrder::ABCD,
+                    Value::U64(i % 65536),
+                );
+                m.put(
+                    Area::Coil,
+                    0,
+                    DataType::Bool,
+                    WordOrder::ABCD,
+                    Value::Bool(i % 7 != 0),
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+    });
+    dev
+}
+
+fn config(store: &str, device: &str, extra: &str) -> String {
+    format!(
+        r#"
+[gateway]
+name = "store-test"
+
+[csv]
+dir = "data"
+
+[influx]
+url = "{store}"
+org = "iqblvd"
+bucket = "fieldlab"
+token_env = "SHOPFLOOR_TEST_INFLUX_TOKEN"
+flush_interval = "200ms"
+{extra}
+
+[[machine]]
+id = "press-1"
+kind = "press line, 2 = \"big\""
+protocol = "modbus-tcp"
+address = "{device}"
+poll_interval = "50ms"
+
+  [[machine.tag]]
+  name = "speed"
+  area = "holding"
+  address = 0
+  type = "f32"
+  unit = "rpm"
+
+  [[machine.tag]]
+  name = "count"
+  area = "holding"
+  address = 2
+  type = "u16"
+
+  [[machine.tag]]
+  name = "temp"
+  area = "holding"
+  address = 3
+  type = "i16"
+
+  [[machine.tag]]
+  name = "total"
+  area = "holding"
+  address = 4
+  type = "u32"
+
+  [[machine.tag]]
+  name = "running"
+  area = "coil"
+  address = 0
+  type = "bool"
+
+  [[machine.tag]]
+  name = "program"
+  area = "holding"
+  address = 10
+  type = "string"
+  length = 4
+"#
+    )
+}
+
+/// The gateway's own record: (tag → set of (timestamp, value)) of good samples, from its CSV.
+fn csv_record(dir: &Path) -> BTreeMap<String, BTreeSet<(i64, u64)>> {
+    let mut out: BTreeMap<String, BTreeSet<(i64, u64)>> = BTreeMap::new();
+    let machine_dir = dir.join("data").join("press-1");
+    for entry in std::fs::read_dir(machine_dir).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        for line in text.lines().skip(1) {
+            let cols: Vec<&str> = line.split(',').collect();
+            let (ts, tag, value, quality) = (cols[0], cols[2], cols[3], cols[4]);
+            if quality != "good" || tag == "program" {
+                continue;
+            }
+            let v: f64 = match value {
+                "true" => 1.0,
+                "false" => 0.0,
+                n => n.parse().unwrap(),
+            };
+            out.entry(tag.to_owned())
+                .or_default()
+                .insert((ts.parse().unwrap(), v.to_bits()));
+        }
+    }
+    out
+}
+
+/// What the store holds: the same shape, from its export API.
+fn stored(store: &Victoria) -> BTreeMap<String, BTreeSet<(i64, u64)>> {
+    let mut out: BTreeMap<String, BTreeSet<(i64, u64)>> = BTreeMap::new();
+    for s in store.export("shopfloor_.*") {
+        assert_eq!(s.labels["machine"], "press-1", "{s:?}");
+        assert_eq!(s.labels["kind"], "press line, 2 = \"big\"", "{s:?}");
+        let tag = s.labels["__name__"]
+            .trim_start_matches("shopfloor_")
+            .to_owned();
+        if tag == "program" {
+            continue; // VictoriaMetrics keeps numbers only; a string field arrives as 0
+        }
+        out.entry(tag)
+            .or_default()
+            .extend(s.points.iter().map(|(t, v)| (*t, v.to_bits())));
+    }
+    out
+}
+
+/// Waits until the store holds exactly what the CSV record says (flushing takes a moment).
+fn assert_store_matches(store: &Victoria, dir: &Path) {
+    let want = csv_record(dir);
+    let total: usize = want.values().map(BTreeSet::len).sum();
+    assert!(total > 100, "too few samples to compare: {total}");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let got = stored(store);
+        if got == want {
+            return;
+        }
+        if Instant::now() > deadline {
+            for (tag, points) in &want {
+                let have = got.get(tag).cloned().unwrap_or_default();
+                let missing: Vec<_> = points.difference(&have).take(5).collect();
+                let extra: Vec<_> = have.difference(points).take(5).collect();
+                eprintln!(
+                    "{tag}: want {} have {}; missing {missing:?} extra {extra:?}",
+                    points.len(),
+                    have.len()
+                );
+            }
+            panic!("the store does not hold what the gateway read");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_sample_arrives_with_its_value_type_and_timestamp() {
+    let store = Victoria::start();
+    let dev = device().await;
+    let mut gw = GatewayProcess::start_with_env(
+        &config(&store.url(), &dev.addr.to_string(), ""),
+        &[("SHOPFLOOR_TEST_INFLUX_TOKEN", TOKEN)],
+    );
+    assert!(
+        gw.wait_for_log("writing to the time-series store", Duration::from_secs(20)),
+        "{}",
+        gw.log()
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        gw.terminate(Duration::from_secs(5)).success(),
+        "{}",
+        gw.log()
+    );
+    assert_store_matches(&store, gw.dir.path());
+    // Integers stay integers, bools are 0/1: spot checks on the exported values.
+    let got = stored(&store);
+    assert!(got["temp"].iter().all(|(_, v)| f64::from_bits(*v) == -40.0));
+    assert!(got["total"].iter().all(|(_, v)| f64::from_bits(*v) == 4e9));
+    assert!(
+        got["running"]
+            .iter()
+            .any(|(_, v)| f64::from_bits(*v) == 0.0)
+    );
+    assert!(!gw.log().contains(TOKEN), "the token reached the log");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_stopped_and_started_mid_run_loses_nothing() {
+    let mut store = Victoria::start();
+    let dev = device().await;
+    let mut gw = GatewayProcess::start_with_env(
+        &config(&store.url(), &dev.addr.to_string(), ""),
+        &[("SHOPFLOOR_TEST_INFLUX_TOKEN", TOKEN)],
+    );
+    assert!(
+        gw.wait_for_log("writing to the time-series store", Duration::from_secs(20)),
+        "{}",
+        gw.log()
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    store.stop();
+    assert!(
+        gw.wait_for_log("cannot write to the store", Duration::from_secs(10)),
+        "{}",
+        gw.log()
+    );
+    std::thread::sleep(Duration::from_secs(4));
+    store.restart();
+    assert!(
+        gw.wait_for_log("store reachable again", Duration::from_secs(40)),
+        "{}",
+        gw.log()
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(
+        gw.terminate(Duration::from_secs(5)).success(),
+        "{}",
+        gw.log()
+    );
+    assert_store_matches(&store, gw.dir.path());
+    assert!(!gw.log().contains(TOKEN), "the token reached the log");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_batch_is_logged_counted_and_set_aside() {
+    let store = Victoria::start();
+    let dev = device().await;
+    // No such path on the store: every write is answered 400 with a reason.
+    let url = format!("{}/no/such/prefix", store.url());
+    let mut gw = GatewayProcess::start_with_env(
+        &config(
+            &url,
+            &dev.addr.to_string(),
+            "\n[buffer]\nspool_dir = \"spool\"",
+        ),
+        &[("SHOPFLOOR_TEST_INFLUX_TOKEN", TOKEN)],
+    );
+    assert!(
+        gw.wait_for_log("the store refused a batch", Duration::from_secs(20)),
+        "{}",
+        gw.log()
+    );
+    // Refused batches are not retried: the gateway goes on with new ones.
+    let first_refusals = gw.log().matches("the store refused a batch").count();
+    assert!(
+        gw.wait_for_log("refused batch saved", Duration::from_secs(5)),
+        "{}",
+        gw.log()
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(gw.log().matches("the store refused a batch").count() > first_refusals);
+    assert!(
+        gw.terminate(Duration::from_secs(5)).success(),
+        "{}",
+        gw.log()
+    );
+    let log = gw.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("the store refused a batch"))
+        .unwrap();
+    assert!(line.contains("status=400"), "{line}");
+    assert!(
+        !log.contains("retrying"),
+        "a refused batch was retried:\n{log}"
+    );
+    let aside = std::fs::read_dir(gw.dir.path().join("spool").join("influx-rejected"))
+        .unwrap()
+        .count();
+    assert!(aside >= 2, "{aside} batches set aside");
+    assert!(!log.contains(TOKEN), "the token reached the log");
+}

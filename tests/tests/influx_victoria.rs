@@ -335,3 +335,57 @@ async fn a_refused_batch_is_logged_counted_and_set_aside() {
     assert!(aside >= 2, "{aside} batches set aside");
     assert!(!log.contains(TOKEN), "the token reached the log");
 }
+
+#[test]
+fn demo_with_influx_fills_the_store_with_every_machine() {
+    let store = Victoria::start();
+    let mqtt = shopfloor_tests::free_port().to_string();
+    let http = format!("127.0.0.1:{}", shopfloor_tests::free_port());
+    let mut demo = GatewayProcess::bare(&[
+        "demo",
+        "--mqtt-port",
+        &mqtt,
+        "--http",
+        &http,
+        "--influx",
+        &store.url(),
+    ]);
+    assert!(
+        demo.wait_for_stdout("Ctrl-C stops everything", Duration::from_secs(30)),
+        "{}",
+        demo.log()
+    );
+    assert!(
+        demo.stdout()
+            .contains(&format!("store     {}", store.url())),
+        "{}",
+        demo.stdout()
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let machines = loop {
+        let machines: BTreeSet<String> = store
+            .export("shopfloor_.*")
+            .into_iter()
+            .map(|s| s.labels["machine"].clone())
+            .collect();
+        if machines.len() == 5 || Instant::now() > deadline {
+            break machines;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    let want: BTreeSet<String> = ["cnc-1", "cnc-2", "imm-1", "imm-2", "energy-1"]
+        .into_iter()
+        .map(String::from)
+        .collect();
+    assert_eq!(machines, want, "{}", demo.log());
+    // The energy meter's power, under the contract's name and labels.
+    let power = store.export("shopfloor_power_total");
+    assert_eq!(power.len(), 1, "{power:?}");
+    assert_eq!(power[0].labels["kind"], "energy-meter");
+    assert!(power[0].points.iter().all(|(_, w)| *w > 0.0));
+    assert!(
+        demo.interrupt(Duration::from_secs(5)).success(),
+        "{}",
+        demo.log()
+    );
+}

@@ -33,12 +33,14 @@ pub enum Command {
         /// Machine seconds per real second.
         #[arg(long, default_value_t = 10.0, value_parser = parse_speedup)]
         speedup: f64,
-        /// Address of the HTTP API (and, later, the dashboard).
+        /// Address of the dashboard and HTTP API.
         #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
         http: std::net::SocketAddr,
-        /// Also write to this time-series store (not in this version yet).
-        #[arg(long, value_name = "URL")]
-        influx: Option<String>,
+        /// Also write to this time-series store over the InfluxDB v2 write API (org iqblvd,
+        /// bucket fieldlab; the token from INFLUX_TOKEN), e.g. http://127.0.0.1:8428 for
+        /// VictoriaMetrics.
+        #[arg(long, value_name = "URL", value_parser = parse_store_url)]
+        influx: Option<crate::config::Url>,
     },
     /// Run the gateway from a config file.
     Run {
@@ -137,4 +139,8 @@ pub fn check_report(config: &Config, plan: bool) -> String {
         }
     }
     out
+}
+
+fn parse_store_url(text: &str) -> Result<crate::config::Url, String> {
+    crate::config::Url::parse(text, &[("http", 80), ("https", 443)])
 }

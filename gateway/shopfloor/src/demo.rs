@@ -2,7 +2,7 @@
 //! machines of `config/demo-hall.toml` (embedded in the binary), an embedded MQTT broker
 //! (rumqttd) and the gateway reading the machines and publishing to it.
 
-use crate::config::{Config, ConfigErrors, ProtocolConfig, Url};
+use crate::config::{Config, ConfigError, ConfigErrors, EnvRef, InfluxConfig, ProtocolConfig, Url};
 use crate::runtime::{Gateway, StartError};
 use crate::simulate::{SimulateError, Simulation};
 use std::collections::HashMap;
@@ -24,6 +24,35 @@ pub struct DemoOptions {
     pub speedup: f64,
     /// Where the HTTP API listens.
     pub http: SocketAddr,
+    /// A time-series store to write to as well (InfluxDB v2 write API), with the token from
+    /// `INFLUX_TOKEN` when that is set.
+    pub influx: Option<Url>,
+}
+
+/// The environment variable `demo --influx` takes the store's token from.
+pub const INFLUX_TOKEN_ENV: &str = "INFLUX_TOKEN";
+
+/// `[influx]` for `demo --influx URL`: org `iqblvd`, bucket `fieldlab`, the defaults otherwise.
+fn demo_influx(url: Url) -> InfluxConfig {
+    let token_env = std::env::var_os(INFLUX_TOKEN_ENV).map(|_| EnvRef {
+        var: INFLUX_TOKEN_ENV.into(),
+        at: ConfigError {
+            file: "--influx".into(),
+            line: 1,
+            col: 1,
+            message: format!("{INFLUX_TOKEN_ENV} is empty"),
+        },
+    });
+    InfluxConfig {
+        url,
+        org: "iqblvd".into(),
+        bucket: "fieldlab".into(),
+        token_env,
+        measurement: "shopfloor".into(),
+        batch_size: 5000,
+        flush_interval: std::time::Duration::from_secs(1),
+        timeout: std::time::Duration::from_secs(10),
+    }
 }
 
 /// The demo could not start.
@@ -153,6 +182,7 @@ impl Demo {
                 .map_err(|_| DemoError::HttpPortInUse { addr: options.http })?,
         );
         config.gateway.http = Some(options.http);
+        config.influx = options.influx.clone().map(demo_influx);
         let broker: SocketAddr = SocketAddr::from(([127, 0, 0, 1], options.mqtt_port));
         start_broker(broker)?;
         if let Some(mqtt) = config.mqtt.as_mut() {
@@ -206,6 +236,12 @@ impl Demo {
             self.broker.ip(),
             self.broker.port()
         ));
+        if let Some(influx) = &self.config.influx {
+            out.push_str(&format!(
+                "  store     {} (org {}, bucket {}, measurement {})\n",
+                influx.url, influx.org, influx.bucket, influx.measurement
+            ));
+        }
         if let Some(http) = self.gateway.http {
             out.push_str(&format!(
                 "  dashboard http://{http}/\n  api       http://{http}/api/machines   live stream: http://{http}/api/stream   \

@@ -107,17 +107,13 @@ fn main() -> ExitCode {
             speedup,
             http,
             influx,
-        } => {
-            if influx.is_some() {
-                tracing::warn!("--influx is not available in this version yet; ignored");
-            }
-            block_on(demo(shopfloor::demo::DemoOptions {
-                mqtt_port,
-                seed,
-                speedup,
-                http,
-            }))
-        }
+        } => block_on(demo(shopfloor::demo::DemoOptions {
+            mqtt_port,
+            seed,
+            speedup,
+            http,
+            influx,
+        })),
         Command::Scan {
             target,
             unit,

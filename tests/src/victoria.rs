@@ -67,6 +67,8 @@ impl Victoria {
             ))
             .arg(format!("-httpListenAddr={}", self.addr))
             .arg("-retentionPeriod=100y")
+            // Queries see points as soon as they are written, not 30 s later.
+            .arg("-search.latencyOffset=0s")
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -146,6 +148,27 @@ impl Victoria {
             .collect();
         out.sort_by(|a, b| a.labels.cmp(&b.labels));
         out
+    }
+}
+
+impl Victoria {
+    /// The number of series a PromQL/MetricsQL instant query returns.
+    pub fn query_series(&self, expr: &str) -> usize {
+        let _ = get(self.addr, "/internal/force_flush", None);
+        let q: String = expr
+            .bytes()
+            .map(|b| match b {
+                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' | b'.' | b'-' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect();
+        let reply = get(self.addr, &format!("/api/v1/query?query={q}"), None);
+        assert_eq!(reply.status, 200, "{expr}: {}", reply.body);
+        reply.json()["data"]["result"]
+            .as_array()
+            .map_or(0, Vec::len)
     }
 }
 

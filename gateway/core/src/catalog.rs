@@ -1,9 +1,12 @@
 //! Names behind the ids of a [`crate::Sample`].
 //!
 //! Built once when the configuration loads and then shared read-only (`Arc<Catalog>`), so sinks
-//! turn ids back into names with two slice lookups and no hashing.
+//! turn ids back into names with two slice lookups and no hashing. A recorder, which learns its
+//! machines and tags from the messages it receives, grows a [`SharedCatalog`] instead: readers
+//! take a snapshot per batch, and an id once given never changes.
 
 use crate::sample::{MachineId, TagId};
+use std::sync::{Arc, PoisonError, RwLock};
 use thiserror::Error;
 
 /// A tag's name and unit.
@@ -74,6 +77,27 @@ impl Catalog {
         Ok(MachineId(id))
     }
 
+    /// Adds a tag to machine `machine` and returns its id.
+    pub fn add_tag(&mut self, machine: MachineId, tag: TagInfo) -> Result<TagId, CatalogError> {
+        let max = usize::from(u16::MAX) + 1;
+        let Some(m) = self.machines.get_mut(machine.index()) else {
+            return Err(CatalogError::TooManyMachines { max });
+        };
+        let id = u16::try_from(m.tags.len()).map_err(|_| CatalogError::TooManyTags {
+            machine: m.id.clone(),
+            max,
+        })?;
+        m.tags.push(tag);
+        Ok(TagId(id))
+    }
+
+    /// Sets a machine's kind (a recorder learns it from the machine's status).
+    pub fn set_kind(&mut self, machine: MachineId, kind: &str) {
+        if let Some(m) = self.machines.get_mut(machine.index()) {
+            kind.clone_into(&mut m.kind);
+        }
+    }
+
     /// The machine behind `id`.
     pub fn machine(&self, id: MachineId) -> Option<&MachineInfo> {
         self.machines.get(id.index())
@@ -122,6 +146,34 @@ impl Catalog {
     }
 }
 
+/// A catalog that grows while sinks read it: each reader takes a snapshot (an `Arc`, one
+/// uncontended lock) per batch; a writer copies, adds and swaps. Ids are only ever appended, so
+/// a snapshot taken after a sample was made knows its ids.
+#[derive(Debug, Default)]
+pub struct SharedCatalog {
+    current: RwLock<Arc<Catalog>>,
+}
+
+impl SharedCatalog {
+    /// Starts from `catalog`.
+    pub fn new(catalog: Catalog) -> SharedCatalog {
+        SharedCatalog {
+            current: RwLock::new(Arc::new(catalog)),
+        }
+    }
+
+    /// The catalog as it is now.
+    pub fn load(&self) -> Arc<Catalog> {
+        Arc::clone(&self.current.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Changes the catalog (copy on write: readers keep the snapshot they hold).
+    pub fn update<R>(&self, change: impl FnOnce(&mut Catalog) -> R) -> R {
+        let mut guard = self.current.write().unwrap_or_else(PoisonError::into_inner);
+        change(Arc::make_mut(&mut guard))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,5 +206,36 @@ mod tests {
         assert_eq!(c.tag(a, TagId(1)).unwrap().name, "door_open");
         assert_eq!(c.tag(b, TagId(1)), None);
         assert_eq!(c.find("nope"), None);
+    }
+
+    #[test]
+    fn a_shared_catalog_grows_under_its_readers() {
+        let shared = SharedCatalog::new(Catalog::new());
+        let before = shared.load();
+        let m = shared.update(|c| c.add(machine("rec-1", &[]))).unwrap();
+        let t = shared
+            .update(|c| {
+                c.add_tag(
+                    m,
+                    TagInfo {
+                        name: "speed".into(),
+                        unit: Some("rpm".into()),
+                    },
+                )
+            })
+            .unwrap();
+        assert!(before.is_empty(), "a snapshot does not change");
+        let now = shared.load();
+        assert_eq!(now.tag(m, t).unwrap().name, "speed");
+        assert_eq!(
+            shared.update(|c| c.add_tag(
+                MachineId(9),
+                TagInfo {
+                    name: "x".into(),
+                    unit: None
+                }
+            )),
+            Err(CatalogError::TooManyMachines { max: 65536 })
+        );
     }
 }

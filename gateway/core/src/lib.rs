@@ -4,7 +4,7 @@
 //! - [`sample`]: the [`Sample`] every driver produces and every sink consumes: value, quality,
 //!   timestamp, per-tag sequence number, and interned machine and tag ids.
 //! - [`catalog`]: the interned names behind those ids (machines, their kinds and tags), fixed
-//!   when the configuration loads.
+//!   when the configuration loads, or grown by a recorder as it learns them.
 //! - [`ring`]: the bounded multi-producer, single-consumer ring buffer between drivers and the
 //!   dispatcher, with batch push, batch drain and a counted [`ring::WhenFull`] policy.
 //! - [`status`]: the connection state a driver reports for its machine.
@@ -18,6 +18,6 @@ pub mod sample;
 pub mod status;
 pub mod time;
 
-pub use catalog::{Catalog, CatalogError, MachineInfo, TagInfo};
+pub use catalog::{Catalog, CatalogError, MachineInfo, SharedCatalog, TagInfo};
 pub use sample::{MachineId, Quality, Sample, TagId, Text, Value, ValueRef};
 pub use status::{MachineState, MachineStatus, StatusReporter};

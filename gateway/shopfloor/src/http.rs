@@ -18,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
-use shopfloor_core::{Catalog, Quality, Value, time::now_ms};
+use shopfloor_core::{Quality, SharedCatalog, Value, time::now_ms};
 use std::convert::Infallible;
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
@@ -31,8 +31,8 @@ use tokio_util::sync::CancellationToken;
 pub struct HttpState {
     /// The gateway's name, shown by the dashboard.
     pub gateway: String,
-    /// Machine and tag names.
-    pub catalog: Arc<Catalog>,
+    /// Machine and tag names (a recorder's grow while it runs).
+    pub catalog: Arc<SharedCatalog>,
     /// Latest values and history.
     pub store: Arc<RwLock<LiveStore>>,
     /// Machine states.
@@ -132,7 +132,12 @@ async fn health(State(s): State<Shared>) -> Json<serde_json::Value> {
 }
 
 async fn metrics_text(State(s): State<Shared>) -> impl IntoResponse {
-    let body = metrics::render(&s.catalog, &s.metrics, &s.status.snapshot(), &s.sinks);
+    let body = metrics::render(
+        &s.catalog.load(),
+        &s.metrics,
+        &s.status.snapshot(),
+        &s.sinks,
+    );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
 }
 
@@ -155,8 +160,8 @@ async fn machines(State(s): State<Shared>) -> Response {
     let Ok(store) = s.store.read() else {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     };
-    let list: Vec<serde_json::Value> = s
-        .catalog
+    let catalog = s.catalog.load();
+    let list: Vec<serde_json::Value> = catalog
         .machines()
         .map(|(id, m)| {
             let tags: Vec<serde_json::Value> = m
@@ -205,13 +210,14 @@ async fn history(
     Path(id): Path<String>,
     Query(q): Query<HistoryQuery>,
 ) -> Response {
-    let Some(machine) = s.catalog.find(&id) else {
+    let catalog = s.catalog.load();
+    let Some(machine) = catalog.find(&id) else {
         return bad(StatusCode::NOT_FOUND, format!("no machine {id:?}"));
     };
     let Some(tag_name) = q.tag else {
         return bad(StatusCode::BAD_REQUEST, "give ?tag=NAME".into());
     };
-    let Some(tag) = s.catalog.find_tag(machine, &tag_name) else {
+    let Some(tag) = catalog.find_tag(machine, &tag_name) else {
         return bad(
             StatusCode::NOT_FOUND,
             format!("machine {id} has no tag {tag_name:?}"),

@@ -8,6 +8,7 @@
 //! - [`http`]: the read-only HTTP API, Server-Sent Events and `/metrics`.
 //! - [`dashboard`]: the live dashboard page, embedded from `dashboards/web`.
 //! - [`metrics`]: counters and histograms, in the Prometheus text format.
+//! - [`record`]: the recorder, MQTT messages of other gateways back into samples.
 //! - [`sink`]: the sinks: MQTT, CSV files, the live store (and the line-protocol encoder).
 //! - [`runtime`]: starting a gateway from a config and stopping it cleanly.
 //! - [`scan`]: a device's raw registers with candidate decodings.
@@ -21,6 +22,7 @@ pub mod demo;
 pub mod dispatch;
 pub mod http;
 pub mod metrics;
+pub mod record;
 pub mod runtime;
 pub mod scan;
 pub mod simulate;

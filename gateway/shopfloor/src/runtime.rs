@@ -8,6 +8,7 @@ use crate::config::{Config, ProtocolConfig};
 use crate::dispatch::{self, SinkPort};
 use crate::http::HttpState;
 use crate::metrics::{Metrics, Reporter};
+use crate::record::Recorder;
 use crate::sink::SinkStats;
 use crate::sink::csv::CsvSink;
 use crate::sink::influx::InfluxSink;
@@ -16,7 +17,7 @@ use crate::sink::live::{self, LiveStore};
 use crate::sink::mqtt::{MqttError, MqttSink};
 use crate::status::StatusBoard;
 use shopfloor_core::ring::{self, RingError};
-use shopfloor_core::{Catalog, CatalogError, StatusReporter};
+use shopfloor_core::{Catalog, CatalogError, SharedCatalog, StatusReporter};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use thiserror::Error;
@@ -48,6 +49,9 @@ pub enum StartError {
     /// The HTTP server could not start.
     #[error("[gateway] http: {0}")]
     Http(String),
+    /// The recorder could not be set up.
+    #[error(transparent)]
+    Record(#[from] crate::record::RecordError),
     /// The time-series sink could not be set up.
     #[error("[influx]: {0}")]
     Influx(#[from] crate::sink::influx::client::ClientError),
@@ -87,14 +91,20 @@ impl Gateway {
     /// Starts drivers, dispatcher and sinks. Must run inside a tokio runtime.
     pub fn start(config: &Config) -> Result<Gateway, StartError> {
         let catalog = Arc::new(config.catalog()?);
+        // What the sinks that can take recorded samples read: it grows as a recorder learns
+        // machines and tags; a gateway's own machines are all in it from the start.
+        let shared = Arc::new(SharedCatalog::new(Catalog::clone(&catalog)));
         let status = Arc::new(StatusBoard::new(catalog.len()));
         let mut capacities: Vec<usize> = config
             .machines
             .iter()
             .map(|m| lane_capacity(config, m.tags.len()))
             .collect();
-        if capacities.is_empty() {
-            capacities.push(64); // a ring needs a lane even when only [record] feeds it
+        if config.record.is_some() {
+            // A recorder's one lane takes the whole stream of every gateway it records.
+            capacities.push(config.buffer.capacity.max(1024));
+        } else if capacities.is_empty() {
+            capacities.push(64); // a ring needs a lane
         }
         let (producers, consumer) = ring::with_lanes(&capacities, config.buffer.when_full)?;
 
@@ -122,7 +132,7 @@ impl Gateway {
         }
         if let Some(csv) = &config.csv {
             let stats = Arc::new(SinkStats::default());
-            let sink = CsvSink::new(csv.dir.clone(), Arc::clone(&catalog), Arc::clone(&stats));
+            let sink = CsvSink::new(csv.dir.clone(), Arc::clone(&shared), Arc::clone(&stats));
             let (tx, rx) = mpsc::channel(SINK_QUEUE);
             sink_tasks.spawn(sink.run(rx));
             ports.push(SinkPort {
@@ -148,7 +158,7 @@ impl Gateway {
             let sink = InfluxSink::new(
                 influx,
                 client,
-                Arc::clone(&catalog),
+                Arc::clone(&shared),
                 Arc::clone(&stats),
                 rejected_dir,
             );
@@ -160,9 +170,6 @@ impl Gateway {
                 stats: Arc::clone(&stats),
             });
             sinks.push(("influx", stats));
-        }
-        if config.record.is_some() {
-            warn!("[record] is not available in this version yet; the section is ignored");
         }
         let metrics = Arc::new(Metrics::new(catalog.len()));
         let http_stop = CancellationToken::new();
@@ -191,7 +198,7 @@ impl Gateway {
             let stats = Arc::new(SinkStats::default());
             let (tx, rx) = mpsc::channel(SINK_QUEUE);
             sink_tasks.spawn(live::run(
-                Arc::clone(&catalog),
+                Arc::clone(&shared),
                 Arc::clone(&store),
                 events.clone(),
                 Arc::clone(&stats),
@@ -205,7 +212,7 @@ impl Gateway {
             sinks.push(("live", stats));
             let state = Arc::new(HttpState {
                 gateway: config.gateway.name.clone(),
-                catalog: Arc::clone(&catalog),
+                catalog: Arc::clone(&shared),
                 store,
                 status: Arc::clone(&status),
                 metrics: Arc::clone(&metrics),
@@ -234,7 +241,16 @@ impl Gateway {
         });
         let driver_stop = CancellationToken::new();
         let mut drivers = JoinSet::new();
-        for (index, producer) in producers.into_iter().enumerate() {
+        let mut producers = producers.into_iter();
+        if let Some(record) = &config.record
+            && let Some(producer) = producers.next()
+        {
+            let recorder =
+                Recorder::new(record, &config.gateway.name, Arc::clone(&shared), producer)?;
+            drivers.spawn(recorder.run(driver_stop.child_token()));
+            info!(broker = %record.url, topics = ?record.topics, "recorder started");
+        }
+        for (index, producer) in producers.enumerate() {
             let Some(m) = config.machines.get(index) else {
                 continue;
             };

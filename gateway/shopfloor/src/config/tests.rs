@@ -370,3 +370,51 @@ fn faults_belong_to_simulated_machines_and_are_checked() {
     let unknown = ok.replace("slow = \"200ms\"", "slowness = \"200ms\"");
     assert!(error_of(&unknown).contains("unknown field `slowness`"));
 }
+
+#[test]
+fn a_recorder_stands_alone_and_has_its_influx_settings() {
+    let recorder = r#"
+[gateway]
+name = "recorder-1"
+
+[record]
+url = "mqtt://127.0.0.1:1883"
+topics = ["iqblvd/hardenberg/#"]
+share_group = "recorders"
+
+[influx]
+url = "http://127.0.0.1:8428"
+org = "iqblvd"
+bucket = "fieldlab"
+batch_size = 1000
+flush_interval = "250ms"
+"#;
+    let c = parse(recorder).unwrap();
+    let r = c.record.as_ref().unwrap();
+    assert_eq!(r.share_group.as_deref(), Some("recorders"));
+    let i = c.influx.as_ref().unwrap();
+    assert_eq!(
+        (i.batch_size, i.flush_interval),
+        (1000, Duration::from_millis(250))
+    );
+    assert_eq!(i.timeout, Duration::from_secs(10));
+    let with_mqtt =
+        format!("{recorder}\n[mqtt]\nurl = \"mqtt://127.0.0.1:1883\"\ntopic_prefix = \"x\"\n");
+    assert!(
+        error_of(&with_mqtt).contains("[mqtt] in a recorder"),
+        "{}",
+        error_of(&with_mqtt)
+    );
+    let with_machine = format!("{recorder}{}", &GOOD[GOOD.find("[[machine]]").unwrap()..]);
+    let errs = parse(&with_machine).unwrap_err().0;
+    assert!(
+        errs.iter()
+            .any(|e| e.message.contains("[record] and [[machine]]")),
+        "{errs:?}"
+    );
+    let bad_batch = recorder.replace("batch_size = 1000", "batch_size = 0");
+    assert_eq!(
+        error_of(&bad_batch),
+        "14:14: batch_size must be in 1..=1000000 (points)"
+    );
+}

@@ -175,6 +175,24 @@ pub(super) fn validate(path: &Path, source: &str) -> Result<Config, ConfigErrors
             machines.push(mc);
         }
     }
+    // A recorder stores what gateways publish; reading machines or publishing itself in the
+    // same process would mix two roles (and publishing what it records can loop).
+    if let Some(r) = &raw.record {
+        if !raw.machine.is_empty() {
+            v.err(
+                r.span(),
+                "[record] and [[machine]] do not go together: run the recorder as its own \
+                 process, beside the gateways it records",
+            );
+        }
+        if let Some(m) = &raw.mqtt {
+            v.err(
+                m.span(),
+                "[mqtt] in a recorder would publish what it records: a recorder writes to \
+                 [influx] or [csv]",
+            );
+        }
+    }
     if raw.machine.is_empty() && raw.record.is_none() {
         v.err(
             0..0,

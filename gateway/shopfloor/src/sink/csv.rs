@@ -5,7 +5,7 @@
 
 use crate::sink::mqtt::encode::push_value;
 use crate::sink::{Batch, SinkStats};
-use shopfloor_core::{Catalog, Quality, Sample};
+use shopfloor_core::{Quality, Sample, SharedCatalog};
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
@@ -73,7 +73,7 @@ struct Open {
 /// The sink's state.
 pub struct CsvSink {
     dir: PathBuf,
-    catalog: Arc<Catalog>,
+    catalog: Arc<SharedCatalog>,
     stats: Arc<SinkStats>,
     open: HashMap<usize, Open>,
     row: Vec<u8>,
@@ -100,7 +100,7 @@ fn open_day(path: &Path) -> std::io::Result<BufWriter<File>> {
 
 impl CsvSink {
     /// A sink writing under `dir`.
-    pub fn new(dir: PathBuf, catalog: Arc<Catalog>, stats: Arc<SinkStats>) -> CsvSink {
+    pub fn new(dir: PathBuf, catalog: Arc<SharedCatalog>, stats: Arc<SinkStats>) -> CsvSink {
         CsvSink {
             dir,
             catalog,
@@ -111,11 +111,10 @@ impl CsvSink {
     }
 
     fn write_batch(&mut self, batch: &[Sample]) {
+        let catalog = self.catalog.load();
         for s in batch {
-            let (Some(m), Some(t)) = (
-                self.catalog.machine(s.machine),
-                self.catalog.tag(s.machine, s.tag),
-            ) else {
+            let (Some(m), Some(t)) = (catalog.machine(s.machine), catalog.tag(s.machine, s.tag))
+            else {
                 continue;
             };
             let date = utc_date(s.timestamp_ms);

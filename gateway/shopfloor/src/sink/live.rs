@@ -6,7 +6,7 @@
 
 use crate::sink::mqtt::encode;
 use crate::sink::{Batch, SinkStats};
-use shopfloor_core::{Catalog, Quality, Sample, Value};
+use shopfloor_core::{Catalog, Quality, Sample, SharedCatalog, Value};
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};
@@ -60,13 +60,18 @@ impl LiveStore {
     /// Records a batch.
     pub fn record(&mut self, batch: &[Sample]) {
         for s in batch {
-            let Some(tag) = self
-                .machines
-                .get_mut(s.machine.index())
-                .and_then(|m| m.get_mut(s.tag.index()))
-            else {
-                continue;
-            };
+            // A recorder's catalog grows while it runs: make room for ids it added. Ids are
+            // u16, so this is bounded.
+            let (mi, ti) = (s.machine.index(), s.tag.index());
+            if self.machines.len() <= mi {
+                self.machines.resize_with(mi + 1, Vec::new);
+                self.last_seen.resize(mi + 1, None);
+            }
+            let tags = &mut self.machines[mi];
+            if tags.len() <= ti {
+                tags.resize_with(ti + 1, TagLive::default);
+            }
+            let tag = &mut tags[ti];
             let point = Point {
                 timestamp_ms: s.timestamp_ms,
                 value: s.to_value(),
@@ -136,7 +141,7 @@ pub fn stream_event(catalog: &Catalog, batch: &[Sample]) -> String {
 
 /// Runs the live sink until its input closes.
 pub async fn run(
-    catalog: Arc<Catalog>,
+    catalog: Arc<SharedCatalog>,
     store: Arc<RwLock<LiveStore>>,
     events: broadcast::Sender<Arc<str>>,
     stats: Arc<SinkStats>,
@@ -148,7 +153,7 @@ pub async fn run(
         }
         // Only encode when someone listens.
         if events.receiver_count() > 0 {
-            let _ = events.send(Arc::from(stream_event(&catalog, &batch)));
+            let _ = events.send(Arc::from(stream_event(&catalog.load(), &batch)));
         }
         stats.sent.fetch_add(batch.len() as u64, Ordering::Relaxed);
     }

@@ -18,7 +18,7 @@ use crate::config::InfluxConfig;
 use crate::sink::{Batch, SinkStats};
 use bytes::Bytes;
 use client::{Outcome, WriteClient};
-use shopfloor_core::Catalog;
+use shopfloor_core::SharedCatalog;
 use shopfloor_core::backoff::Backoff;
 use std::collections::VecDeque;
 use std::future::Future;
@@ -48,7 +48,7 @@ type Sending = Pin<Box<dyn Future<Output = Outcome> + Send>>;
 /// Writes samples to one bucket.
 #[derive(Debug)]
 pub struct InfluxSink {
-    catalog: Arc<Catalog>,
+    catalog: Arc<SharedCatalog>,
     measurement: String,
     batch_size: usize,
     flush_interval: Duration,
@@ -68,7 +68,7 @@ impl InfluxSink {
     pub fn new(
         cfg: &InfluxConfig,
         client: WriteClient,
-        catalog: Arc<Catalog>,
+        catalog: Arc<SharedCatalog>,
         stats: Arc<SinkStats>,
         rejected_dir: Option<PathBuf>,
     ) -> InfluxSink {
@@ -89,7 +89,8 @@ impl InfluxSink {
     }
 
     fn add(&mut self, batch: &[shopfloor_core::Sample]) {
-        self.points += line::encode(&mut self.lines, &self.catalog, &self.measurement, batch);
+        let catalog = self.catalog.load();
+        self.points += line::encode(&mut self.lines, &catalog, &self.measurement, batch);
         self.samples += batch.len() as u64;
         if self.points >= self.batch_size {
             self.seal();

@@ -94,7 +94,10 @@ pub fn machine_payload<'a>(
 }
 
 /// A machine's retained `_status`: `{"state":…,"timestamp_ms":T[,"error":"…"]}`.
-pub fn status_payload(status: &MachineStatus) -> Vec<u8> {
+///
+/// `kind` (the machine's configured kind) is on top of the contract: it lets a recorder, which
+/// sees the retained status before any sample, store the machine under its kind.
+pub fn status_payload(status: &MachineStatus, kind: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(64);
     out.extend_from_slice(b"{\"state\":\"");
     out.extend_from_slice(status.state.as_str().as_bytes());
@@ -103,6 +106,10 @@ pub fn status_payload(status: &MachineStatus) -> Vec<u8> {
     if let Some(e) = &status.error {
         out.extend_from_slice(b",\"error\":");
         push_json_str(&mut out, e);
+    }
+    if !kind.is_empty() {
+        out.extend_from_slice(b",\"kind\":");
+        push_json_str(&mut out, kind);
     }
     out.push(b'}');
     out
@@ -220,14 +227,20 @@ mod tests {
             since_ms: 9,
             error: None,
         };
-        let j: serde_json::Value = serde_json::from_slice(&status_payload(&online)).unwrap();
+        let j: serde_json::Value = serde_json::from_slice(&status_payload(&online, "cnc")).unwrap();
+        assert_eq!(
+            j,
+            serde_json::json!({"state": "online", "timestamp_ms": 9, "kind": "cnc"})
+        );
+        let j: serde_json::Value = serde_json::from_slice(&status_payload(&online, "")).unwrap();
         assert_eq!(j, serde_json::json!({"state": "online", "timestamp_ms": 9}));
         let offline = MachineStatus {
             state: MachineState::Offline,
             since_ms: 9,
             error: Some("connect 1.2.3.4:502: refused".into()),
         };
-        let j: serde_json::Value = serde_json::from_slice(&status_payload(&offline)).unwrap();
+        let j: serde_json::Value =
+            serde_json::from_slice(&status_payload(&offline, "cnc")).unwrap();
         assert_eq!(j["error"], "connect 1.2.3.4:502: refused");
         assert_eq!(gateway_payload(false), br#"{"state":"offline"}"#.to_vec());
         assert_eq!(gateway_topic("p", "gw"), "p/_gateway/gw");

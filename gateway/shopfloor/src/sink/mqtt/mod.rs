@@ -70,9 +70,10 @@ pub struct MqttSink {
 /// The poll must not be cancelled: dropped while connecting, it abandons a connection the broker
 /// has already accepted (which then fires the last will) and opens another. So the sink keeps
 /// this future alive across `select!` iterations instead of polling afresh in each.
-type Polling = Pin<Box<dyn Future<Output = (EventLoop, Result<Event, ConnectionError>)> + Send>>;
+pub(crate) type Polling =
+    Pin<Box<dyn Future<Output = (EventLoop, Result<Event, ConnectionError>)> + Send>>;
 
-fn poll_owned(mut eventloop: EventLoop) -> Polling {
+pub(crate) fn poll_owned(mut eventloop: EventLoop) -> Polling {
     Box::pin(async move {
         let event = eventloop.poll().await;
         (eventloop, event)
@@ -80,7 +81,9 @@ fn poll_owned(mut eventloop: EventLoop) -> Polling {
 }
 
 /// The pending poll's outcome; never resolves when there is none.
-async fn next_event(polling: &mut Option<Polling>) -> (EventLoop, Result<Event, ConnectionError>) {
+pub(crate) async fn next_event(
+    polling: &mut Option<Polling>,
+) -> (EventLoop, Result<Event, ConnectionError>) {
     match polling {
         Some(f) => f.await,
         None => std::future::pending().await,
@@ -220,13 +223,21 @@ impl MqttSink {
         }
     }
 
+    fn kind(&self, machine: usize) -> &str {
+        u16::try_from(machine)
+            .ok()
+            .and_then(|i| self.catalog.machine(shopfloor_core::MachineId(i)))
+            .map_or("", |m| m.kind.as_str())
+    }
+
     fn enqueue_statuses(&self, outbox: &mut Outbox, now: &Statuses, published: &mut Statuses) {
         for (i, st) in now.iter().enumerate() {
             if st.state == MachineState::Connecting || published.get(i) == Some(st) {
                 continue;
             }
             if let Some(topic) = self.status_topics.get(i) {
-                self.enqueue(outbox, topic, encode::status_payload(st), true);
+                let kind = self.kind(i);
+                self.enqueue(outbox, topic, encode::status_payload(st, kind), true);
             }
             if let Some(slot) = published.get_mut(i) {
                 *slot = st.clone();
@@ -387,8 +398,8 @@ impl MqttSink {
             error: Some("gateway stopped".into()),
         };
         let mut expected = 0;
-        for topic in &self.status_topics {
-            let payload = encode::status_payload(&stopped);
+        for (i, topic) in self.status_topics.iter().enumerate() {
+            let payload = encode::status_payload(&stopped, self.kind(i));
             if client
                 .try_publish(topic.to_string(), QoS::AtLeastOnce, true, payload)
                 .is_ok()

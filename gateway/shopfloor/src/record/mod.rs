@@ -1,0 +1,277 @@
+//! The recorder (`[record]`): what shopfloor gateways publish over MQTT, turned back into samples
+//! and fed through the ring to this process's sinks (`[influx]`, `[csv]`, the HTTP API). This is
+//! how the fieldlab stores data from many gateways: gateways publish, recorders write.
+//!
+//! - [`parse`]: a gateway's payloads (both layouts) back into readings, pure and tested.
+//!
+//! Machines and tags are learnt as they arrive and added to a [`SharedCatalog`]; a machine's
+//! kind comes from its retained `_status`, which the broker hands over before any sample.
+//! With `share_group` the subscriptions are `$share/{group}/{filter}`: the broker gives each
+//! message to one member of the group, so recorders split the load and nothing is stored twice.
+//! The session is clean and re-subscribed after every reconnect, with backoff, forever.
+
+pub mod parse;
+
+use crate::config::RecordConfig;
+use crate::sink::mqtt::{next_event, poll_owned, tls};
+use parse::{Parsed, Reading};
+use rumqttc::{
+    AsyncClient, Event, MqttOptions, Packet, QoS, SubscribeReasonCode, TlsConfiguration, Transport,
+};
+use shopfloor_core::backoff::Backoff;
+use shopfloor_core::ring::Producer;
+use shopfloor_core::{MachineId, MachineInfo, Sample, SharedCatalog, TagId, TagInfo};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use thiserror::Error;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+/// The recorder could not be set up.
+#[derive(Debug, Error)]
+pub enum RecordError {
+    /// TLS for `mqtts://`.
+    #[error("[record]: {0}")]
+    Tls(#[from] tls::TlsError),
+}
+
+/// A machine the recorder has seen.
+#[derive(Debug)]
+struct Known {
+    id: MachineId,
+    tags: HashMap<String, TagId>,
+}
+
+/// Subscribes and records until stopped.
+#[derive(Debug)]
+pub struct Recorder {
+    options: MqttOptions,
+    filters: Vec<String>,
+    catalog: Arc<SharedCatalog>,
+    producer: Producer,
+    machines: HashMap<String, Known>,
+    // Kinds from statuses of machines not seen yet.
+    kinds: HashMap<String, String>,
+    refused: u64,
+    batch: Vec<Sample>,
+}
+
+impl Recorder {
+    /// A recorder of gateway `gateway`, feeding `producer`.
+    pub fn new(
+        cfg: &RecordConfig,
+        gateway: &str,
+        catalog: Arc<SharedCatalog>,
+        producer: Producer,
+    ) -> Result<Recorder, RecordError> {
+        let mut options = MqttOptions::new(
+            format!("shopfloor-record-{gateway}"),
+            cfg.url.host.clone(),
+            cfg.url.port,
+        );
+        options
+            .set_clean_session(true)
+            .set_keep_alive(Duration::from_secs(15))
+            .set_max_packet_size(1 << 20, 1 << 20);
+        if cfg.url.scheme == "mqtts" {
+            options.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
+                tls::system_roots()?,
+            )));
+        }
+        let filters = cfg
+            .topics
+            .iter()
+            .map(|t| match &cfg.share_group {
+                Some(g) => format!("$share/{g}/{t}"),
+                None => t.clone(),
+            })
+            .collect();
+        Ok(Recorder {
+            options,
+            filters,
+            catalog,
+            producer,
+            machines: HashMap::new(),
+            kinds: HashMap::new(),
+            refused: 0,
+            batch: Vec::new(),
+        })
+    }
+
+    /// Runs until `stop`.
+    pub async fn run(mut self, stop: CancellationToken) {
+        let (client, eventloop) = AsyncClient::new(self.options.clone(), 64);
+        let mut polling = Some(poll_owned(eventloop));
+        let mut backoff = Backoff::default();
+        let mut down = false;
+        loop {
+            let (mut eventloop, event) = tokio::select! {
+                () = stop.cancelled() => break,
+                e = next_event(&mut polling) => e,
+            };
+            match event {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                    backoff.reset();
+                    for f in &self.filters {
+                        if let Err(e) = client.try_subscribe(f.clone(), QoS::AtLeastOnce) {
+                            warn!(filter = %f, error = %e, "cannot subscribe");
+                        }
+                    }
+                    if down {
+                        info!("broker reachable again; recording");
+                    }
+                    down = false;
+                }
+                Ok(Event::Incoming(Packet::SubAck(ack))) => {
+                    if ack
+                        .return_codes
+                        .iter()
+                        .any(|c| matches!(c, SubscribeReasonCode::Failure))
+                    {
+                        warn!(filters = ?self.filters, "the broker refused a subscription");
+                    } else {
+                        info!(filters = ?self.filters, "recording");
+                    }
+                }
+                Ok(Event::Incoming(Packet::Publish(p))) => self.on_message(&p.topic, &p.payload),
+                Ok(_) => {}
+                Err(e) => {
+                    let delay = backoff.next_delay();
+                    if down {
+                        debug!(error = %e, retry_in = ?delay, "broker still unreachable");
+                    } else {
+                        warn!(error = %e, retry_in = ?delay, "lost the broker; reconnecting");
+                        down = true;
+                    }
+                    tokio::select! {
+                        () = stop.cancelled() => break,
+                        () = tokio::time::sleep(delay) => {}
+                    }
+                    // A fresh connection: the clean session is subscribed again on ConnAck.
+                    eventloop.clean();
+                }
+            }
+            polling = Some(poll_owned(eventloop));
+        }
+        let _ = client.try_disconnect();
+    }
+
+    fn on_message(&mut self, topic: &str, payload: &[u8]) {
+        match parse::parse(topic, payload) {
+            Ok(Parsed::Readings(readings)) => {
+                for r in readings {
+                    if let Some(s) = self.sample(r) {
+                        self.batch.push(s);
+                    }
+                }
+                if !self.batch.is_empty() {
+                    self.producer.push_batch(&mut self.batch);
+                    self.batch.clear();
+                }
+            }
+            Ok(Parsed::Status) => self.learn_kind(topic, payload),
+            Err(e) => {
+                self.refused += 1;
+                // The first, then every thousandth: a stray publisher must not flood the log.
+                if self.refused % 1000 == 1 {
+                    warn!(topic, error = %e, refused = self.refused, "not a shopfloor message; skipped");
+                }
+            }
+        }
+    }
+
+    /// A machine's kind, from the `kind` of its retained status.
+    fn learn_kind(&mut self, topic: &str, payload: &[u8]) {
+        let Some(machine) = topic
+            .strip_suffix("/_status")
+            .and_then(|t| t.rsplit('/').next())
+        else {
+            return;
+        };
+        let Some(kind) = serde_json::from_slice::<serde_json::Value>(payload)
+            .ok()
+            .and_then(|j| j.get("kind").and_then(|k| k.as_str()).map(str::to_owned))
+        else {
+            return;
+        };
+        match self.machines.get(machine) {
+            Some(known) => {
+                let id = known.id;
+                self.catalog.update(|c| {
+                    if c.machine(id).is_some_and(|m| m.kind != kind) {
+                        c.set_kind(id, &kind);
+                    }
+                });
+            }
+            None => {
+                self.kinds.insert(machine.to_owned(), kind);
+            }
+        }
+    }
+
+    fn sample(&mut self, r: Reading) -> Option<Sample> {
+        let (machine, tag) = self.ids(&r)?;
+        Some(Sample::new(
+            machine,
+            tag,
+            r.timestamp_ms,
+            r.seq,
+            r.value,
+            r.quality,
+        ))
+    }
+
+    /// The ids of a reading's machine and tag, adding them to the catalog the first time.
+    fn ids(&mut self, r: &Reading) -> Option<(MachineId, TagId)> {
+        if let Some(known) = self.machines.get(&r.machine)
+            && let Some(t) = known.tags.get(&r.tag)
+        {
+            return Some((known.id, *t));
+        }
+        if !self.machines.contains_key(&r.machine) {
+            let kind = self.kinds.remove(&r.machine).unwrap_or_default();
+            let added = self.catalog.update(|c| {
+                c.add(MachineInfo {
+                    id: r.machine.clone(),
+                    kind,
+                    protocol: "mqtt".into(),
+                    tags: Vec::new(),
+                })
+            });
+            match added {
+                Ok(id) => {
+                    info!(machine = %r.machine, "recording a new machine");
+                    self.machines.insert(
+                        r.machine.clone(),
+                        Known {
+                            id,
+                            tags: HashMap::new(),
+                        },
+                    );
+                }
+                Err(e) => {
+                    warn!(machine = %r.machine, error = %e, "cannot record another machine");
+                    return None;
+                }
+            }
+        }
+        let known = self.machines.get_mut(&r.machine)?;
+        let id = known.id;
+        let tag = self
+            .catalog
+            .update(|c| {
+                c.add_tag(
+                    id,
+                    TagInfo {
+                        name: r.tag.clone(),
+                        unit: r.unit.clone(),
+                    },
+                )
+            })
+            .map_err(|e| warn!(machine = %r.machine, tag = %r.tag, error = %e, "cannot record another tag"))
+            .ok()?;
+        known.tags.insert(r.tag.clone(), tag);
+        Some((id, tag))
+    }
+}

@@ -1,0 +1,272 @@
+//! `[record]` against a real mosquitto: gateways publish (layout `tag` and layout `machine`), a
+//! recorder stores what they published, row for row the same as the gateways' own CSV files;
+//! it learns each machine's kind from its status; two recorders in one share group split the
+//! stream with nothing stored twice and nothing lost.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use shopfloor_core::{Text, Value};
+use shopfloor_modbus::{Area, DataType, WordOrder};
+use shopfloor_tests::device::{Behaviour, Device, Memory};
+use shopfloor_tests::free_port;
+use shopfloor_tests::gateway::GatewayProcess;
+use shopfloor_tests::http::{get, wait_ready};
+use shopfloor_tests::mosquitto::Mosquitto;
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+async fn device() -> Device {
+    let mut m = Memory::default();
+    m.put(
+        Area::Holding,
+        3,
+        DataType::I16,
+        WordOrder::ABCD,
+        Value::I64(-40),
+    );
+    m.put(
+        Area::Holding,
+        10,
+        DataType::String,
+        WordOrder::ABCD,
+        Value::Text(Text::from("P-7")),
+    );
+    let dev = Device::start(m, Behaviour::Healthy, 0).await;
+    let memory = std::sync::Arc::clone(&dev.memory);
+    tokio::spawn(async move {
+        for i in 0u64.. {
+            {
+                let mut m = memory.lock().unwrap();
+                m.put(
+                    Area::Holding,
+                    0,
+                    DataType::F32,
+                    WordOrder::ABCD,
+                    Value::F64(1000.0 + i as f64 * 0.125),
+                );
+                m.put(
+                    Area::Holding,
+                    2,
+                    DataType::U16,
+                    WordOrder::ABCD,
+                    Value::U64(i % 65536),
+                );
+                m.put(
+                    Area::Coil,
+                    0,
+                    DataType::Bool,
+                    WordOrder::ABCD,
+                    Value::Bool(i % 3 == 0),
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+    });
+    dev
+}
+
+fn gateway(broker: &Mosquitto, name: &str, machine: &str, layout: &str, device: &Device) -> String {
+    format!(
+        r#"
+[gateway]
+name = "{name}"
+
+[mqtt]
+url = "{url}"
+topic_prefix = "hall/{name}"
+layout = "{layout}"
+
+[csv]
+dir = "data"
+
+[[machine]]
+id = "{machine}"
+kind = "press"
+protocol = "modbus-tcp"
+address = "{addr}"
+poll_interval = "50ms"
+
+  [[machine.tag]]
+  name = "speed"
+  area = "holding"
+  address = 0
+  type = "f32"
+  unit = "rpm"
+
+  [[machine.tag]]
+  name = "count"
+  area = "holding"
+  address = 2
+  type = "u16"
+
+  [[machine.tag]]
+  name = "temp"
+  area = "holding"
+  address = 3
+  type = "i16"
+
+  [[machine.tag]]
+  name = "running"
+  area = "coil"
+  address = 0
+  type = "bool"
+
+  [[machine.tag]]
+  name = "program"
+  area = "holding"
+  address = 10
+  type = "string"
+  length = 4
+"#,
+        url = broker.url(),
+        addr = device.addr,
+    )
+}
+
+fn recorder(broker: &Mosquitto, name: &str, share: Option<&str>, http: Option<&str>) -> String {
+    let share = share.map_or(String::new(), |g| format!("share_group = \"{g}\"\n"));
+    let http = http.map_or(String::new(), |h| format!("http = \"{h}\"\n"));
+    format!(
+        "[gateway]\nname = \"{name}\"\n{http}\n[record]\nurl = \"{}\"\ntopics = [\"hall/#\"]\n{share}\n[csv]\ndir = \"data\"\n",
+        broker.url()
+    )
+}
+
+/// The rows of a process's CSV files for `machine`, without the header, with the unit column
+/// left out (a recorder knows a unit only from layout `tag`).
+fn rows(dir: &Path, machine: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let Ok(files) = std::fs::read_dir(dir.join("data").join(machine)) else {
+        return out;
+    };
+    for f in files {
+        let text = std::fs::read_to_string(f.unwrap().path()).unwrap();
+        for line in text.lines().skip(1) {
+            let cut = line.rfind(',').unwrap();
+            out.insert(line[..cut].to_owned());
+        }
+    }
+    out
+}
+
+fn wait_for_rows(dirs: &[&Path], machine: &str, want: usize) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let n: usize = dirs.iter().map(|d| rows(d, machine).len()).sum();
+        if n >= want || Instant::now() > deadline {
+            return n;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recorder_stores_what_gateways_publish_in_both_layouts() {
+    let broker = Mosquitto::start();
+    let dev = device().await;
+    let http = format!("127.0.0.1:{}", free_port());
+    let mut rec = GatewayProcess::start(&recorder(&broker, "rec", None, Some(&http)));
+    assert!(
+        rec.wait_for_log("recording", Duration::from_secs(20)),
+        "{}",
+        rec.log()
+    );
+    let mut tag_gw = GatewayProcess::start(&gateway(&broker, "gw-a", "press-1", "tag", &dev));
+    let mut machine_gw =
+        GatewayProcess::start(&gateway(&broker, "gw-b", "press-2", "machine", &dev));
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        tag_gw.terminate(Duration::from_secs(5)).success(),
+        "{}",
+        tag_gw.log()
+    );
+    assert!(
+        machine_gw.terminate(Duration::from_secs(5)).success(),
+        "{}",
+        machine_gw.log()
+    );
+
+    for (gw, machine) in [(&tag_gw, "press-1"), (&machine_gw, "press-2")] {
+        let published = rows(gw.dir.path(), machine);
+        assert!(published.len() > 100, "{machine}: {} rows", published.len());
+        let n = wait_for_rows(&[rec.dir.path()], machine, published.len());
+        let recorded = rows(rec.dir.path(), machine);
+        let missing: Vec<_> = published.difference(&recorded).take(5).collect();
+        let extra: Vec<_> = recorded.difference(&published).take(5).collect();
+        assert_eq!(
+            recorded,
+            published,
+            "{machine}: {n} recorded; missing {missing:?}, extra {extra:?}\n{}",
+            rec.log()
+        );
+    }
+    // The recorder knows the machines under their kind, with the unit layout `tag` carries.
+    assert!(wait_ready(http.parse().unwrap(), Duration::from_secs(5)));
+    let machines = get(http.parse().unwrap(), "/api/machines", None).json();
+    let press1 = machines
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == "press-1")
+        .unwrap();
+    assert_eq!(press1["kind"], "press");
+    assert_eq!(press1["protocol"], "mqtt");
+    let speed = press1["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "speed")
+        .unwrap();
+    assert_eq!(speed["unit"], "rpm");
+    assert!(
+        rec.terminate(Duration::from_secs(5)).success(),
+        "{}",
+        rec.log()
+    );
+    assert!(
+        !rec.log().contains("not a shopfloor message"),
+        "{}",
+        rec.log()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_recorders_in_a_share_group_split_the_stream() {
+    let broker = Mosquitto::start();
+    let dev = device().await;
+    let mut r1 = GatewayProcess::start(&recorder(&broker, "rec-1", Some("recorders"), None));
+    let mut r2 = GatewayProcess::start(&recorder(&broker, "rec-2", Some("recorders"), None));
+    for r in [&r1, &r2] {
+        assert!(
+            r.wait_for_log("recording", Duration::from_secs(20)),
+            "{}",
+            r.log()
+        );
+    }
+    let mut gw = GatewayProcess::start(&gateway(&broker, "gw-a", "press-1", "tag", &dev));
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        gw.terminate(Duration::from_secs(5)).success(),
+        "{}",
+        gw.log()
+    );
+    let published = rows(gw.dir.path(), "press-1");
+    assert!(published.len() > 100, "{} rows", published.len());
+    wait_for_rows(&[r1.dir.path(), r2.dir.path()], "press-1", published.len());
+    let (a, b) = (
+        rows(r1.dir.path(), "press-1"),
+        rows(r2.dir.path(), "press-1"),
+    );
+    assert!(
+        !a.is_empty() && !b.is_empty(),
+        "one recorder got everything: {} / {}",
+        a.len(),
+        b.len()
+    );
+    assert!(a.is_disjoint(&b), "a sample stored twice");
+    let union: BTreeSet<String> = a.union(&b).cloned().collect();
+    assert_eq!(union, published, "samples lost");
+    for r in [&mut r1, &mut r2] {
+        assert!(r.terminate(Duration::from_secs(5)).success(), "{}", r.log());
+    }
+}

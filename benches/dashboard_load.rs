@@ -11,6 +11,7 @@
 //! Real processes and sockets throughout: the devices are Modbus TCP servers in this process,
 //! the gateway is the release `shopfloor` binary, its CPU is read from `/proc`.
 
+use shopfloor_benches::cpu_share;
 use shopfloor_modbus::{Area, DataType, WordOrder};
 use shopfloor_tests::browser::Browser;
 use shopfloor_tests::device::{Behaviour, Device, Memory};
@@ -44,30 +45,6 @@ fn config(http: SocketAddr, devices: &[Device]) -> String {
         }
     }
     c
-}
-
-/// CPU seconds (user + system) the process has used so far.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name, which is in parentheses and may hold spaces.
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    (ticks(11) + ticks(12)) / hz
-}
-
-/// The gateway's CPU over `span`, as a fraction of one core.
-fn cpu_share(pid: u32, span: Duration) -> f64 {
-    let (c0, t0) = (cpu_seconds(pid), Instant::now());
-    std::thread::sleep(span);
-    (cpu_seconds(pid) - c0) / t0.elapsed().as_secs_f64()
 }
 
 /// A client of `/api/stream` counting the samples it receives.

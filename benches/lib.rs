@@ -2,3 +2,33 @@
 //! - `ring.rs`: the hot-path ring buffer beside crossbeam's `ArrayQueue` and tokio's `mpsc`.
 //! - `line_protocol.rs`: line-protocol encoding beside the influxdb2 crate's.
 //! - `dashboard_load.rs`: `/api/stream` and the dashboard page with 2,500 tags at 10 Hz.
+//! - `store_throughput.rs`: samples per second stored in VictoriaMetrics by a gateway and by a
+//!   recorder.
+//!
+//! This library holds what the process-level benchmarks share: CPU time read from `/proc`.
+
+use std::time::{Duration, Instant};
+
+/// CPU seconds (user + system) process `pid` has used so far.
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    (ticks(11) + ticks(12)) / hz
+}
+
+/// Process `pid`'s CPU over `span`, as a fraction of one core.
+pub fn cpu_share(pid: u32, span: Duration) -> f64 {
+    let (c0, t0) = (cpu_seconds(pid), Instant::now());
+    std::thread::sleep(span);
+    (cpu_seconds(pid) - c0) / t0.elapsed().as_secs_f64()
+}

@@ -10,6 +10,7 @@
 //! - [`metrics`]: counters and histograms, in the Prometheus text format.
 //! - [`record`]: the recorder, MQTT messages of other gateways back into samples.
 //! - [`sink`]: the sinks: MQTT, CSV files, the live store (and the line-protocol encoder).
+//! - [`spool`]: the disk spool, a sink's backlog while its destination is away.
 //! - [`runtime`]: starting a gateway from a config and stopping it cleanly.
 //! - [`scan`]: a device's raw registers with candidate decodings.
 //! - [`simulate`]: serving a config's simulated machines.
@@ -27,4 +28,5 @@ pub mod runtime;
 pub mod scan;
 pub mod simulate;
 pub mod sink;
+pub mod spool;
 pub mod status;

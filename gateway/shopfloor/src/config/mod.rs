@@ -100,6 +100,8 @@ pub struct BufferConfig {
     pub spool_dir: Option<PathBuf>,
     /// Spool size limit.
     pub spool_max_mb: u64,
+    /// How often the spool is forced to disk: the most a power cut can lose.
+    pub fsync_interval: Duration,
 }
 
 /// How samples map to MQTT messages.

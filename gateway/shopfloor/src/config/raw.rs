@@ -37,6 +37,7 @@ pub(crate) struct RawBuffer {
     pub when_full: Option<S<String>>,
     pub spool_dir: Option<S<String>>,
     pub spool_max_mb: Option<S<i64>>,
+    pub fsync_interval: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -273,6 +273,7 @@ fn buffer(v: &mut V<'_>, raw: &RawConfig) -> BufferConfig {
         when_full: WhenFull::DropOldest,
         spool_dir: None,
         spool_max_mb: 256,
+        fsync_interval: Duration::from_secs(1),
     };
     let Some(s) = &raw.buffer else { return b };
     let rb = s.get_ref();
@@ -304,6 +305,7 @@ fn buffer(v: &mut V<'_>, raw: &RawConfig) -> BufferConfig {
             v.err(m.span(), "spool_max_mb must be at least 1");
         }
     }
+    b.fsync_interval = v.duration(&rb.fsync_interval, Duration::from_secs(1));
     b
 }
 

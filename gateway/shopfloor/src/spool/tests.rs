@@ -116,10 +116,9 @@ fn a_torn_tail_is_cut_and_counted() {
     let seg = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| {
+        .find(|p| {
             std::fs::metadata(p).unwrap().len() > 0 && p.extension().is_some_and(|x| x == "seg")
         })
-        .next()
         .unwrap();
     // Half a frame, as a power cut mid-write leaves it.
     let mut half = Vec::new();

@@ -134,6 +134,14 @@ impl GatewayProcess {
         wait_until(within, || self.stdout().contains(needle))
     }
 
+    /// SIGKILL: the process gets no chance to flush anything, as in a crash or power cut.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
     /// Sends SIGTERM and waits up to `within` for the exit status.
     pub fn terminate(&mut self, within: Duration) -> ExitStatus {
         self.signal("-TERM", within)

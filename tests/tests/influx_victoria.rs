@@ -389,3 +389,103 @@ fn demo_with_influx_fills_the_store_with_every_machine() {
         demo.log()
     );
 }
+
+/// Good samples of `machine` in the CSV files under `dir` as (tag, timestamp, value bits).
+fn csv_points(dir: &Path) -> BTreeSet<(String, i64, u64)> {
+    let mut out = BTreeSet::new();
+    for entry in std::fs::read_dir(dir.join("press-1")).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        for line in text.lines().skip(1) {
+            let cols: Vec<&str> = line.split(',').collect();
+            if cols.len() < 5 || cols[4] != "good" || cols[2] == "program" {
+                continue; // a row cut by the kill, or a string the store does not keep
+            }
+            let v: f64 = match cols[3] {
+                "true" => 1.0,
+                "false" => 0.0,
+                n => n.parse().unwrap(),
+            };
+            out.insert((cols[2].to_owned(), cols[0].parse().unwrap(), v.to_bits()));
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_killed_during_an_outage_replays_its_spool() {
+    let mut store = Victoria::start();
+    let dev = device().await;
+    let shared = tempfile::tempdir().unwrap();
+    let extra = format!(
+        "\n[buffer]\nspool_dir = \"{}\"\nfsync_interval = \"200ms\"",
+        shared.path().join("spool").display()
+    );
+    let config = config(&store.url(), &dev.addr.to_string(), &extra).replace(
+        "dir = \"data\"",
+        &format!("dir = \"{}\"", shared.path().join("data").display()),
+    );
+    let env = [("SHOPFLOOR_TEST_INFLUX_TOKEN", TOKEN)];
+    let mut first = GatewayProcess::start_with_env(&config, &env);
+    assert!(
+        first.wait_for_log("writing to the time-series store", Duration::from_secs(20)),
+        "{}",
+        first.log()
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    store.stop();
+    assert!(
+        first.wait_for_log("cannot write to the store", Duration::from_secs(10)),
+        "{}",
+        first.log()
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    let killed_at = shopfloor_core::time::now_ms();
+    first.kill();
+
+    // Started again while the store is still away: it finds its spool, then the store returns.
+    let mut second = GatewayProcess::start_with_env(&config, &env);
+    assert!(
+        second.wait_for_log("replaying the spool", Duration::from_secs(20)),
+        "{}",
+        second.log()
+    );
+    store.restart();
+    assert!(
+        second.wait_for_log("store reachable again", Duration::from_secs(40)),
+        "{}",
+        second.log()
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        second.terminate(Duration::from_secs(5)).success(),
+        "{}",
+        second.log()
+    );
+
+    // Everything read up to the fsync window (and the CSV's own flush) before the kill is
+    // stored, including what was read while the store was away.
+    let read = csv_points(&shared.path().join("data"));
+    let before_kill: BTreeSet<_> = read
+        .iter()
+        .filter(|(_, ts, _)| *ts <= killed_at - 1500)
+        .cloned()
+        .collect();
+    assert!(before_kill.len() > 100, "{} points", before_kill.len());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let stored: BTreeSet<(String, i64, u64)> = stored(&store)
+            .into_iter()
+            .flat_map(|(tag, pts)| pts.into_iter().map(move |(t, v)| (tag.clone(), t, v)))
+            .collect();
+        let missing: Vec<_> = before_kill.difference(&stored).take(5).cloned().collect();
+        if missing.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "lost after the kill: {missing:?}\n{}",
+            second.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

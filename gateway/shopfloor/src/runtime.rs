@@ -15,6 +15,7 @@ use crate::sink::influx::InfluxSink;
 use crate::sink::influx::client::{Token, WriteClient};
 use crate::sink::live::{self, LiveStore};
 use crate::sink::mqtt::{MqttError, MqttSink};
+use crate::spool::Spool;
 use crate::status::StatusBoard;
 use shopfloor_core::ring::{self, RingError};
 use shopfloor_core::{Catalog, CatalogError, SharedCatalog, StatusReporter};
@@ -49,6 +50,9 @@ pub enum StartError {
     /// The HTTP server could not start.
     #[error("[gateway] http: {0}")]
     Http(String),
+    /// The spool directory could not be opened.
+    #[error("[buffer] spool_dir: cannot open {0}")]
+    Spool(String),
     /// The recorder could not be set up.
     #[error(transparent)]
     Record(#[from] crate::record::RecordError),
@@ -155,15 +159,31 @@ impl Gateway {
                 .spool_dir
                 .as_ref()
                 .map(|d| d.join("influx-rejected"));
+            let spool = match &config.buffer.spool_dir {
+                Some(dir) => {
+                    let dir = dir.join("influx");
+                    let max = config.buffer.spool_max_mb.saturating_mul(1 << 20);
+                    Some(
+                        Spool::open(&dir, max)
+                            .map_err(|e| StartError::Spool(format!("{}: {e}", dir.display())))?,
+                    )
+                }
+                None => None,
+            };
             let sink = InfluxSink::new(
                 influx,
                 client,
                 Arc::clone(&shared),
                 Arc::clone(&stats),
                 rejected_dir,
+                spool,
             );
             let (tx, rx) = mpsc::channel(SINK_QUEUE);
-            sink_tasks.spawn(sink.run(rx, SHUTDOWN_BUDGET - Duration::from_secs(1)));
+            sink_tasks.spawn(sink.run(
+                rx,
+                SHUTDOWN_BUDGET - Duration::from_secs(1),
+                config.buffer.fsync_interval,
+            ));
             ports.push(SinkPort {
                 name: "influx",
                 tx,

@@ -9,13 +9,19 @@
 //! connection) stays at the head of the backlog and is retried with capped exponential backoff;
 //! one it refuses for good (another 4xx) is logged with the store's reason, counted as rejected,
 //! saved under `<spool_dir>/influx-rejected/` when a spool directory is set, and never retried.
-//! The backlog is bounded: past [`BACKLOG_BATCHES`] batches the oldest is dropped and counted.
+//!
+//! The backlog of sealed batches is in memory, bounded at [`BACKLOG_BATCHES`] (the oldest
+//! dropped and counted), or, with `[buffer] spool_dir`, in the disk spool under
+//! `<spool_dir>/influx/`: every batch is written there first and leaves only on the store's 2xx
+//! (or its refusal), so a restart replays what the store had not taken, and an outage is
+//! bounded by `spool_max_mb` instead of memory.
 
 pub mod client;
 pub mod line;
 
 use crate::config::InfluxConfig;
 use crate::sink::{Batch, SinkStats};
+use crate::spool::Spool;
 use bytes::Bytes;
 use client::{Outcome, WriteClient};
 use shopfloor_core::SharedCatalog;
@@ -59,19 +65,159 @@ pub struct InfluxSink {
     lines: String,
     points: usize,
     samples: u64,
-    backlog: VecDeque<Chunk>,
-    backlog_samples: u64,
+    backlog: Backlog,
+}
+
+/// Sealed batches waiting for the store: in memory, or in the disk spool.
+#[derive(Debug)]
+enum Backlog {
+    Memory {
+        chunks: VecDeque<Chunk>,
+        samples: u64,
+    },
+    Spool {
+        spool: Box<Spool>,
+        reported_drops: u64,
+    },
+}
+
+impl Backlog {
+    /// Queues a batch; returns the samples it had to drop for room.
+    fn push(&mut self, chunk: Chunk) -> u64 {
+        match self {
+            Backlog::Memory { chunks, samples } => {
+                *samples += chunk.samples;
+                chunks.push_back(chunk);
+                let mut dropped = 0;
+                while chunks.len() > BACKLOG_BATCHES {
+                    if let Some(old) = chunks.pop_front() {
+                        *samples -= old.samples;
+                        dropped += old.samples;
+                    }
+                }
+                dropped
+            }
+            Backlog::Spool { spool, .. } => match spool.push(chunk.samples, &chunk.body) {
+                Ok(()) => 0,
+                Err(e) => {
+                    warn!(error = %e, samples = chunk.samples, "cannot write the batch to the spool; dropped");
+                    chunk.samples
+                }
+            },
+        }
+    }
+
+    /// The oldest batch, if any.
+    fn front(&mut self) -> Option<Chunk> {
+        match self {
+            Backlog::Memory { chunks, .. } => chunks.front().cloned(),
+            Backlog::Spool { spool, .. } => match spool.peek() {
+                Ok(head) => head.map(|(samples, body)| Chunk {
+                    body: Bytes::copy_from_slice(body),
+                    samples,
+                }),
+                Err(e) => {
+                    warn!(error = %e, "cannot read the spool");
+                    None
+                }
+            },
+        }
+    }
+
+    /// Takes the oldest batch off; returns its samples.
+    fn pop(&mut self) -> u64 {
+        match self {
+            Backlog::Memory { chunks, samples } => chunks.pop_front().map_or(0, |c| {
+                *samples -= c.samples;
+                c.samples
+            }),
+            Backlog::Spool { spool, .. } => {
+                let samples = spool.peek().ok().flatten().map_or(0, |(w, _)| w);
+                if let Err(e) = spool.ack() {
+                    warn!(error = %e, "cannot update the spool");
+                }
+                samples
+            }
+        }
+    }
+
+    /// Samples waiting.
+    fn samples(&self) -> u64 {
+        match self {
+            Backlog::Memory { samples, .. } => *samples,
+            Backlog::Spool { spool, .. } => spool.counts().pending_weight,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        match self {
+            Backlog::Memory { chunks, .. } => chunks.is_empty(),
+            Backlog::Spool { spool, .. } => spool.is_empty(),
+        }
+    }
+
+    /// Samples the spool dropped for space since the last call.
+    fn new_spool_drops(&mut self) -> u64 {
+        match self {
+            Backlog::Memory { .. } => 0,
+            Backlog::Spool {
+                spool,
+                reported_drops,
+            } => {
+                let now = spool.counts().dropped_weight;
+                let new = now - *reported_drops;
+                *reported_drops = now;
+                new
+            }
+        }
+    }
+
+    fn sync(&mut self) {
+        if let Backlog::Spool { spool, .. } = self
+            && let Err(e) = spool.sync()
+        {
+            warn!(error = %e, "cannot sync the spool");
+        }
+    }
 }
 
 impl InfluxSink {
-    /// A sink for `cfg`; `rejected_dir` keeps refused batches when set.
+    /// A sink for `cfg`; `rejected_dir` keeps refused batches when set; `spool` holds the
+    /// backlog on disk when given.
     pub fn new(
         cfg: &InfluxConfig,
         client: WriteClient,
         catalog: Arc<SharedCatalog>,
         stats: Arc<SinkStats>,
         rejected_dir: Option<PathBuf>,
+        spool: Option<Spool>,
     ) -> InfluxSink {
+        let backlog = match spool {
+            Some(spool) => {
+                let c = spool.counts();
+                if c.pending > 0 {
+                    info!(
+                        batches = c.pending,
+                        samples = c.pending_weight,
+                        "replaying the spool"
+                    );
+                }
+                if c.torn > 0 {
+                    warn!(
+                        torn = c.torn,
+                        "the spool had a torn or corrupt tail; it was cut off"
+                    );
+                }
+                Backlog::Spool {
+                    spool: Box::new(spool),
+                    reported_drops: 0,
+                }
+            }
+            None => Backlog::Memory {
+                chunks: VecDeque::new(),
+                samples: 0,
+            },
+        };
         InfluxSink {
             catalog,
             measurement: cfg.measurement.clone(),
@@ -83,8 +229,7 @@ impl InfluxSink {
             lines: String::with_capacity(cfg.batch_size.min(100_000) * 64),
             points: 0,
             samples: 0,
-            backlog: VecDeque::new(),
-            backlog_samples: 0,
+            backlog,
         }
     }
 
@@ -115,30 +260,27 @@ impl InfluxSink {
             .write_all(self.lines.as_bytes())
             .and_then(|()| gz.finish())
             .unwrap_or_default();
-        self.backlog.push_back(Chunk {
+        let dropped = self.backlog.push(Chunk {
             body: Bytes::from(body),
             samples: self.samples,
         });
-        self.backlog_samples += self.samples;
         self.lines.clear();
         self.points = 0;
         self.samples = 0;
-        while self.backlog.len() > BACKLOG_BATCHES {
-            if let Some(old) = self.backlog.pop_front() {
-                self.backlog_samples -= old.samples;
-                SinkStats::add(&self.stats.dropped, old.samples);
-                warn!(
-                    samples = old.samples,
-                    "store backlog full: the oldest batch is dropped"
-                );
-            }
+        let dropped = dropped + self.backlog.new_spool_drops();
+        if dropped > 0 {
+            SinkStats::add(&self.stats.dropped, dropped);
+            warn!(
+                samples = dropped,
+                "store backlog full: the oldest batches are dropped"
+            );
         }
     }
 
     fn publish_backlog(&self) {
         self.stats
             .backlog
-            .store(self.backlog_samples + self.samples, Ordering::Relaxed);
+            .store(self.backlog.samples() + self.samples, Ordering::Relaxed);
     }
 
     fn set_aside(&self, chunk: &Chunk, status: u16) {
@@ -154,10 +296,18 @@ impl InfluxSink {
     }
 
     /// Runs until `input` closes, then writes what is left for at most `budget`.
-    pub async fn run(mut self, mut input: mpsc::Receiver<Batch>, budget: Duration) {
+    /// With a spool, `fsync` is how often it is forced to disk.
+    pub async fn run(
+        mut self,
+        mut input: mpsc::Receiver<Batch>,
+        budget: Duration,
+        fsync: Duration,
+    ) {
         info!(url = %self.client.url(), "writing to the time-series store");
         let mut tick = tokio::time::interval(self.flush_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut sync_tick = tokio::time::interval(fsync);
+        sync_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
         let mut sending: Option<Sending> = None;
         let mut retry_at: Option<Instant> = None;
@@ -189,6 +339,7 @@ impl InfluxSink {
                     self.seal();
                     self.publish_backlog();
                 }
+                _ = sync_tick.tick() => self.backlog.sync(),
                 outcome = async {
                     match sending.as_mut() {
                         Some(s) => s.as_mut().await,
@@ -199,7 +350,7 @@ impl InfluxSink {
                     match outcome {
                         Outcome::Written => {
                             if failing {
-                                info!(waiting = self.backlog.len(), "store reachable again; writing the backlog");
+                                info!(waiting = self.backlog.samples(), "store reachable again; writing the backlog");
                                 failing = false;
                             }
                             backoff.reset();
@@ -233,23 +384,32 @@ impl InfluxSink {
                 _ = tokio::time::sleep_until(stop_at), if deadline.is_some() => break,
             }
         }
-        if self.backlog_samples > 0 {
-            warn!(
-                samples = self.backlog_samples,
-                "stopping with points the store has not taken; they are dropped"
-            );
-            SinkStats::add(&self.stats.dropped, self.backlog_samples);
-            self.backlog.clear();
-            self.backlog_samples = 0;
-            self.publish_backlog();
+        self.backlog.sync();
+        let left = self.backlog.samples();
+        match &self.backlog {
+            Backlog::Spool { .. } if left > 0 => info!(
+                samples = left,
+                "stopping with points the store has not taken; they stay in the spool for the next start"
+            ),
+            Backlog::Memory { .. } if left > 0 => {
+                warn!(
+                    samples = left,
+                    "stopping with points the store has not taken; they are dropped"
+                );
+                SinkStats::add(&self.stats.dropped, left);
+                self.backlog = Backlog::Memory {
+                    chunks: VecDeque::new(),
+                    samples: 0,
+                };
+                self.publish_backlog();
+            }
+            _ => {}
         }
     }
 
     /// Takes the head batch off the backlog, counting its samples in `counter`.
     fn done(&mut self, counter: impl Fn(&SinkStats) -> &std::sync::atomic::AtomicU64) {
-        if let Some(front) = self.backlog.pop_front() {
-            self.backlog_samples -= front.samples;
-            SinkStats::add(counter(&self.stats), front.samples);
-        }
+        let samples = self.backlog.pop();
+        SinkStats::add(counter(&self.stats), samples);
     }
 }

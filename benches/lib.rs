@@ -2,6 +2,7 @@
 //! - `ring.rs`: the hot-path ring buffer beside crossbeam's `ArrayQueue` and tokio's `mpsc`.
 //! - `line_protocol.rs`: line-protocol encoding beside the influxdb2 crate's.
 //! - `dashboard_load.rs`: `/api/stream` and the dashboard page with 2,500 tags at 10 Hz.
+//! - `end_to_end.rs`: devices → gateway → mosquitto → subscriber: rate, CPU, RSS, latency.
 //! - `store_throughput.rs`: samples per second stored in VictoriaMetrics by a gateway and by a
 //!   recorder.
 //!

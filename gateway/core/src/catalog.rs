@@ -157,8 +157,13 @@ pub struct SharedCatalog {
 impl SharedCatalog {
     /// Starts from `catalog`.
     pub fn new(catalog: Catalog) -> SharedCatalog {
+        SharedCatalog::from_arc(Arc::new(catalog))
+    }
+
+    /// Starts from a catalog already shared, without copying it until it grows.
+    pub fn from_arc(catalog: Arc<Catalog>) -> SharedCatalog {
         SharedCatalog {
-            current: RwLock::new(Arc::new(catalog)),
+            current: RwLock::new(catalog),
         }
     }
 

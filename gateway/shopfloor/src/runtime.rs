@@ -97,7 +97,7 @@ impl Gateway {
         let catalog = Arc::new(config.catalog()?);
         // What the sinks that can take recorded samples read: it grows as a recorder learns
         // machines and tags; a gateway's own machines are all in it from the start.
-        let shared = Arc::new(SharedCatalog::new(Catalog::clone(&catalog)));
+        let shared = Arc::new(SharedCatalog::from_arc(Arc::clone(&catalog)));
         let status = Arc::new(StatusBoard::new(catalog.len()));
         let mut capacities: Vec<usize> = config
             .machines

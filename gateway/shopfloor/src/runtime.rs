@@ -85,10 +85,12 @@ pub struct Gateway {
     sink_tasks: JoinSet<()>,
 }
 
-/// Samples a machine's lane holds: its share of the ring, and at least four poll cycles.
+/// Samples a machine's lane holds: its share of the ring, and at least two poll cycles (one
+/// being written while the one before is drained), so that a large hall does not multiply the
+/// configured capacity more than it must (the lanes are committed memory, 32 bytes a sample).
 fn lane_capacity(config: &Config, tags: usize) -> usize {
     let share = config.buffer.capacity / config.machines.len().max(1);
-    share.max(4 * tags).max(64)
+    share.max(2 * tags).max(64)
 }
 
 impl Gateway {

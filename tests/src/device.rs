@@ -91,6 +91,8 @@ pub enum Fault {
     Close,
     /// Answers with a well-formed reply for another transaction id.
     WrongTransaction,
+    /// Answers correctly, one byte per second (a link or gateway that crawls).
+    Trickle,
 }
 
 /// A misbehaving server until dropped.
@@ -110,6 +112,30 @@ impl FaultyDevice {
                 match fault {
                     Fault::Close => drop(s),
                     Fault::Hang => held.push(s),
+                    Fault::Trickle => {
+                        tokio::spawn(async move {
+                            let mut buf = [0u8; 260];
+                            while let Ok(n) = s.read(&mut buf).await {
+                                if n < 12 {
+                                    break;
+                                }
+                                // A right reply to a register read: MBAP, function, byte count,
+                                // zeros; sent a byte a second.
+                                let count = u16::from_be_bytes([buf[10], buf[11]]).min(125);
+                                let bytes = (count * 2) as u8;
+                                let mut r = vec![buf[0], buf[1], 0, 0];
+                                r.extend_from_slice(&(3 + u16::from(bytes)).to_be_bytes());
+                                r.extend_from_slice(&[buf[6], buf[7], bytes]);
+                                r.resize(r.len() + usize::from(bytes), 0);
+                                for b in r {
+                                    if s.write_all(&[b]).await.is_err() {
+                                        return;
+                                    }
+                                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                                }
+                            }
+                        });
+                    }
                     Fault::Garbage | Fault::WrongTransaction => {
                         tokio::spawn(async move {
                             let mut buf = [0u8; 260];

@@ -1,6 +1,7 @@
-//! Devices that hang, send garbage, answer for another transaction, close every connection,
-//! answer with exception codes, or are absent at start-up: no panic, the right statuses, bad
-//! quality published once per tag, and the healthy device beside them keeps its poll rate.
+//! Devices that hang, answer a byte a second, send garbage, answer for another transaction,
+//! close every connection, answer with exception codes, or are absent at start-up: no panic,
+//! the right statuses, bad quality published once per tag, and the healthy device beside them
+//! keeps its poll rate.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use serde_json::Value as Json;
@@ -74,6 +75,7 @@ async fn faulty_devices_go_offline_once_and_the_healthy_one_keeps_its_rate() {
     let garbage = FaultyDevice::start(Fault::Garbage).await;
     let wrong_tid = FaultyDevice::start(Fault::WrongTransaction).await;
     let closer = FaultyDevice::start(Fault::Close).await;
+    let trickle = FaultyDevice::start(Fault::Trickle).await;
     let exception = Device::start(
         memory(1),
         Behaviour::Exception(ExceptionCode::IllegalDataAddress),
@@ -92,6 +94,7 @@ async fn faulty_devices_go_offline_once_and_the_healthy_one_keeps_its_rate() {
         ("garbage", garbage.addr.to_string()),
         ("wrong-tid", wrong_tid.addr.to_string()),
         ("closer", closer.addr.to_string()),
+        ("trickle", trickle.addr.to_string()),
         ("exception", exception.addr.to_string()),
         ("late", format!("127.0.0.1:{late_port}")),
     ] {
@@ -140,6 +143,7 @@ async fn faulty_devices_go_offline_once_and_the_healthy_one_keeps_its_rate() {
         "garbage",
         "wrong-tid",
         "closer",
+        "trickle",
         "exception",
         "late",
     ] {
@@ -165,8 +169,10 @@ async fn faulty_devices_go_offline_once_and_the_healthy_one_keeps_its_rate() {
             assert_eq!(s[0]["seq"], 1);
         }
     }
-    let hang_error = status["hang"]["error"].as_str().unwrap();
-    assert!(hang_error.contains("no answer within"), "{hang_error}");
+    for slow in ["hang", "trickle"] {
+        let error = status[slow]["error"].as_str().unwrap();
+        assert!(error.contains("no answer within"), "{slow}: {error}");
+    }
     let exc_error = status["exception"]["error"].as_str().unwrap();
     assert!(exc_error.contains("exception"), "{exc_error}");
 

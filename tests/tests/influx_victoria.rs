@@ -1,6 +1,6 @@
 //! `[influx]` against a real VictoriaMetrics: what the gateway read (its CSV file is the record)
 //! is read back through the store's export API, sample by sample: values, types and timestamps.
-//! The store stopped and started mid-run loses nothing; a batch the store refuses is logged with
+//! The store stopped for 30 s mid-run loses nothing; a batch the store refuses is logged with
 //! its reason, counted, set aside and not retried; the token never reaches the log.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -269,7 +269,8 @@ async fn the_store_stopped_and_started_mid_run_loses_nothing() {
         "{}",
         gw.log()
     );
-    std::thread::sleep(Duration::from_secs(4));
+    // Away for 30 s, as a store being upgraded is.
+    std::thread::sleep(Duration::from_secs(30));
     store.restart();
     assert!(
         gw.wait_for_log("store reachable again", Duration::from_secs(40)),

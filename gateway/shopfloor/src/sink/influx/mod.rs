@@ -308,7 +308,9 @@ impl InfluxSink {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut sync_tick = tokio::time::interval(fsync);
         sync_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
+        // Capped at 10 s: a write attempt is one cheap request, and a store back from an
+        // upgrade should get its backlog soon.
+        let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(10));
         let mut sending: Option<Sending> = None;
         let mut retry_at: Option<Instant> = None;
         let mut failing = false;

@@ -11,10 +11,9 @@
 //! Real processes and sockets throughout: the devices are Modbus TCP servers in this process,
 //! the gateway is the release `shopfloor` binary, its CPU is read from `/proc`.
 
-use shopfloor_benches::cpu_share;
-use shopfloor_modbus::{Area, DataType, WordOrder};
+use shopfloor_benches::{asked_to_run, cpu_share, device_runtime, u16_devices};
 use shopfloor_tests::browser::Browser;
-use shopfloor_tests::device::{Behaviour, Device, Memory};
+use shopfloor_tests::device::Device;
 use shopfloor_tests::free_port;
 use shopfloor_tests::gateway::GatewayProcess;
 use shopfloor_tests::http::wait_ready;
@@ -75,28 +74,11 @@ fn stream_client(addr: SocketAddr, samples: Arc<AtomicU64>, stop: Arc<AtomicBool
 }
 
 fn main() {
-    // `cargo bench` passes --bench; `cargo test --benches` would run this too: only run when asked.
-    if !std::env::args().any(|a| a == "--bench") {
+    if !asked_to_run() {
         return;
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap_or_else(|e| panic!("runtime: {e}"));
-    let mut memory = Memory::default();
-    for t in 0..TAGS {
-        memory.put(
-            Area::Holding,
-            t as u16,
-            DataType::U16,
-            WordOrder::ABCD,
-            shopfloor_core::Value::U64(t as u64 * 100),
-        );
-    }
-    let devices: Vec<Device> = (0..MACHINES)
-        .map(|_| rt.block_on(Device::start(memory.clone(), Behaviour::Healthy, 0)))
-        .collect();
+    let rt = device_runtime();
+    let devices = u16_devices(&rt, MACHINES, TAGS);
     let http: SocketAddr = format!("127.0.0.1:{}", free_port())
         .parse()
         .unwrap_or_else(|e| panic!("{e}"));

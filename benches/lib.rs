@@ -6,9 +6,46 @@
 //! - `store_throughput.rs`: samples per second stored in VictoriaMetrics by a gateway and by a
 //!   recorder.
 //!
-//! This library holds what the process-level benchmarks share: CPU time read from `/proc`.
+//! This library holds what the process-level benchmarks share: CPU time read from `/proc`, and
+//! the simulated devices they poll.
 
+use shopfloor_modbus::{Area, DataType, WordOrder};
+use shopfloor_tests::device::{Behaviour, Device, Memory};
 use std::time::{Duration, Instant};
+
+/// True when run by `cargo bench` (which passes `--bench`); `cargo test --benches` runs the
+/// process-level benchmarks too, and they must not take minutes there.
+pub fn asked_to_run() -> bool {
+    std::env::args().any(|a| a == "--bench")
+}
+
+/// The runtime the devices of a benchmark serve on: one worker, so that they take at most one
+/// of the machine's cores from the processes measured.
+pub fn device_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("runtime: {e}"))
+}
+
+/// `n` Modbus TCP devices on free ports, each with holding registers `0..registers` holding
+/// their own address as a u16.
+pub fn u16_devices(rt: &tokio::runtime::Runtime, n: usize, registers: usize) -> Vec<Device> {
+    let mut memory = Memory::default();
+    for r in 0..registers {
+        memory.put(
+            Area::Holding,
+            r as u16,
+            DataType::U16,
+            WordOrder::ABCD,
+            shopfloor_core::Value::U64(r as u64),
+        );
+    }
+    (0..n)
+        .map(|_| rt.block_on(Device::start(memory.clone(), Behaviour::Healthy, 0)))
+        .collect()
+}
 
 /// CPU seconds (user + system) process `pid` has used so far.
 pub fn cpu_seconds(pid: u32) -> f64 {

@@ -7,9 +7,8 @@
 //! samples/s offered. Everything shares this machine's two cores: the devices, the gateway, the
 //! broker, the recorder and the store; the figures are what the whole chain sustains here.
 
-use shopfloor_benches::cpu_share;
-use shopfloor_modbus::{Area, DataType, WordOrder};
-use shopfloor_tests::device::{Behaviour, Device, Memory};
+use shopfloor_benches::{asked_to_run, cpu_share, device_runtime, u16_devices};
+use shopfloor_tests::device::Device;
 use shopfloor_tests::gateway::GatewayProcess;
 use shopfloor_tests::http::get;
 use shopfloor_tests::mosquitto::Mosquitto;
@@ -65,27 +64,11 @@ fn report(what: &str, rate: f64, cpu: f64) {
 }
 
 fn main() {
-    if !std::env::args().any(|a| a == "--bench") {
+    if !asked_to_run() {
         return;
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap_or_else(|e| panic!("runtime: {e}"));
-    let mut memory = Memory::default();
-    for t in 0..TAGS {
-        memory.put(
-            Area::Holding,
-            t as u16,
-            DataType::U16,
-            WordOrder::ABCD,
-            shopfloor_core::Value::U64(t as u64),
-        );
-    }
-    let devices: Vec<Device> = (0..DEVICES)
-        .map(|_| rt.block_on(Device::start(memory.clone(), Behaviour::Healthy, 0)))
-        .collect();
+    let rt = device_runtime();
+    let devices = u16_devices(&rt, DEVICES, TAGS);
     println!(
         "store_throughput: {DEVICES} devices × {TAGS} tags every 10 ms = {} samples/s offered",
         DEVICES * TAGS * 100

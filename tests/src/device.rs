@@ -74,6 +74,59 @@ impl Device {
     }
 }
 
+/// A device whose values move while the gateway reads them, with one tag of each kind:
+/// holding 0 f32 (1000 + i/4), 2 u16 (a counter), 3 i16 (-40), 4 u32 (4,000,000,000),
+/// 10 a string of 4 registers ("P-7"), coil 0 (false every seventh step); a step every 30 ms.
+pub async fn moving() -> Device {
+    use shopfloor_core::{Text, Value};
+    use shopfloor_modbus::{Area, DataType, WordOrder};
+    let mut m = Memory::default();
+    m.put(
+        Area::Holding,
+        3,
+        DataType::I16,
+        WordOrder::ABCD,
+        Value::I64(-40),
+    );
+    m.put(
+        Area::Holding,
+        4,
+        DataType::U32,
+        WordOrder::ABCD,
+        Value::U64(4_000_000_000),
+    );
+    m.put(
+        Area::Holding,
+        10,
+        DataType::String,
+        WordOrder::ABCD,
+        Value::Text(Text::from("P-7")),
+    );
+    let dev = Device::start(m, Behaviour::Healthy, 0).await;
+    let memory = Arc::clone(&dev.memory);
+    // Stops with the test's runtime.
+    tokio::spawn(async move {
+        for i in 0u64.. {
+            {
+                let mut m = memory.lock().unwrap();
+                let speed = Value::F64(1000.0 + i as f64 * 0.25);
+                m.put(Area::Holding, 0, DataType::F32, WordOrder::ABCD, speed);
+                let count = Value::U64(i % 65536);
+                m.put(Area::Holding, 2, DataType::U16, WordOrder::ABCD, count);
+                m.put(
+                    Area::Coil,
+                    0,
+                    DataType::Bool,
+                    WordOrder::ABCD,
+                    Value::Bool(i % 7 != 0),
+                );
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+        }
+    });
+    dev
+}
+
 impl Drop for Device {
     fn drop(&mut self) {
         self.task.abort();

@@ -4,9 +4,7 @@
 //! its reason, counted, set aside and not retried; the token never reaches the log.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use shopfloor_core::{Text, Value};
-use shopfloor_modbus::{Area, DataType, WordOrder};
-use shopfloor_tests::device::{Behaviour, Device, Memory};
+use shopfloor_tests::device::Device;
 use shopfloor_tests::gateway::GatewayProcess;
 use shopfloor_tests::victoria::Victoria;
 use std::collections::{BTreeMap, BTreeSet};
@@ -16,68 +14,7 @@ use std::time::{Duration, Instant};
 const TOKEN: &str = "s3cr3t-t0ken-for-the-store";
 
 async fn device() -> Device {
-    let mut m = Memory::default();
-    m.put(
-        Area::Holding,
-        3,
-        DataType::I16,
-        WordOrder::ABCD,
-        Value::I64(-40),
-    );
-    m.put(
-        Area::Holding,
-        4,
-        DataType::U32,
-        WordOrder::ABCD,
-        Value::U64(4_000_000_000),
-    );
-    m.put(
-        Area::Holding,
-        10,
-        DataType::String,
-        WordOrder::ABCD,
-        Value::Text(Text::from("P-7")),
-    );
-    m.put(
-        Area::Coil,
-        0,
-        DataType::Bool,
-        WordOrder::ABCD,
-        Value::Bool(true),
-    );
-    let dev = Device::start(m, Behaviour::Healthy, 0).await;
-    // Values that move while the gateway reads them.
-    let memory = std::sync::Arc::clone(&dev.memory);
-    tokio::spawn(async move {
-        for i in 0u64.. {
-            {
-                let mut m = memory.lock().unwrap();
-                m.put(
-                    Area::Holding,
-                    0,
-                    DataType::F32,
-                    WordOrder::ABCD,
-                    Value::F64(1000.0 + i as f64 * 0.25),
-                );
-                m.put(
-                    Area::Holding,
-                    2,
-                    DataType::U16,
-                    WordOrder::ABCD,
-                    Value::U64(i % 65536),
-                );
-                m.put(
-                    Area::Coil,
-                    0,
-                    DataType::Bool,
-                    WordOrder::ABCD,
-                    Value::Bool(i % 7 != 0),
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(30)).await;
-        }
-    });
-    dev
+    shopfloor_tests::device::moving().await
 }
 
 fn config(store: &str, device: &str, extra: &str) -> String {

@@ -4,9 +4,7 @@
 //! stream with nothing stored twice and nothing lost.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use shopfloor_core::{Text, Value};
-use shopfloor_modbus::{Area, DataType, WordOrder};
-use shopfloor_tests::device::{Behaviour, Device, Memory};
+use shopfloor_tests::device::Device;
 use shopfloor_tests::free_port;
 use shopfloor_tests::gateway::GatewayProcess;
 use shopfloor_tests::http::{get, wait_ready};
@@ -16,53 +14,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 async fn device() -> Device {
-    let mut m = Memory::default();
-    m.put(
-        Area::Holding,
-        3,
-        DataType::I16,
-        WordOrder::ABCD,
-        Value::I64(-40),
-    );
-    m.put(
-        Area::Holding,
-        10,
-        DataType::String,
-        WordOrder::ABCD,
-        Value::Text(Text::from("P-7")),
-    );
-    let dev = Device::start(m, Behaviour::Healthy, 0).await;
-    let memory = std::sync::Arc::clone(&dev.memory);
-    tokio::spawn(async move {
-        for i in 0u64.. {
-            {
-                let mut m = memory.lock().unwrap();
-                m.put(
-                    Area::Holding,
-                    0,
-                    DataType::F32,
-                    WordOrder::ABCD,
-                    Value::F64(1000.0 + i as f64 * 0.125),
-                );
-                m.put(
-                    Area::Holding,
-                    2,
-                    DataType::U16,
-                    WordOrder::ABCD,
-                    Value::U64(i % 65536),
-                );
-                m.put(
-                    Area::Coil,
-                    0,
-                    DataType::Bool,
-                    WordOrder::ABCD,
-                    Value::Bool(i % 3 == 0),
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(30)).await;
-        }
-    });
-    dev
+    shopfloor_tests::device::moving().await
 }
 
 fn gateway(broker: &Mosquitto, name: &str, machine: &str, layout: &str, device: &Device) -> String {

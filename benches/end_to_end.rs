@@ -12,9 +12,8 @@
 //! everything shares the machine's two cores.
 
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
-use shopfloor_benches::{cpu_seconds, cpu_share};
-use shopfloor_modbus::{Area, DataType, WordOrder};
-use shopfloor_tests::device::{Behaviour, Device, Memory};
+use shopfloor_benches::{asked_to_run, cpu_seconds, cpu_share, device_runtime, u16_devices};
+use shopfloor_tests::device::Device;
 use shopfloor_tests::gateway::GatewayProcess;
 use shopfloor_tests::mosquitto::Mosquitto;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -80,22 +79,6 @@ fn rss_bytes(pid: u32) -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
-fn devices(rt: &tokio::runtime::Runtime, n: usize, registers: usize) -> Vec<Device> {
-    let mut memory = Memory::default();
-    for r in 0..registers {
-        memory.put(
-            Area::Holding,
-            r as u16,
-            DataType::U16,
-            WordOrder::ABCD,
-            shopfloor_core::Value::U64(r as u64),
-        );
-    }
-    (0..n)
-        .map(|_| rt.block_on(Device::start(memory.clone(), Behaviour::Healthy, 0)))
-        .collect()
-}
-
 fn config(
     broker: &Mosquitto,
     layout: &str,
@@ -130,19 +113,15 @@ fn percentile(sorted: &[i64], p: f64) -> i64 {
 }
 
 fn main() {
-    if !std::env::args().any(|a| a == "--bench") {
+    if !asked_to_run() {
         return;
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap_or_else(|e| panic!("runtime: {e}"));
+    let rt = device_runtime();
     let quiet = [("RUST_LOG", "warn")];
 
     // ---- machine layout, 100,000 tags
     let broker = Mosquitto::start();
-    let devs = devices(&rt, 100, 1000);
+    let devs = u16_devices(&rt, 100, 1000);
     let seen = Arc::new(Seen::default());
     rt.spawn(subscribe(broker.port, "e2e/#", true, Arc::clone(&seen)));
     let gw = GatewayProcess::start_with_env(
@@ -192,7 +171,7 @@ fn main() {
 
     // ---- tag layout, QoS 1, the Node-RED job
     let broker = Mosquitto::start();
-    let devs = devices(&rt, 10, 100);
+    let devs = u16_devices(&rt, 10, 100);
     let seen = Arc::new(Seen::default());
     rt.spawn(subscribe(broker.port, "e2e/#", false, Arc::clone(&seen)));
     let gw =

@@ -122,6 +122,16 @@ impl GatewayProcess {
         wait_until(within, || self.log().contains(needle))
     }
 
+    /// Waits up to `within` for a log line containing `needle`; fails the test with the log
+    /// if none comes.
+    pub fn expect_log(&self, needle: &str, within: Duration) {
+        assert!(
+            self.wait_for_log(needle, within),
+            "no {needle:?} in the log within {within:?}:\n{}",
+            self.log()
+        );
+    }
+
     /// True while the process runs.
     pub fn is_running(&mut self) -> bool {
         self.child

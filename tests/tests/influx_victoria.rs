@@ -162,11 +162,7 @@ async fn every_sample_arrives_with_its_value_type_and_timestamp() {
         &config(&store.url(), &dev.addr.to_string(), ""),
         &[("SHOPFLOOR_TEST_INFLUX_TOKEN", TOKEN)],
     );
-    assert!(
-        gw.wait_for_log("writing to the time-series store", Duration::from_secs(20)),
-        "{}",
-        gw.log()
-    );
+    gw.expect_log("writing to the time-series store", Duration::from_secs(20));
     std::thread::sleep(Duration::from_secs(3));
     assert!(
         gw.terminate(Duration::from_secs(5)).success(),
@@ -194,26 +190,14 @@ async fn the_store_stopped_and_started_mid_run_loses_nothing() {
         &config(&store.url(), &dev.addr.to_string(), ""),
         &[("SHOPFLOOR_TEST_INFLUX_TOKEN", TOKEN)],
     );
-    assert!(
-        gw.wait_for_log("writing to the time-series store", Duration::from_secs(20)),
-        "{}",
-        gw.log()
-    );
+    gw.expect_log("writing to the time-series store", Duration::from_secs(20));
     std::thread::sleep(Duration::from_secs(1));
     store.stop();
-    assert!(
-        gw.wait_for_log("cannot write to the store", Duration::from_secs(10)),
-        "{}",
-        gw.log()
-    );
+    gw.expect_log("cannot write to the store", Duration::from_secs(10));
     // Away for 30 s, as a store being upgraded is.
     std::thread::sleep(Duration::from_secs(30));
     store.restart();
-    assert!(
-        gw.wait_for_log("store reachable again", Duration::from_secs(40)),
-        "{}",
-        gw.log()
-    );
+    gw.expect_log("store reachable again", Duration::from_secs(40));
     std::thread::sleep(Duration::from_secs(1));
     assert!(
         gw.terminate(Duration::from_secs(5)).success(),
@@ -238,18 +222,10 @@ async fn a_refused_batch_is_logged_counted_and_set_aside() {
         ),
         &[("SHOPFLOOR_TEST_INFLUX_TOKEN", TOKEN)],
     );
-    assert!(
-        gw.wait_for_log("the store refused a batch", Duration::from_secs(20)),
-        "{}",
-        gw.log()
-    );
+    gw.expect_log("the store refused a batch", Duration::from_secs(20));
     // Refused batches are not retried: the gateway goes on with new ones.
     let first_refusals = gw.log().matches("the store refused a batch").count();
-    assert!(
-        gw.wait_for_log("refused batch saved", Duration::from_secs(5)),
-        "{}",
-        gw.log()
-    );
+    gw.expect_log("refused batch saved", Duration::from_secs(5));
     std::thread::sleep(Duration::from_secs(1));
     assert!(gw.log().matches("the store refused a batch").count() > first_refusals);
     assert!(
@@ -364,35 +340,19 @@ async fn a_gateway_killed_during_an_outage_replays_its_spool() {
     );
     let env = [("SHOPFLOOR_TEST_INFLUX_TOKEN", TOKEN)];
     let mut first = GatewayProcess::start_with_env(&config, &env);
-    assert!(
-        first.wait_for_log("writing to the time-series store", Duration::from_secs(20)),
-        "{}",
-        first.log()
-    );
+    first.expect_log("writing to the time-series store", Duration::from_secs(20));
     std::thread::sleep(Duration::from_secs(1));
     store.stop();
-    assert!(
-        first.wait_for_log("cannot write to the store", Duration::from_secs(10)),
-        "{}",
-        first.log()
-    );
+    first.expect_log("cannot write to the store", Duration::from_secs(10));
     std::thread::sleep(Duration::from_secs(3));
     let killed_at = shopfloor_core::time::now_ms();
     first.kill();
 
     // Started again while the store is still away: it finds its spool, then the store returns.
     let mut second = GatewayProcess::start_with_env(&config, &env);
-    assert!(
-        second.wait_for_log("replaying the spool", Duration::from_secs(20)),
-        "{}",
-        second.log()
-    );
+    second.expect_log("replaying the spool", Duration::from_secs(20));
     store.restart();
-    assert!(
-        second.wait_for_log("store reachable again", Duration::from_secs(40)),
-        "{}",
-        second.log()
-    );
+    second.expect_log("store reachable again", Duration::from_secs(40));
     std::thread::sleep(Duration::from_secs(2));
     assert!(
         second.terminate(Duration::from_secs(5)).success(),

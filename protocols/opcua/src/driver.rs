@@ -1,0 +1,699 @@
+//! The task of one OPC UA machine: connect, subscribe (or poll), turn data changes into
+//! samples, and rebuild everything when the server goes away.
+//!
+//! Never stuck: the library's own reconnect is switched off (retry limit 0) and this task is the
+//! one supervisor. Any loss of the connection (a closed socket, failed keep-alives, a server
+//! restart) ends the session; the task marks every tag bad once, reports the machine offline,
+//! waits with backoff and jitter, and builds a new session from nothing: endpoints, namespace
+//! array (so `nsu=` ids follow a renumbered server), subscription, monitored items. A server
+//! restart therefore costs one reconnect, never a stale subscription that silently delivers
+//! nothing. Every request has the machine's timeout.
+//!
+//! A node the server does not know is reported once by id and its tag goes bad; the other
+//! tags keep flowing. Monitored items are created in chunks the size the server allows per
+//! call; when a subscription is full, the rest go into another one.
+
+use crate::convert::reading;
+use crate::node::NodeRef;
+use crate::security;
+use opcua::client::{
+    Client, ClientBuilder, IdentityToken, MonitoredItemMap, OnSubscriptionNotificationCore,
+    Session, SessionPollResult,
+};
+use opcua::crypto::SecurityPolicy;
+use opcua::types::{
+    AttributeId, DataChangeNotification, DataValue, EndpointDescription, MessageSecurityMode,
+    MonitoredItemCreateRequest, MonitoringMode, MonitoringParameters, NodeId, NotificationMessage,
+    QualifiedName, ReadValueId, StatusCode, TimestampsToReturn, UserTokenPolicy, VariableId,
+    Variant,
+};
+use shopfloor_core::backoff::Backoff;
+use shopfloor_core::ring::Producer;
+use shopfloor_core::time::now_ms;
+use shopfloor_core::{
+    MachineId, MachineState, MachineStatus, Quality, Sample, StatusReporter, TagId, Value,
+};
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use thiserror::Error;
+use tokio::sync::mpsc;
+use tokio::time::{MissedTickBehavior, timeout};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+/// How a machine's values are fetched.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// A subscription: the server reports changes (the default).
+    Subscribe,
+    /// One batched Read of every node per interval.
+    Poll,
+}
+
+/// Who the gateway is to the server.
+#[derive(Clone)]
+pub enum Identity {
+    /// No user.
+    Anonymous,
+    /// A user name and its password (taken from the environment).
+    UserName(String, String),
+}
+
+impl std::fmt::Debug for Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Identity::Anonymous => f.write_str("Anonymous"),
+            Identity::UserName(u, _) => write!(f, "UserName({u:?}, <redacted>)"),
+        }
+    }
+}
+
+/// Everything the driver needs to know about one machine.
+#[derive(Clone, Debug)]
+pub struct OpcuaMachine {
+    /// The machine's id in the catalog.
+    pub id: MachineId,
+    /// The configured id, for logs.
+    pub name: String,
+    /// The gateway's name: part of its application URI and session name.
+    pub gateway: String,
+    /// `opc.tcp://host:port[/path]`.
+    pub endpoint: String,
+    /// Security policy.
+    pub policy: SecurityPolicy,
+    /// Message security mode.
+    pub security_mode: MessageSecurityMode,
+    /// Who connects.
+    pub identity: Identity,
+    /// Trust whatever certificate the server shows.
+    pub trust_server_certificate: bool,
+    /// The gateway's certificates.
+    pub pki_dir: PathBuf,
+    /// Subscribe or poll.
+    pub mode: Mode,
+    /// Publishing interval (subscribe) or poll interval.
+    pub interval: Duration,
+    /// Limit on connecting and on every request.
+    pub timeout: Duration,
+    /// The nodes; a node's index here is its [`TagId`].
+    pub nodes: Vec<NodeRef>,
+}
+
+/// Why a session ended or could not be set up.
+#[derive(Debug, Error)]
+pub enum OpcuaError {
+    /// The client could not be configured.
+    #[error("client set-up: {0}")]
+    Setup(String),
+    /// Connecting took longer than the timeout.
+    #[error("{what}: no answer within {limit:?}")]
+    Timeout {
+        /// What was waited for.
+        what: &'static str,
+        /// The timeout.
+        limit: Duration,
+    },
+    /// The server offers no endpoint with the configured security.
+    #[error("connect {endpoint}: {message}")]
+    Connect {
+        /// The endpoint.
+        endpoint: String,
+        /// The reason.
+        message: String,
+    },
+    /// The server's certificate is not trusted.
+    #[error(
+        "the server's certificate is not trusted: move {rejected} into {trusted} to trust it, \
+         or set trust_server_certificate = true for this machine"
+    )]
+    Untrusted {
+        /// Where the store put it.
+        rejected: String,
+        /// Where it must go.
+        trusted: String,
+    },
+    /// A service call failed.
+    #[error("{what}: {status}")]
+    Service {
+        /// The call.
+        what: &'static str,
+        /// The status.
+        status: StatusCode,
+    },
+    /// The connection was lost.
+    #[error("connection lost: {0}")]
+    Lost(StatusCode),
+}
+
+/// Per-tag state that makes `seq` continuous and bad quality published once.
+#[derive(Default, Clone)]
+struct TagState {
+    seq: u64,
+    bad: bool,
+}
+
+/// Turns readings into samples on the ring; shared between the task and the subscription
+/// callback, which runs inside the session's event loop.
+struct Emitter {
+    machine: MachineId,
+    tags: Vec<TagState>,
+    batch: Vec<Sample>,
+    producer: Producer,
+}
+
+impl Emitter {
+    fn push(&mut self, tag: usize, ts: i64, value: Value, quality: Quality) {
+        let Some(st) = self.tags.get_mut(tag) else {
+            return;
+        };
+        if quality == Quality::Bad {
+            self.push_bad_once(tag, ts);
+            return;
+        }
+        st.seq += 1;
+        let sample = Sample::new(self.machine, TagId(tag as u16), ts, st.seq, value, quality);
+        st.bad = sample.quality() == Quality::Bad;
+        self.batch.push(sample);
+    }
+
+    fn push_bad_once(&mut self, tag: usize, ts: i64) {
+        let Some(st) = self.tags.get_mut(tag) else {
+            return;
+        };
+        if st.bad {
+            return;
+        }
+        st.bad = true;
+        st.seq += 1;
+        self.batch
+            .push(Sample::bad(self.machine, TagId(tag as u16), ts, st.seq));
+    }
+
+    fn flush(&mut self) {
+        if !self.batch.is_empty() {
+            let dropped = self.producer.push_batch(&mut self.batch);
+            if dropped > 0 {
+                debug!(dropped, "ring full, samples dropped");
+            }
+        }
+    }
+}
+
+type Shared = Arc<Mutex<Emitter>>;
+
+/// The subscription callback: a whole notification at a time, one lock per notification.
+struct OnData(Shared);
+
+impl OnSubscriptionNotificationCore for OnData {
+    fn on_subscription_notification(
+        &mut self,
+        notification: NotificationMessage,
+        _items: MonitoredItemMap<'_>,
+    ) {
+        let Some(data) = notification.notification_data else {
+            return;
+        };
+        let now = now_ms();
+        let Ok(mut e) = self.0.lock() else { return };
+        for object in data {
+            let Some(changes) = object.into_inner_as::<DataChangeNotification>() else {
+                continue;
+            };
+            for item in changes.monitored_items.into_iter().flatten() {
+                // Client handles are tag index + 1 (the library reserves 0).
+                let tag = (item.client_handle as usize).wrapping_sub(1);
+                let (ts, value, quality) = reading(&item.value, now);
+                e.push(tag, ts, value, quality);
+            }
+        }
+        e.flush();
+    }
+}
+
+/// What the session's event loop tells the task.
+#[derive(Debug)]
+enum Link {
+    Up,
+    Down(StatusCode),
+}
+
+struct Driver {
+    machine: OpcuaMachine,
+    emitter: Shared,
+    status: Arc<dyn StatusReporter>,
+    last_status: Option<(MachineState, Option<String>)>,
+    /// Nodes already reported missing: told once, not on every reconnect.
+    reported: HashSet<usize>,
+}
+
+fn read_id(node: NodeId) -> ReadValueId {
+    ReadValueId {
+        node_id: node,
+        attribute_id: AttributeId::Value as u32,
+        index_range: Default::default(),
+        data_encoding: QualifiedName::null(),
+    }
+}
+
+impl Driver {
+    fn report(&mut self, state: MachineState, error: Option<String>) {
+        let now = (state, error);
+        if self.last_status.as_ref() == Some(&now) {
+            return;
+        }
+        match &now {
+            (MachineState::Online, _) => info!(machine = %self.machine.name, "online"),
+            (_, Some(e)) => warn!(machine = %self.machine.name, error = %e, "offline"),
+            _ => {}
+        }
+        self.status.report(
+            self.machine.id,
+            MachineStatus {
+                state: now.0,
+                since_ms: now_ms(),
+                error: now.1.clone(),
+            },
+        );
+        self.last_status = Some(now);
+    }
+
+    fn all_bad(&self) {
+        let ts = now_ms();
+        if let Ok(mut e) = self.emitter.lock() {
+            for tag in 0..e.tags.len() {
+                e.push_bad_once(tag, ts);
+            }
+            e.flush();
+        }
+    }
+
+    fn missing(&mut self, tag: usize, why: &str) {
+        if self.reported.insert(tag) {
+            warn!(
+                machine = %self.machine.name,
+                node = %self.machine.nodes[tag],
+                "node left out: {why}"
+            );
+        }
+        if let Ok(mut e) = self.emitter.lock() {
+            e.push_bad_once(tag, now_ms());
+            e.flush();
+        }
+    }
+
+    fn client(&self) -> Result<Client, OpcuaError> {
+        let m = &self.machine;
+        // Keep-alives notice a half-open connection: two missed in a row end the session.
+        let keep_alive = m
+            .timeout
+            .clamp(Duration::from_millis(500), Duration::from_secs(10));
+        ClientBuilder::new()
+            .application_name(format!("shopfloor {}", m.gateway))
+            .application_uri(security::application_uri(&m.gateway))
+            .product_uri("urn:iqblvd:shopfloor")
+            .pki_dir(m.pki_dir.clone())
+            .create_sample_keypair(false)
+            .trust_server_certs(m.trust_server_certificate)
+            .verify_server_certs(true)
+            .session_retry_limit(0)
+            .session_name(format!("shopfloor {} {}", m.gateway, m.name))
+            .session_timeout(60_000)
+            .keep_alive_interval(keep_alive)
+            .max_failed_keep_alive_count(2)
+            .request_timeout(m.timeout)
+            .publish_timeout(m.timeout + m.interval * 3)
+            .max_message_size(16 << 20)
+            .max_chunk_count(512)
+            .client()
+            .map_err(|e| OpcuaError::Setup(e.join("; ")))
+    }
+
+    fn connect_error(&self, message: String) -> OpcuaError {
+        let m = &self.machine;
+        if message.contains("Certificate") && message.contains("Untrusted")
+            || message.contains("BadCertificateUntrusted")
+        {
+            let rejected =
+                security::newest_rejected(&m.pki_dir).unwrap_or_else(|| m.pki_dir.join("rejected"));
+            return OpcuaError::Untrusted {
+                rejected: rejected.display().to_string(),
+                trusted: m.pki_dir.join("trusted").display().to_string(),
+            };
+        }
+        OpcuaError::Connect {
+            endpoint: m.endpoint.clone(),
+            message,
+        }
+    }
+
+    /// One session from connect to loss. Returns why it ended; `None` on shutdown.
+    async fn session(
+        &mut self,
+        client: &mut Client,
+        backoff: &mut Backoff,
+        shutdown: &CancellationToken,
+    ) -> Option<OpcuaError> {
+        let m = &self.machine;
+        let limit = m.timeout;
+        let endpoint: EndpointDescription = (
+            m.endpoint.as_str(),
+            m.policy.to_uri(),
+            m.security_mode,
+            UserTokenPolicy::anonymous(),
+        )
+            .into();
+        let identity = match &m.identity {
+            Identity::Anonymous => IdentityToken::Anonymous,
+            Identity::UserName(u, p) => IdentityToken::UserName(u.clone(), p.clone().into()),
+        };
+        let made = tokio::select! {
+            _ = shutdown.cancelled() => return None,
+            r = timeout(limit, client.connect_to_matching_endpoint(endpoint, identity)) => r,
+        };
+        let (session, event_loop) = match made {
+            Err(_) => {
+                return Some(OpcuaError::Timeout {
+                    what: "get endpoints",
+                    limit,
+                });
+            }
+            Ok(Err(e)) => return Some(self.connect_error(e.to_string())),
+            Ok(Ok(x)) => x,
+        };
+        let (tx, mut link) = mpsc::channel(4);
+        let looper = tokio::spawn(async move {
+            use futures_util::StreamExt;
+            let events = event_loop.enter();
+            futures_util::pin_mut!(events);
+            loop {
+                let event = match events.next().await {
+                    Some(Ok(SessionPollResult::Reconnected(_))) => Link::Up,
+                    Some(Ok(SessionPollResult::ConnectionLost(c))) => Link::Down(c),
+                    Some(Ok(SessionPollResult::ReconnectFailed(c))) | Some(Err(c)) => Link::Down(c),
+                    None => Link::Down(StatusCode::BadConnectionClosed),
+                    Some(Ok(_)) => continue,
+                };
+                let down = matches!(event, Link::Down(_));
+                if tx.send(event).await.is_err() || down {
+                    return;
+                }
+            }
+        });
+        let ended = self.connected(&session, &mut link, backoff, shutdown).await;
+        if ended.is_none() {
+            // Shutdown: close the session on the server (and its subscriptions), briefly.
+            let _ = timeout(Duration::from_secs(1), session.disconnect()).await;
+        }
+        looper.abort();
+        let _ = looper.await;
+        ended
+    }
+
+    async fn connected(
+        &mut self,
+        session: &Arc<Session>,
+        link: &mut mpsc::Receiver<Link>,
+        backoff: &mut Backoff,
+        shutdown: &CancellationToken,
+    ) -> Option<OpcuaError> {
+        let limit = self.machine.timeout * 2;
+        let first = tokio::select! {
+            _ = shutdown.cancelled() => return None,
+            l = timeout(limit, link.recv()) => l,
+        };
+        match first {
+            Err(_) => {
+                return Some(OpcuaError::Timeout {
+                    what: "open session",
+                    limit,
+                });
+            }
+            Ok(Some(Link::Up)) => {}
+            Ok(Some(Link::Down(c))) => {
+                return Some(self.connect_error(format!("open session: {c}")));
+            }
+            Ok(None) => return Some(OpcuaError::Lost(StatusCode::BadConnectionClosed)),
+        }
+        debug!(machine = %self.machine.name, "session open");
+        let ready = tokio::select! {
+            _ = shutdown.cancelled() => return None,
+            r = self.set_up(session) => r,
+        };
+        let nodes = match ready {
+            Ok(nodes) => nodes,
+            Err(e) => return Some(e),
+        };
+        backoff.reset();
+        self.report(MachineState::Online, None);
+        match self.machine.mode {
+            Mode::Subscribe => tokio::select! {
+                _ = shutdown.cancelled() => None,
+                l = link.recv() => Some(OpcuaError::Lost(match l {
+                    Some(Link::Down(c)) => c,
+                    _ => StatusCode::BadConnectionClosed,
+                })),
+            },
+            Mode::Poll => tokio::select! {
+                _ = shutdown.cancelled() => None,
+                l = link.recv() => Some(OpcuaError::Lost(match l {
+                    Some(Link::Down(c)) => c,
+                    _ => StatusCode::BadConnectionClosed,
+                })),
+                e = self.poll(session, &nodes) => Some(e),
+            },
+        }
+    }
+
+    /// Resolves the nodes and, in subscribe mode, creates the subscriptions. Returns the
+    /// resolved nodes with their tag index.
+    async fn set_up(&mut self, session: &Session) -> Result<Vec<(usize, NodeId)>, OpcuaError> {
+        let needs_uris = self
+            .machine
+            .nodes
+            .iter()
+            .any(|n| matches!(n.namespace, crate::node::Namespace::Uri(_)));
+        let namespaces = if needs_uris {
+            namespace_array(session).await?
+        } else {
+            Vec::new()
+        };
+        let mut nodes = Vec::with_capacity(self.machine.nodes.len());
+        for (tag, n) in self.machine.nodes.clone().iter().enumerate() {
+            match n.resolve(&namespaces) {
+                Ok(id) => nodes.push((tag, id)),
+                Err(e) => self.missing(tag, &e.to_string()),
+            }
+        }
+        if self.machine.mode == Mode::Subscribe {
+            self.subscribe(session, &nodes).await?;
+        }
+        Ok(nodes)
+    }
+
+    async fn subscribe(
+        &mut self,
+        session: &Session,
+        nodes: &[(usize, NodeId)],
+    ) -> Result<(), OpcuaError> {
+        let per_call = operation_limit(
+            session,
+            VariableId::Server_ServerCapabilities_OperationLimits_MaxMonitoredItemsPerCall,
+        )
+        .await;
+        let interval = self.machine.interval;
+        let mut rest: Vec<(usize, NodeId)> = nodes.to_vec();
+        while !rest.is_empty() {
+            let subscription = session
+                .create_subscription(
+                    interval,
+                    // Lifetime and keep-alive counts: the server keeps the subscription ~30
+                    // publishing intervals without a client, and says "alive" every 10.
+                    30,
+                    10,
+                    0,
+                    0,
+                    true,
+                    OnData(Arc::clone(&self.emitter)),
+                )
+                .await
+                .map_err(|e| OpcuaError::Service {
+                    what: "create subscription",
+                    status: e.status(),
+                })?;
+            let mut full = Vec::new();
+            for chunk in rest.chunks(per_call) {
+                let requests = chunk
+                    .iter()
+                    .map(|(tag, id)| MonitoredItemCreateRequest {
+                        item_to_monitor: read_id(id.clone()),
+                        monitoring_mode: MonitoringMode::Reporting,
+                        requested_parameters: MonitoringParameters {
+                            client_handle: *tag as u32 + 1,
+                            sampling_interval: interval.as_secs_f64() * 1000.0,
+                            filter: Default::default(),
+                            queue_size: 1,
+                            discard_oldest: true,
+                        },
+                    })
+                    .collect();
+                let created = session
+                    .create_monitored_items(subscription, TimestampsToReturn::Both, requests)
+                    .await
+                    .map_err(|e| OpcuaError::Service {
+                        what: "create monitored items",
+                        status: e.status(),
+                    })?;
+                for ((tag, id), item) in chunk.iter().zip(created) {
+                    let status = item.result.status_code;
+                    if status == StatusCode::BadTooManyMonitoredItems {
+                        full.push((*tag, id.clone()));
+                    } else if !status.is_good() {
+                        self.missing(*tag, &status.to_string());
+                    }
+                }
+            }
+            if full.len() == rest.len() {
+                // Not one item fitted in a new subscription: the server will take no more.
+                for (tag, _) in &full {
+                    self.missing(*tag, "the server takes no more monitored items");
+                }
+                break;
+            }
+            rest = full;
+        }
+        Ok(())
+    }
+
+    /// Reads every node each interval until a read fails.
+    async fn poll(&mut self, session: &Session, nodes: &[(usize, NodeId)]) -> OpcuaError {
+        let per_read = operation_limit(
+            session,
+            VariableId::Server_ServerCapabilities_OperationLimits_MaxNodesPerRead,
+        )
+        .await;
+        let ids: Vec<ReadValueId> = nodes.iter().map(|(_, id)| read_id(id.clone())).collect();
+        let mut ticker = tokio::time::interval(self.machine.interval);
+        ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
+        loop {
+            ticker.tick().await;
+            let started = tokio::time::Instant::now();
+            let mut values: Vec<DataValue> = Vec::with_capacity(ids.len());
+            for chunk in ids.chunks(per_read) {
+                match session.read(chunk, TimestampsToReturn::Both, 0.0).await {
+                    Ok(v) if v.len() == chunk.len() => values.extend(v),
+                    Ok(_) => {
+                        return OpcuaError::Service {
+                            what: "read",
+                            status: StatusCode::BadUnexpectedError,
+                        };
+                    }
+                    Err(e) => {
+                        return OpcuaError::Service {
+                            what: "read",
+                            status: e.status(),
+                        };
+                    }
+                }
+            }
+            self.status.poll_done(self.machine.id, started.elapsed());
+            let now = now_ms();
+            if let Ok(mut e) = self.emitter.lock() {
+                for ((tag, _), dv) in nodes.iter().zip(&values) {
+                    let (ts, value, quality) = reading(dv, now);
+                    e.push(*tag, ts, value, quality);
+                }
+                e.flush();
+            }
+        }
+    }
+}
+
+/// The server's namespace array: index → URI.
+async fn namespace_array(session: &Session) -> Result<Vec<String>, OpcuaError> {
+    let fail = |status| OpcuaError::Service {
+        what: "read namespace array",
+        status,
+    };
+    let values = session
+        .read(
+            &[read_id(VariableId::Server_NamespaceArray.into())],
+            TimestampsToReturn::Neither,
+            0.0,
+        )
+        .await
+        .map_err(|e| fail(e.status()))?;
+    match values.into_iter().next().and_then(|dv| dv.value) {
+        Some(Variant::Array(a)) => Ok(a
+            .values
+            .into_iter()
+            .map(|v| match v {
+                Variant::String(s) => s.value().clone().unwrap_or_default(),
+                _ => String::new(),
+            })
+            .collect()),
+        _ => Err(fail(StatusCode::BadTypeMismatch)),
+    }
+}
+
+/// An operation limit of the server; 0 or unreadable means "no limit", taken as 1000 so one
+/// request stays a reasonable size.
+async fn operation_limit(session: &Session, which: VariableId) -> usize {
+    let read = session
+        .read(&[read_id(which.into())], TimestampsToReturn::Neither, 0.0)
+        .await;
+    let n = match read.ok().and_then(|v| v.into_iter().next()?.value) {
+        Some(Variant::UInt32(n)) => n as usize,
+        _ => 0,
+    };
+    if n == 0 { 1000 } else { n.min(1000) }
+}
+
+/// Runs one machine until `shutdown` is cancelled. Never returns early: a server that is down,
+/// absent at start-up or restarted is retried forever with backoff.
+pub async fn run(
+    machine: OpcuaMachine,
+    producer: Producer,
+    status: Arc<dyn StatusReporter>,
+    shutdown: CancellationToken,
+) {
+    let tags = vec![TagState::default(); machine.nodes.len()];
+    let emitter = Arc::new(Mutex::new(Emitter {
+        machine: machine.id,
+        tags,
+        batch: Vec::with_capacity(machine.nodes.len().min(4096)),
+        producer,
+    }));
+    let mut d = Driver {
+        machine,
+        emitter,
+        status,
+        last_status: None,
+        reported: HashSet::new(),
+    };
+    d.report(MachineState::Connecting, None);
+    let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(30));
+    let mut client = match d.client() {
+        Ok(c) => c,
+        Err(e) => {
+            // Only a broken pki folder gets here; say so and keep the machine visible.
+            d.report(MachineState::Offline, Some(e.to_string()));
+            shutdown.cancelled().await;
+            return;
+        }
+    };
+    loop {
+        let Some(error) = d.session(&mut client, &mut backoff, &shutdown).await else {
+            return;
+        };
+        d.all_bad();
+        d.report(MachineState::Offline, Some(error.to_string()));
+        let delay = backoff.next_delay();
+        debug!(machine = %d.machine.name, ?delay, "reconnecting after backoff");
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(delay) => {}
+        }
+    }
+}

@@ -1,0 +1,17 @@
+//! OPC UA machines for the shopfloor gateway (client side of async-opcua).
+//!
+//! Modules:
+//! - [`node`]: node ids as configs write them (`ns=`, `nsu=`), resolved per server. Pure.
+//! - [`convert`]: OPC UA variants, status codes and data values into samples. Pure.
+//! - [`security`]: security policy and mode words, and the gateway's own certificate.
+//! - [`driver`]: one task per machine: session, subscription or poll, rebuilt after any loss.
+//! - [`browse`]: the address space as a tree, and ready `[[machine.tag]]` entries.
+
+pub mod browse;
+pub mod convert;
+pub mod driver;
+pub mod node;
+pub mod security;
+
+pub use driver::{Identity, Mode, OpcuaError, OpcuaMachine, run};
+pub use node::{NodeError, NodeRef};

@@ -12,12 +12,13 @@ use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
-const MACHINES: [(&str, SimKind, u16); 5] = [
-    ("cnc-1", SimKind::Cnc, 5020),
-    ("cnc-2", SimKind::Cnc, 5021),
-    ("imm-1", SimKind::InjectionMoulding, 5022),
-    ("imm-2", SimKind::InjectionMoulding, 5023),
-    ("energy-1", SimKind::EnergyMeter, 5024),
+/// Id, model, port, and whether it is served over OPC UA (else Modbus TCP).
+const MACHINES: [(&str, SimKind, u16, bool); 5] = [
+    ("cnc-1", SimKind::Cnc, 5020, false),
+    ("cnc-2", SimKind::Cnc, 4841, true),
+    ("imm-1", SimKind::InjectionMoulding, 5022, false),
+    ("imm-2", SimKind::InjectionMoulding, 4842, true),
+    ("energy-1", SimKind::EnergyMeter, 5024, false),
 ];
 
 /// The text of `config/demo-hall.toml`.
@@ -35,13 +36,22 @@ fn demo_hall() -> String {
          url = \"mqtt://127.0.0.1:1883\"\n\
          topic_prefix = \"iqblvd/hardenberg/demo-hall\"\n",
     );
-    for (id, kind, port) in MACHINES {
-        out.push_str(&format!(
-            "\n[[machine]]\nid = \"{id}\"\nkind = \"{kind}\"\nprotocol = \"modbus-tcp\"\n\
-             address = \"127.0.0.1:{port}\"\nsimulator = \"{kind}\"\n\
-             poll_interval = \"500ms\"\ntimeout = \"500ms\"\n"
-        ));
-        let profile = to_toml(kind);
+    for (id, kind, port, opcua) in MACHINES {
+        let profile = if opcua {
+            out.push_str(&format!(
+                "\n[[machine]]\nid = \"{id}\"\nkind = \"{kind}\"\nprotocol = \"opcua\"\n\
+                 endpoint = \"opc.tcp://127.0.0.1:{port}\"\nsimulator = \"{kind}\"\n\
+                 publishing_interval = \"500ms\"\n"
+            ));
+            shopfloor_sim::ua_profile::to_toml(kind)
+        } else {
+            out.push_str(&format!(
+                "\n[[machine]]\nid = \"{id}\"\nkind = \"{kind}\"\nprotocol = \"modbus-tcp\"\n\
+                 address = \"127.0.0.1:{port}\"\nsimulator = \"{kind}\"\n\
+                 poll_interval = \"500ms\"\ntimeout = \"500ms\"\n"
+            ));
+            to_toml(kind)
+        };
         let body: Vec<&str> = profile.lines().skip_while(|l| l.starts_with('#')).collect();
         out.push_str(&body.join("\n"));
         out.push('\n');
@@ -77,10 +87,15 @@ fn num(j: &serde_json::Value) -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn simulated_machines_feed_the_gateway_live_plausible_data() {
     let broker = Mosquitto::start();
+    let pki = tempfile::tempdir().unwrap();
     let mut config = demo_hall()
         .replace("mqtt://127.0.0.1:1883", &broker.url())
-        .replace("poll_interval = \"500ms\"", "poll_interval = \"200ms\"");
-    for (_, _, port) in MACHINES {
+        .replace("poll_interval = \"500ms\"", "poll_interval = \"200ms\"")
+        .replace(
+            "[gateway]\n",
+            &format!("[gateway]\npki_dir = \"{}\"\n", pki.path().display()),
+        );
+    for (_, _, port, _) in MACHINES {
         config = config.replace(
             &format!("127.0.0.1:{port}\""),
             &format!("127.0.0.1:{}\"", free_port()),
@@ -97,6 +112,13 @@ async fn simulated_machines_feed_the_gateway_live_plausible_data() {
         || values
             .get("energy-1/energy_import")
             .is_none_or(|v| v.len() < 4)
+        || [
+            "cnc-2/spindle_speed",
+            "imm-2/barrel_zone_3",
+            "imm-2/material",
+        ]
+        .iter()
+        .any(|k| !values.contains_key(*k))
     {
         let m = sub
             .expect(
@@ -131,6 +153,15 @@ async fn simulated_machines_feed_the_gateway_live_plausible_data() {
     assert!(!program.is_empty());
     let zone = num(&values["imm-1/barrel_zone_1"][0]);
     assert!((20.0..260.0).contains(&zone), "barrel zone {zone}");
+    // The OPC UA machines, through the OPC UA driver and their node lists.
+    let speed = num(&values["cnc-2/spindle_speed"][0]);
+    assert!(
+        (0.0..13_000.0).contains(&speed),
+        "OPC UA spindle speed {speed}"
+    );
+    let zone = num(&values["imm-2/barrel_zone_3"][0]);
+    assert!((20.0..260.0).contains(&zone), "OPC UA barrel zone {zone}");
+    assert!(values["imm-2/material"][0]["value"].is_string());
     let volts = num(&values["energy-1/voltage_l1"][0]);
     assert!((215.0..245.0).contains(&volts), "voltage {volts}");
     // Energy only rises, and at 60x it visibly does.

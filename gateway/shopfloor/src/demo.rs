@@ -194,17 +194,22 @@ impl Demo {
             };
         }
         // The simulated machines take free ports: the demo must run beside anything.
+        // Certificates of the simulated OPC UA machines and the gateway, kept between runs so
+        // the demo does not make new keys every time, and out of the working directory.
+        config.gateway.pki_dir = std::env::temp_dir().join("shopfloor-demo-pki");
         for m in &mut config.machines {
-            if let ProtocolConfig::ModbusTcp(mb) = &mut m.protocol {
-                mb.address = "127.0.0.1:0".into();
+            match &mut m.protocol {
+                ProtocolConfig::ModbusTcp(mb) => mb.address = "127.0.0.1:0".into(),
+                ProtocolConfig::Opcua(ua) => ua.endpoint = "opc.tcp://127.0.0.1:0".into(),
             }
         }
         let simulation = Simulation::start(&config, options.seed, options.speedup).await?;
         for started in &simulation.machines {
-            if let Some(m) = config.machines.iter_mut().find(|m| m.id == started.id)
-                && let ProtocolConfig::ModbusTcp(mb) = &mut m.protocol
-            {
-                mb.address = started.addr.to_string();
+            if let Some(m) = config.machines.iter_mut().find(|m| m.id == started.id) {
+                match &mut m.protocol {
+                    ProtocolConfig::ModbusTcp(mb) => mb.address = started.addr.to_string(),
+                    ProtocolConfig::Opcua(ua) => ua.endpoint = started.url(),
+                }
             }
         }
         let gateway = Gateway::start(&config)?;
@@ -226,8 +231,10 @@ impl Demo {
         let mut out = String::from("shopfloor demo: the IQ BLVD demo hall on this machine\n\n");
         for m in &self.simulation.machines {
             out.push_str(&format!(
-                "  machine   {:<10} {:<20} modbus-tcp://{}\n",
-                m.id, m.kind, m.addr
+                "  machine   {:<10} {:<20} {}\n",
+                m.id,
+                m.kind,
+                m.url()
             ));
         }
         out.push_str(&format!(

@@ -10,10 +10,13 @@ use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
 
 fn init_logging(verbose: u8) {
-    // The embedded broker of `demo` logs routine disconnects as errors: quiet unless asked.
+    // The embedded broker of `demo` logs routine disconnects as errors, and the OPC UA library
+    // every retry the driver already reports in its own words: quiet unless asked.
     let default = match verbose {
-        0 => "info,rumqttd=off",
-        1 => "debug,rumqttd=warn",
+        0 => "info,rumqttd=off,opcua_client=off,opcua_server=off,opcua_core=off,opcua_crypto=off",
+        1 => {
+            "debug,rumqttd=warn,opcua_client=warn,opcua_server=warn,opcua_core=warn,opcua_crypto=warn"
+        }
         _ => "trace",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
@@ -51,10 +54,7 @@ async fn wait_for_stop() -> anyhow::Result<()> {
 async fn simulate(config: Config, seed: u64, speedup: f64) -> anyhow::Result<()> {
     let sim = shopfloor::simulate::Simulation::start(&config, seed, speedup).await?;
     for m in &sim.machines {
-        println!(
-            "simulating {} ({}) on modbus-tcp://{}",
-            m.id, m.kind, m.addr
-        );
+        println!("simulating {} ({}) on {}", m.id, m.kind, m.url());
     }
     println!("seed {seed}, speed-up {speedup}x; Ctrl-C stops");
     wait_for_stop().await?;

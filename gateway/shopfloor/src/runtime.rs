@@ -64,6 +64,23 @@ pub enum StartError {
     Secret(#[from] crate::config::ConfigError),
 }
 
+/// Makes (or finds) the gateway's OPC UA certificate and says where it is: a server that
+/// wants signed or encrypted sessions must be told to trust it.
+fn own_certificate(config: &Config) {
+    let dir = &config.gateway.pki_dir;
+    match shopfloor_opcua::security::prepare(dir, &config.gateway.name) {
+        Ok(c) if c.created => info!(
+            thumbprint = %c.thumbprint,
+            path = %c.path.display(),
+            "OPC UA: created this gateway's certificate; a server that requires security must trust it"
+        ),
+        Ok(c) => info!(thumbprint = %c.thumbprint, path = %c.path.display(), "OPC UA certificate"),
+        Err(e) => {
+            warn!(error = %e, "OPC UA: no certificate, only security_policy = \"None\" will work")
+        }
+    }
+}
+
 /// A running gateway.
 #[derive(Debug)]
 pub struct Gateway {
@@ -97,6 +114,17 @@ impl Gateway {
     /// Starts drivers, dispatcher and sinks. Must run inside a tokio runtime.
     pub fn start(config: &Config) -> Result<Gateway, StartError> {
         let catalog = Arc::new(config.catalog()?);
+        // OPC UA settings first: a missing password variable stops the start before anything runs.
+        let mut opcua = Vec::new();
+        for index in 0..config.machines.len() {
+            if let Some(m) = config.opcua_machine(index) {
+                opcua.push(m?);
+            }
+        }
+        if !opcua.is_empty() {
+            own_certificate(config);
+        }
+        let mut opcua = opcua.into_iter();
         // What the sinks that can take recorded samples read: it grows as a recorder learns
         // machines and tags; a gateway's own machines are all in it from the start.
         let shared = Arc::new(SharedCatalog::from_arc(Arc::clone(&catalog)));
@@ -288,7 +316,14 @@ impl Gateway {
                     }
                 }
                 ProtocolConfig::Opcua(_) => {
-                    warn!(machine = %m.id, "OPC UA machines are not available in this version yet; skipped");
+                    if let Some(machine) = opcua.next() {
+                        drivers.spawn(shopfloor_opcua::run(
+                            machine,
+                            producer,
+                            Arc::clone(&reporter),
+                            driver_stop.child_token(),
+                        ));
+                    }
                 }
             }
         }

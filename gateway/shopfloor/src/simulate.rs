@@ -4,11 +4,13 @@
 use crate::config::{Config, ProtocolConfig};
 use shopfloor_sim::SimKind;
 use shopfloor_sim::server::{SimMachine, serve};
+use shopfloor_sim::ua_server::{UaOptions, serve_opcua};
 use std::net::SocketAddr;
 use thiserror::Error;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tracing::warn;
 
 /// The simulation could not start.
 #[derive(Debug, Error)]
@@ -37,6 +39,33 @@ pub struct Started {
     pub kind: SimKind,
     /// Where it listens.
     pub addr: SocketAddr,
+    /// Which protocol it speaks there.
+    pub protocol: SimProtocol,
+}
+
+/// The protocol a simulated machine is served over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SimProtocol {
+    /// Modbus TCP.
+    Modbus,
+    /// OPC UA.
+    Opcua,
+}
+
+impl Started {
+    /// The URL a client uses: `modbus-tcp://…` or `opc.tcp://…`.
+    pub fn url(&self) -> String {
+        match self.protocol {
+            SimProtocol::Modbus => format!("modbus-tcp://{}", self.addr),
+            SimProtocol::Opcua => format!("opc.tcp://{}", self.addr),
+        }
+    }
+}
+
+/// `host:port` of an `opc.tcp://host:port/path` endpoint.
+pub fn endpoint_address(endpoint: &str) -> String {
+    let rest = endpoint.strip_prefix("opc.tcp://").unwrap_or(endpoint);
+    rest.split('/').next().unwrap_or(rest).to_owned()
 }
 
 /// Running simulated machines; stopped by [`Simulation::stop`] or on drop of the runtime.
@@ -67,36 +96,58 @@ impl Simulation {
         let mut tasks = JoinSet::new();
         let mut machines = Vec::new();
         for m in &config.machines {
-            let ProtocolConfig::ModbusTcp(mb) = &m.protocol else {
-                continue;
+            let (kind, address, protocol) = match &m.protocol {
+                ProtocolConfig::ModbusTcp(mb) => match mb.simulator {
+                    Some(k) => (k, mb.address.clone(), SimProtocol::Modbus),
+                    None => continue,
+                },
+                ProtocolConfig::Opcua(ua) => match ua.simulator {
+                    Some(k) => (k, endpoint_address(&ua.endpoint), SimProtocol::Opcua),
+                    None => continue,
+                },
             };
-            let Some(kind) = mb.simulator else { continue };
-            let listener =
-                TcpListener::bind(&mb.address)
-                    .await
-                    .map_err(|source| SimulateError::Listen {
-                        machine: m.id.clone(),
-                        address: mb.address.clone(),
-                        source,
-                    })?;
-            let addr = listener
-                .local_addr()
-                .map_err(|source| SimulateError::Listen {
-                    machine: m.id.clone(),
-                    address: mb.address.clone(),
-                    source,
-                })?;
+            let listen = |source| SimulateError::Listen {
+                machine: m.id.clone(),
+                address: address.clone(),
+                source,
+            };
+            let listener = TcpListener::bind(&address).await.map_err(listen)?;
+            let addr = listener.local_addr().map_err(listen)?;
+            let faults = match &m.protocol {
+                ProtocolConfig::ModbusTcp(mb) => mb.faults.clone(),
+                ProtocolConfig::Opcua(_) => Default::default(),
+            };
             let machine = SimMachine {
                 kind,
                 seed: machine_seed(seed, &m.id),
                 speedup,
-                faults: mb.faults.clone(),
+                faults,
             };
-            tasks.spawn(serve(listener, machine, stop.child_token()));
+            match protocol {
+                SimProtocol::Modbus => {
+                    tasks.spawn(serve(listener, machine, stop.child_token()));
+                }
+                SimProtocol::Opcua => {
+                    let opts = UaOptions {
+                        pki_dir: config.gateway.pki_dir.join("simulated").join(&m.id),
+                        trust_client_certs: true,
+                        secure_only: false,
+                        users: Vec::new(),
+                    };
+                    let id = m.id.clone();
+                    let token = stop.child_token();
+                    tasks.spawn(async move {
+                        if let Err(e) = serve_opcua(listener, machine, opts, token).await {
+                            warn!(machine = %id, error = %e, "simulated OPC UA machine stopped");
+                        }
+                    });
+                }
+            }
             machines.push(Started {
                 id: m.id.clone(),
                 kind,
                 addr,
+                protocol,
             });
         }
         if machines.is_empty() {

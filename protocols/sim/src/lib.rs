@@ -13,6 +13,9 @@
 //! - [`energy`]: a three-phase energy meter.
 //! - [`profile`]: each model's register map, as ready `[[machine.tag]]` entries.
 //! - [`server`]: serves a model over Modbus TCP (tokio-modbus), ticking it in real time.
+//! - [`ua_profile`]: the CNC's and moulding machine's OPC UA node lists (umati / EUROMAP 77
+//!   style folders), as ready `[[machine.tag]]` entries.
+//! - [`ua_server`]: serves a model over OPC UA (async-opcua), with secure endpoints.
 
 pub mod cnc;
 pub mod energy;
@@ -21,6 +24,8 @@ pub mod imm;
 pub mod model;
 pub mod profile;
 pub mod server;
+pub mod ua_profile;
+pub mod ua_server;
 
 pub use faults::Faults;
 pub use model::{Model, SimKind};

@@ -99,6 +99,28 @@ fn profile_files_match_the_code() {
 }
 
 #[test]
+fn opcua_node_list_files_match_the_code() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../config/profiles");
+    for kind in SimKind::ALL
+        .into_iter()
+        .filter(|k| shopfloor_sim::ua_profile::serves_opcua(*k))
+    {
+        let path = dir.join(format!("{}-opcua.toml", kind.as_str()));
+        let want = shopfloor_sim::ua_profile::to_toml(kind);
+        if std::env::var_os("SHOPFLOOR_BLESS").is_some() {
+            std::fs::write(&path, &want).unwrap();
+        }
+        let have = std::fs::read_to_string(&path).unwrap_or_default();
+        assert_eq!(
+            have,
+            want,
+            "{} is out of date: run with SHOPFLOOR_BLESS=1",
+            path.display()
+        );
+    }
+}
+
+#[test]
 fn large_integers_are_written_exactly() {
     use shopfloor_modbus::{DataType, TagSpec, WordOrder};
     use shopfloor_sim::profile::raw_value;

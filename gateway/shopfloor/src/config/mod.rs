@@ -22,6 +22,7 @@ use shopfloor_core::{Catalog, CatalogError, MachineInfo, TagInfo};
 use shopfloor_modbus::TagSpec;
 use shopfloor_modbus::driver::ModbusMachine;
 use shopfloor_modbus::plan::PlanLimits;
+use shopfloor_opcua::{Identity, Mode, OpcuaMachine};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -245,8 +246,12 @@ pub struct OpcuaConfig {
     pub mode: String,
     /// Publishing or poll interval.
     pub publishing_interval: Duration,
+    /// Limit on connecting and on every request.
+    pub timeout: Duration,
     /// Node ids, one per tag, in file order.
-    pub nodes: Vec<String>,
+    pub nodes: Vec<shopfloor_opcua::NodeRef>,
+    /// For `simulate` and `demo`: which simulated machine serves this endpoint.
+    pub simulator: Option<shopfloor_sim::SimKind>,
 }
 
 impl Config {
@@ -280,6 +285,42 @@ impl Config {
             })?;
         }
         Ok(c)
+    }
+
+    /// The OPC UA driver settings of machine `index`, if it is an OPC UA machine; the password
+    /// is read from its environment variable now.
+    pub fn opcua_machine(&self, index: usize) -> Option<Result<OpcuaMachine, ConfigError>> {
+        let m = self.machines.get(index)?;
+        let ProtocolConfig::Opcua(ua) = &m.protocol else {
+            return None;
+        };
+        let identity = match (&ua.username, &ua.password_env) {
+            (Some(user), Some(env)) => match env.resolve() {
+                Ok(p) => Identity::UserName(user.clone(), p),
+                Err(e) => return Some(Err(e)),
+            },
+            (Some(user), None) => Identity::UserName(user.clone(), String::new()),
+            _ => Identity::Anonymous,
+        };
+        Some(Ok(OpcuaMachine {
+            id: shopfloor_core::MachineId(u16::try_from(index).ok()?),
+            name: m.id.clone(),
+            gateway: self.gateway.name.clone(),
+            endpoint: ua.endpoint.clone(),
+            policy: shopfloor_opcua::security::policy(&ua.security_policy)?,
+            security_mode: shopfloor_opcua::security::mode(&ua.security_mode)?,
+            identity,
+            trust_server_certificate: ua.trust_server_certificate,
+            pki_dir: self.gateway.pki_dir.clone(),
+            mode: if ua.mode == "poll" {
+                Mode::Poll
+            } else {
+                Mode::Subscribe
+            },
+            interval: ua.publishing_interval,
+            timeout: ua.timeout,
+            nodes: ua.nodes.clone(),
+        }))
     }
 
     /// The Modbus driver settings of machine `index`, if it is a Modbus machine.

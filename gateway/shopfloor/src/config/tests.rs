@@ -337,9 +337,13 @@ fn simulator_names_a_known_model_on_a_modbus_machine() {
     );
     let on_opcua = with_line(
         line_of("security_mode"),
-        "security_mode = \"SignAndEncrypt\"\nsimulator = \"cnc\"",
+        "security_mode = \"SignAndEncrypt\"\nsimulator = \"energy-meter\"",
     );
-    assert!(error_of(&on_opcua).contains("simulator"));
+    assert!(
+        error_of(&on_opcua).contains("energy-meter is served over modbus-tcp only"),
+        "{}",
+        error_of(&on_opcua)
+    );
 }
 
 #[test]

@@ -813,43 +813,35 @@ fn serde_plain_type(s: &str) -> Option<DataType> {
     })
 }
 
-/// `ns=2;s=…`, `ns=2;i=…`, `ns=2;g=…`, `ns=2;b=…`, `nsu=URI;s=…`, or without a namespace.
-fn node_ok(node: &str) -> bool {
-    let rest = match node.split_once(';') {
-        Some((ns, rest)) => {
-            let ok = ns
-                .strip_prefix("ns=")
-                .is_some_and(|n| n.parse::<u16>().is_ok())
-                || ns.strip_prefix("nsu=").is_some_and(|u| !u.is_empty());
-            if !ok {
-                return false;
-            }
-            rest
-        }
-        None => node,
-    };
-    match rest.split_once('=') {
-        Some(("i", n)) => n.parse::<u32>().is_ok(),
-        Some(("s" | "g" | "b", id)) => !id.is_empty(),
-        _ => false,
-    }
-}
-
 fn opcua(v: &mut V<'_>, s: &S<RawMachine>) -> Option<OpcuaConfig> {
     let m = s.get_ref();
     let why = "is a Modbus key; this machine's protocol is opcua";
     v.not_allowed(&m.address, "address", why);
     v.not_allowed(&m.unit_id, "unit_id", why);
     v.not_allowed(&m.poll_interval, "poll_interval", why);
-    v.not_allowed(
-        &m.simulator,
-        "simulator",
-        "is for Modbus machines so far; the simulated OPC UA machines come later",
-    );
+    let simulator = m.simulator.as_ref().and_then(|x| {
+        match shopfloor_sim::SimKind::parse(x.get_ref()) {
+            Some(k) if shopfloor_sim::ua_profile::serves_opcua(k) => Some(k),
+            Some(k) => {
+                v.err(
+                    x.span(),
+                    format!("the simulated {k} is served over modbus-tcp only; use cnc or injection-moulding"),
+                );
+                None
+            }
+            None => {
+                v.err(
+                    x.span(),
+                    format!("simulator {:?}: use cnc or injection-moulding", x.get_ref()),
+                );
+                None
+            }
+        }
+    });
     v.not_allowed(
         &m.faults,
         "faults",
-        "apply to simulated Modbus machines so far",
+        "apply to simulated Modbus machines; stop an OPC UA simulator to see an outage",
     );
     let endpoint = v.required(&m.endpoint, s.span(), "endpoint");
     if let Some(e) = &endpoint
@@ -894,9 +886,7 @@ fn opcua(v: &mut V<'_>, s: &S<RawMachine>) -> Option<OpcuaConfig> {
     }
     let mode = pick(v, &m.mode, &["subscribe", "poll"], "mode");
     let publishing_interval = v.duration(&m.publishing_interval, Duration::from_secs(1));
-    if m.timeout.is_some() {
-        let _ = v.duration(&m.timeout, Duration::from_secs(1));
-    }
+    let timeout = v.duration(&m.timeout, Duration::from_secs(5));
     let password_env = v.env(&m.password_env);
     let mut nodes = Vec::new();
     for t in &m.tag {
@@ -909,17 +899,10 @@ fn opcua(v: &mut V<'_>, s: &S<RawMachine>) -> Option<OpcuaConfig> {
         v.not_allowed(&rt.bit, "bit", why);
         v.not_allowed(&rt.length, "length", why);
         if let Some(node) = v.required(&rt.node, t.span(), "node") {
-            if !node_ok(node.get_ref()) {
-                v.err(
-                    node.span(),
-                    format!(
-                        "node {:?} is not a node id: write ns=2;s=Name, ns=2;i=1001 or \
-                         nsu=urn:vendor;s=Name",
-                        node.get_ref()
-                    ),
-                );
+            match shopfloor_opcua::NodeRef::parse(node.get_ref()) {
+                Ok(n) => nodes.push(n),
+                Err(e) => v.err(node.span(), format!("node {e}")),
             }
-            nodes.push(node.into_inner());
         }
     }
     Some(OpcuaConfig {
@@ -934,6 +917,8 @@ fn opcua(v: &mut V<'_>, s: &S<RawMachine>) -> Option<OpcuaConfig> {
             .is_some_and(|t| *t.get_ref()),
         mode,
         publishing_interval,
+        timeout,
         nodes,
+        simulator,
     })
 }

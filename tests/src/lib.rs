@@ -9,6 +9,8 @@
 //! - [`subscriber`]: an MQTT client that collects every message.
 //! - [`http`]: a minimal HTTP/1.1 client for the gateway's API.
 //! - [`gateway`]: the `shopfloor` binary as a child process.
+//! - [`opcua`]: OPC UA servers: the independent Python asyncua one, and the simulated machines
+//!   served in-process so a test can restart them.
 //! - [`victoria`]: a private VictoriaMetrics that can be stopped and started again.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -17,6 +19,7 @@ pub mod device;
 pub mod gateway;
 pub mod http;
 pub mod mosquitto;
+pub mod opcua;
 pub mod pki;
 pub mod subscriber;
 pub mod victoria;

@@ -20,7 +20,7 @@ use opcua::client::{
     Client, ClientBuilder, IdentityToken, MonitoredItemMap, OnSubscriptionNotificationCore,
     Session, SessionPollResult,
 };
-use opcua::crypto::SecurityPolicy;
+use opcua::crypto::{CertificateStore, SecurityPolicy, X509};
 use opcua::types::{
     AttributeId, DataChangeNotification, DataValue, EndpointDescription, MessageSecurityMode,
     MonitoredItemCreateRequest, MonitoringMode, MonitoringParameters, NodeId, NotificationMessage,
@@ -123,12 +123,24 @@ pub enum OpcuaError {
         /// The reason.
         message: String,
     },
+    /// The server does not trust the gateway's certificate.
+    #[error(
+        "the server does not trust this gateway's certificate: add {own} to the server's \
+         trusted certificates"
+    )]
+    NotTrustedByServer {
+        /// The gateway's certificate.
+        own: String,
+    },
     /// The server's certificate is not trusted.
     #[error(
         "the server's certificate is not trusted: move {rejected} into {trusted} to trust it, \
-         or set trust_server_certificate = true for this machine"
+         or set trust_server_certificate = true for this machine; the server must also trust \
+         this gateway's certificate {own}"
     )]
     Untrusted {
+        /// The gateway's certificate.
+        own: String,
         /// Where the store put it.
         rejected: String,
         /// Where it must go.
@@ -330,21 +342,35 @@ impl Driver {
             .map_err(|e| OpcuaError::Setup(e.join("; ")))
     }
 
-    fn connect_error(&self, message: String) -> OpcuaError {
+    /// The error for a failed connect. `server_cert` is the server's certificate as its
+    /// endpoint shows it: whether it was filed under `rejected/` tells whose trust is missing.
+    fn connect_error(&self, message: String, server_cert: Option<&X509>) -> OpcuaError {
         let m = &self.machine;
-        if message.contains("Certificate") && message.contains("Untrusted")
-            || message.contains("BadCertificateUntrusted")
-        {
-            let rejected =
-                security::newest_rejected(&m.pki_dir).unwrap_or_else(|| m.pki_dir.join("rejected"));
-            return OpcuaError::Untrusted {
-                rejected: rejected.display().to_string(),
-                trusted: m.pki_dir.join("trusted").display().to_string(),
+        let certificate = message.contains("BadCertificate")
+            || message.contains("Untrusted")
+            || message.contains("BadSecurityChecksFailed");
+        if !certificate {
+            return OpcuaError::Connect {
+                endpoint: m.endpoint.clone(),
+                message,
             };
         }
-        OpcuaError::Connect {
-            endpoint: m.endpoint.clone(),
-            message,
+        // Both sides refuse with the same status code, and either may speak first: while the
+        // server's certificate is not in trusted/, say that first and name ours as well.
+        let own = m.pki_dir.join("own/cert.der").display().to_string();
+        let name = server_cert.map(CertificateStore::cert_file_name);
+        match name {
+            Some(name)
+                if !m.trust_server_certificate
+                    && !m.pki_dir.join("trusted").join(&name).exists() =>
+            {
+                OpcuaError::Untrusted {
+                    rejected: m.pki_dir.join("rejected").join(&name).display().to_string(),
+                    trusted: m.pki_dir.join("trusted").display().to_string(),
+                    own,
+                }
+            }
+            _ => OpcuaError::NotTrustedByServer { own },
         }
     }
 
@@ -379,7 +405,7 @@ impl Driver {
                     limit,
                 });
             }
-            Ok(Err(e)) => return Some(self.connect_error(e.to_string())),
+            Ok(Err(e)) => return Some(self.connect_error(e.to_string(), None)),
             Ok(Ok(x)) => x,
         };
         let (tx, mut link) = mpsc::channel(4);
@@ -432,7 +458,11 @@ impl Driver {
             }
             Ok(Some(Link::Up)) => {}
             Ok(Some(Link::Down(c))) => {
-                return Some(self.connect_error(format!("open session: {c}")));
+                let cert = &session.endpoint_info().endpoint.server_certificate;
+                let cert = (!cert.is_null()).then(|| X509::from_byte_string(cert).ok());
+                return Some(
+                    self.connect_error(format!("open session: {c}"), cert.flatten().as_ref()),
+                );
             }
             Ok(None) => return Some(OpcuaError::Lost(StatusCode::BadConnectionClosed)),
         }

@@ -92,13 +92,3 @@ pub fn prepare(dir: &Path, gateway: &str) -> Result<OwnCertificate, PkiError> {
         created: !existed,
     })
 }
-
-/// The newest file in `dir/rejected`: the certificate a server was refused for just now.
-pub fn newest_rejected(dir: &Path) -> Option<PathBuf> {
-    std::fs::read_dir(dir.join("rejected"))
-        .ok()?
-        .filter_map(|e| e.ok())
-        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
-        .max()
-        .map(|(_, p)| p)
-}

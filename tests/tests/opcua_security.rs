@@ -78,10 +78,15 @@ async fn signed_and_encrypted_once_trust_is_set_up_both_ways() {
     // rejected/; moving it to trusted/ trusts it. It is the gateway's own certificate.
     let refused = files(&server_pki.join("rejected"));
     assert_eq!(refused.len(), 1, "{refused:?}");
-    assert_eq!(std::fs::read(&refused[0]).unwrap(), std::fs::read(&own).unwrap());
+    assert_eq!(
+        std::fs::read(&refused[0]).unwrap(),
+        std::fs::read(&own).unwrap()
+    );
     std::fs::rename(
         &refused[0],
-        server_pki.join("trusted").join(refused[0].file_name().unwrap()),
+        server_pki
+            .join("trusted")
+            .join(refused[0].file_name().unwrap()),
     )
     .unwrap();
 

@@ -79,6 +79,24 @@ pub enum Command {
         #[arg(long, default_value_t = 1000)]
         timeout_ms: u64,
     },
+    /// An OPC UA server's address space as a tree: node id, browse name, data type, current
+    /// value and unit. `--toml` prints ready `[[machine.tag]]` entries instead. Reads only.
+    Browse {
+        /// The server: opc.tcp://HOST:PORT[/PATH].
+        endpoint: String,
+        /// Levels below the root to walk.
+        #[arg(long, default_value_t = 6)]
+        depth: usize,
+        /// Start here instead of Objects (ns=2;s=..., nsu=URI;s=...).
+        #[arg(long, value_name = "NODE")]
+        root: Option<String>,
+        /// Print `[[machine.tag]]` entries for the variables found.
+        #[arg(long)]
+        toml: bool,
+        /// Time to wait for each answer, in milliseconds.
+        #[arg(long, default_value_t = 5000)]
+        timeout_ms: u64,
+    },
     /// Validate a config file: exit 0 when valid, 2 when not.
     Check {
         /// The config file.

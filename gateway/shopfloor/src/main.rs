@@ -166,6 +166,45 @@ fn main() -> ExitCode {
                 Ok(())
             })
         }
+        Command::Browse {
+            endpoint,
+            depth,
+            root,
+            toml,
+            timeout_ms,
+        } => {
+            use shopfloor_opcua::browse::{BrowseRequest, browse, render_toml, render_tree};
+            if !endpoint.starts_with("opc.tcp://") {
+                eprintln!("error: {endpoint:?}: write opc.tcp://HOST:PORT");
+                return ExitCode::from(2);
+            }
+            let root = match root
+                .as_deref()
+                .map(shopfloor_opcua::NodeRef::parse)
+                .transpose()
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("error: --root {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let req = BrowseRequest {
+                endpoint,
+                root,
+                depth,
+                timeout: std::time::Duration::from_millis(timeout_ms),
+            };
+            block_on(async move {
+                let (nodes, namespaces) = browse(&req).await?;
+                if toml {
+                    print!("{}", render_toml(&nodes, &namespaces));
+                } else {
+                    print!("{}", render_tree(&nodes));
+                }
+                Ok(())
+            })
+        }
         Command::Check { config, plan } => match load(&config) {
             Ok(c) => {
                 print!("{}", check_report(&c, plan));

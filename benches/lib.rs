@@ -3,6 +3,8 @@
 //! - `line_protocol.rs`: line-protocol encoding beside the influxdb2 crate's.
 //! - `dashboard_load.rs`: `/api/stream` and the dashboard page with 2,500 tags at 10 Hz.
 //! - `end_to_end.rs`: devices → gateway → mosquitto → subscriber: rate, CPU, RSS, latency.
+//! - `opcua_subscriptions.rs`: 10,000 OPC UA monitored items at 10 Hz through the gateway to
+//!   MQTT: CPU per sample, RSS per item.
 //! - `store_throughput.rs`: samples per second stored in VictoriaMetrics by a gateway and by a
 //!   recorder.
 //!

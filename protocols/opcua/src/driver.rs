@@ -522,76 +522,118 @@ impl Driver {
         Ok(nodes)
     }
 
+    async fn new_subscription(&self, session: &Session) -> Result<u32, OpcuaError> {
+        session
+            .create_subscription(
+                self.machine.interval,
+                // Lifetime and keep-alive counts: the server keeps the subscription ~30
+                // publishing intervals without a client, and says "alive" every 10.
+                30,
+                10,
+                0,
+                0,
+                true,
+                OnData(Arc::clone(&self.emitter)),
+            )
+            .await
+            .map_err(|e| OpcuaError::Service {
+                what: "create subscription",
+                status: e.status(),
+            })
+    }
+
+    /// Creates the monitored items in chunks the server takes per call. A server that refuses
+    /// more items in a subscription (per item, or the whole call) gets another subscription;
+    /// a call refused outright on an empty subscription is retried in halves.
     async fn subscribe(
         &mut self,
         session: &Session,
         nodes: &[(usize, NodeId)],
     ) -> Result<(), OpcuaError> {
-        let per_call = operation_limit(
+        let mut size = operation_limit(
             session,
             VariableId::Server_ServerCapabilities_OperationLimits_MaxMonitoredItemsPerCall,
         )
         .await;
-        let interval = self.machine.interval;
-        let mut rest: Vec<(usize, NodeId)> = nodes.to_vec();
+        let sampling = self.machine.interval.as_secs_f64() * 1000.0;
+        let mut rest: std::collections::VecDeque<(usize, NodeId)> = nodes.iter().cloned().collect();
+        let mut subscription = None;
+        let mut in_subscription = 0usize;
         while !rest.is_empty() {
-            let subscription = session
-                .create_subscription(
-                    interval,
-                    // Lifetime and keep-alive counts: the server keeps the subscription ~30
-                    // publishing intervals without a client, and says "alive" every 10.
-                    30,
-                    10,
-                    0,
-                    0,
-                    true,
-                    OnData(Arc::clone(&self.emitter)),
-                )
-                .await
-                .map_err(|e| OpcuaError::Service {
-                    what: "create subscription",
-                    status: e.status(),
-                })?;
-            let mut full = Vec::new();
-            for chunk in rest.chunks(per_call) {
-                let requests = chunk
-                    .iter()
-                    .map(|(tag, id)| MonitoredItemCreateRequest {
-                        item_to_monitor: read_id(id.clone()),
-                        monitoring_mode: MonitoringMode::Reporting,
-                        requested_parameters: MonitoringParameters {
-                            client_handle: *tag as u32 + 1,
-                            sampling_interval: interval.as_secs_f64() * 1000.0,
-                            filter: Default::default(),
-                            queue_size: 1,
-                            discard_oldest: true,
-                        },
-                    })
-                    .collect();
-                let created = session
-                    .create_monitored_items(subscription, TimestampsToReturn::Both, requests)
-                    .await
-                    .map_err(|e| OpcuaError::Service {
-                        what: "create monitored items",
-                        status: e.status(),
-                    })?;
-                for ((tag, id), item) in chunk.iter().zip(created) {
-                    let status = item.result.status_code;
-                    if status == StatusCode::BadTooManyMonitoredItems {
-                        full.push((*tag, id.clone()));
-                    } else if !status.is_good() {
-                        self.missing(*tag, &status.to_string());
+            let sub = match subscription {
+                Some(s) => s,
+                None => {
+                    let s = self.new_subscription(session).await?;
+                    subscription = Some(s);
+                    in_subscription = 0;
+                    s
+                }
+            };
+            let chunk: Vec<(usize, NodeId)> = rest.drain(..size.min(rest.len())).collect();
+            let requests = chunk
+                .iter()
+                .map(|(tag, id)| MonitoredItemCreateRequest {
+                    item_to_monitor: read_id(id.clone()),
+                    monitoring_mode: MonitoringMode::Reporting,
+                    requested_parameters: MonitoringParameters {
+                        client_handle: *tag as u32 + 1,
+                        sampling_interval: sampling,
+                        filter: Default::default(),
+                        queue_size: 1,
+                        discard_oldest: true,
+                    },
+                })
+                .collect();
+            let created = session
+                .create_monitored_items(sub, TimestampsToReturn::Both, requests)
+                .await;
+            match created {
+                Ok(results) => {
+                    let mut full = Vec::new();
+                    for ((tag, id), item) in chunk.into_iter().zip(results) {
+                        let status = item.result.status_code;
+                        if status == StatusCode::BadTooManyMonitoredItems {
+                            full.push((tag, id));
+                        } else if status.is_good() {
+                            in_subscription += 1;
+                        } else {
+                            self.missing(tag, &status.to_string());
+                        }
+                    }
+                    if !full.is_empty() {
+                        if in_subscription == 0 {
+                            for (tag, _) in full {
+                                self.missing(tag, "the server takes no more monitored items");
+                            }
+                            continue;
+                        }
+                        subscription = None;
+                        for item in full.into_iter().rev() {
+                            rest.push_front(item);
+                        }
                     }
                 }
-            }
-            if full.len() == rest.len() {
-                // Not one item fitted in a new subscription: the server will take no more.
-                for (tag, _) in &full {
-                    self.missing(*tag, "the server takes no more monitored items");
+                Err(e) if e.status() == StatusCode::BadTooManyMonitoredItems => {
+                    for item in chunk.into_iter().rev() {
+                        rest.push_front(item);
+                    }
+                    if in_subscription > 0 {
+                        subscription = None;
+                    } else if size > 1 {
+                        size /= 2;
+                    } else {
+                        for (tag, _) in std::mem::take(&mut rest) {
+                            self.missing(tag, "the server takes no more monitored items");
+                        }
+                    }
                 }
-                break;
+                Err(e) => {
+                    return Err(OpcuaError::Service {
+                        what: "create monitored items",
+                        status: e.status(),
+                    });
+                }
             }
-            rest = full;
         }
         Ok(())
     }

@@ -51,11 +51,24 @@ function columns(series, from, to, w) {
   const span = Math.max(1, to - from);
   const cols = [];
   let cur = null;
+  // A value holds until the next one: OPC UA machines report changes only, so a steady value
+  // has one old point, and is still the value now.
+  let held = null;
+  let last = null;
+  const point = (x, v) => ({ x, min: v, max: v, first: v, last: v });
   for (let i = series.start; i < series.t.length; i++) {
     const t = series.t[i];
-    if (t < from) continue;
-    const x = Math.min(w - 1, Math.floor(((t - from) / span) * (w - 1)));
     const v = series.v[i];
+    last = v;
+    if (t < from) {
+      held = v;
+      continue;
+    }
+    if (held !== null) {
+      cur = point(0, held);
+      held = null;
+    }
+    const x = Math.min(w - 1, Math.floor(((t - from) / span) * (w - 1)));
     if (v === null) {
       if (cur) cols.push(cur);
       cols.push(null); // a gap
@@ -68,10 +81,12 @@ function columns(series, from, to, w) {
       cur.last = v;
     } else {
       if (cur) cols.push(cur);
-      cur = { x, min: v, max: v, first: v, last: v };
+      cur = point(x, v);
     }
   }
+  if (held !== null) cur = point(0, held);
   if (cur) cols.push(cur);
+  if (last !== null && cur && cur.x < w - 1) cols.push(point(w - 1, last));
   return cols;
 }
 

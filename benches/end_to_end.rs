@@ -12,7 +12,9 @@
 //! everything shares the machine's two cores.
 
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
-use shopfloor_benches::{asked_to_run, cpu_seconds, cpu_share, device_runtime, u16_devices};
+use shopfloor_benches::{
+    asked_to_run, cpu_seconds, cpu_share, device_runtime, rss_bytes, u16_devices,
+};
 use shopfloor_tests::device::Device;
 use shopfloor_tests::gateway::GatewayProcess;
 use shopfloor_tests::mosquitto::Mosquitto;
@@ -68,15 +70,6 @@ async fn subscribe(port: u16, filter: &str, machine_layout: bool, seen: Arc<Seen
             Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
         }
     }
-}
-
-fn rss_bytes(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
-        .map_or(0, |kb| kb * 1024)
 }
 
 fn config(

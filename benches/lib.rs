@@ -72,3 +72,13 @@ pub fn cpu_share(pid: u32, span: Duration) -> f64 {
     std::thread::sleep(span);
     (cpu_seconds(pid) - c0) / t0.elapsed().as_secs_f64()
 }
+
+/// Resident memory of process `pid`, in bytes (0 when it is gone).
+pub fn rss_bytes(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}

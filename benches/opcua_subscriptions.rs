@@ -14,7 +14,7 @@ use opcua::server::node_manager::memory::{SimpleNodeManager, simple_node_manager
 use opcua::server::{ANONYMOUS_USER_TOKEN_ID, ServerBuilder, ServerEndpoint};
 use opcua::types::{DataValue, NodeId};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
-use shopfloor_benches::{asked_to_run, cpu_seconds, device_runtime};
+use shopfloor_benches::{asked_to_run, cpu_seconds, device_runtime, rss_bytes};
 use shopfloor_tests::gateway::GatewayProcess;
 use shopfloor_tests::mosquitto::Mosquitto;
 use std::sync::Arc;
@@ -108,15 +108,6 @@ async fn subscribe(port: u16, seen: Arc<AtomicU64>) {
             Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
         }
     }
-}
-
-fn rss_bytes(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
-        .map_or(0, |kb| kb * 1024)
 }
 
 fn main() {

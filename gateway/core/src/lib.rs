@@ -7,7 +7,8 @@
 //!   when the configuration loads, or grown by a recorder as it learns them.
 //! - [`ring`]: the bounded multi-producer, single-consumer ring buffer between drivers and the
 //!   dispatcher, with batch push, batch drain and a counted [`ring::WhenFull`] policy.
-//! - [`status`]: the connection state a driver reports for its machine.
+//! - [`status`]: the connection state a driver reports for its machine, and the tracker that
+//!   passes on (and logs) only its changes.
 //! - [`backoff`]: exponential backoff with jitter for every reconnect loop.
 //! - [`time`]: wall-clock milliseconds, the one timestamp unit of the model.
 
@@ -20,4 +21,4 @@ pub mod time;
 
 pub use catalog::{Catalog, CatalogError, MachineInfo, SharedCatalog, TagInfo};
 pub use sample::{MachineId, Quality, Sample, TagId, Text, Value, ValueRef};
-pub use status::{MachineState, MachineStatus, StatusReporter};
+pub use status::{MachineState, MachineStatus, StatusReporter, StatusTracker};

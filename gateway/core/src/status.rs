@@ -4,6 +4,7 @@
 //! fans state out (MQTT retained `_status` topics, `/api/machines`, metrics).
 
 use crate::sample::MachineId;
+use std::sync::Arc;
 
 /// Whether a machine answers.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -46,5 +47,67 @@ pub trait StatusReporter: Send + Sync {
     /// Record that one poll cycle of `machine` took `duration` (for the poll-time histogram).
     fn poll_done(&self, machine: MachineId, duration: std::time::Duration) {
         let _ = (machine, duration);
+    }
+}
+
+/// A driver's view of its machine's state: passes a state on to the [`StatusReporter`] and logs
+/// it only when it changes, so a machine that stays down is one log line, not one per retry.
+pub struct StatusTracker {
+    machine: MachineId,
+    name: String,
+    reporter: Arc<dyn StatusReporter>,
+    last: Option<(MachineState, Option<String>)>,
+}
+
+impl std::fmt::Debug for StatusTracker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StatusTracker")
+            .field("machine", &self.name)
+            .field("last", &self.last)
+            .finish()
+    }
+}
+
+impl StatusTracker {
+    /// A tracker for `machine`, named `name` in logs.
+    pub fn new(machine: MachineId, name: &str, reporter: Arc<dyn StatusReporter>) -> Self {
+        StatusTracker {
+            machine,
+            name: name.to_owned(),
+            reporter,
+            last: None,
+        }
+    }
+
+    /// Records `state` (and why, when offline) if it differs from the last one.
+    pub fn report(&mut self, state: MachineState, error: Option<String>) {
+        let now = (state, error);
+        if self.last.as_ref() == Some(&now) {
+            return;
+        }
+        match &now {
+            (MachineState::Online, _) => tracing::info!(machine = %self.name, "online"),
+            (_, Some(e)) => tracing::warn!(machine = %self.name, error = %e, "offline"),
+            _ => {}
+        }
+        self.reporter.report(
+            self.machine,
+            MachineStatus {
+                state: now.0,
+                since_ms: crate::time::now_ms(),
+                error: now.1.clone(),
+            },
+        );
+        self.last = Some(now);
+    }
+
+    /// The last state recorded.
+    pub fn state(&self) -> Option<MachineState> {
+        self.last.as_ref().map(|s| s.0)
+    }
+
+    /// Records the duration of one poll cycle.
+    pub fn poll_done(&self, duration: std::time::Duration) {
+        self.reporter.poll_done(self.machine, duration);
     }
 }

@@ -17,7 +17,7 @@ use crate::register::{Area, TagSpec};
 use shopfloor_core::backoff::Backoff;
 use shopfloor_core::ring::Producer;
 use shopfloor_core::{
-    MachineId, MachineState, MachineStatus, Quality, Sample, StatusReporter, TagId, Text, Value,
+    MachineId, MachineState, Quality, Sample, StatusReporter, StatusTracker, TagId, Text, Value,
     time::now_ms,
 };
 use std::net::SocketAddr;
@@ -29,7 +29,7 @@ use tokio::time::{MissedTickBehavior, timeout};
 use tokio_modbus::client::{Client, Context};
 use tokio_modbus::{ExceptionCode, Request, Response, Slave};
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 
 /// Everything the driver needs to know about one machine.
 #[derive(Clone, Debug)]
@@ -222,32 +222,10 @@ struct Poller {
     tags: Vec<TagState>,
     batch: Vec<Sample>,
     producer: Producer,
-    status: Arc<dyn StatusReporter>,
-    last_status: Option<(MachineState, Option<String>)>,
+    status: StatusTracker,
 }
 
 impl Poller {
-    fn report(&mut self, state: MachineState, error: Option<String>) {
-        let now = (state, error);
-        if self.last_status.as_ref() == Some(&now) {
-            return;
-        }
-        match &now {
-            (MachineState::Online, _) => info!(machine = %self.machine.name, "online"),
-            (_, Some(e)) => warn!(machine = %self.machine.name, error = %e, "offline"),
-            _ => {}
-        }
-        self.status.report(
-            self.machine.id,
-            MachineStatus {
-                state: now.0,
-                since_ms: now_ms(),
-                error: now.1.clone(),
-            },
-        );
-        self.last_status = Some(now);
-    }
-
     fn push_value(&mut self, tag: usize, ts: i64, value: Value) {
         let st = &mut self.tags[tag];
         // Keep one shared copy of text that did not change, instead of a new one every poll.
@@ -302,7 +280,8 @@ impl Poller {
             self.push_bad_once(tag, ts);
         }
         self.flush();
-        self.report(MachineState::Offline, Some(error.to_string()));
+        self.status
+            .report(MachineState::Offline, Some(error.to_string()));
     }
 
     /// One poll cycle. `Err` means the connection must be dropped.
@@ -350,15 +329,17 @@ impl Poller {
         }
         self.flush();
         match first_exception {
-            Some(e) if answered == 0 => self.report(MachineState::Offline, Some(e.to_string())),
+            Some(e) if answered == 0 => self
+                .status
+                .report(MachineState::Offline, Some(e.to_string())),
             Some(e) => {
                 // Partly answered: online, and the refused requests are worth a log line.
-                if self.last_status.as_ref().map(|s| s.0) != Some(MachineState::Online) {
+                if self.status.state() != Some(MachineState::Online) {
                     warn!(machine = %self.machine.name, error = %e, "some tags refused");
                 }
-                self.report(MachineState::Online, None);
+                self.status.report(MachineState::Online, None);
             }
-            None => self.report(MachineState::Online, None),
+            None => self.status.report(MachineState::Online, None),
         }
         Ok(())
     }
@@ -388,6 +369,7 @@ pub async fn run(
         })
         .collect();
     let batch = Vec::with_capacity(machine.tags.len());
+    let status = StatusTracker::new(machine.id, &machine.name, status);
     let mut p = Poller {
         machine,
         plan,
@@ -395,9 +377,8 @@ pub async fn run(
         batch,
         producer,
         status,
-        last_status: None,
     };
-    p.report(MachineState::Connecting, None);
+    p.status.report(MachineState::Connecting, None);
     let mut backoff = Backoff::new(
         p.machine
             .poll_interval
@@ -425,7 +406,7 @@ pub async fn run(
                         _ = shutdown.cancelled() => return,
                         r = p.poll(&mut ctx) => r,
                     };
-                    p.status.poll_done(p.machine.id, started.elapsed());
+                    p.status.poll_done(started.elapsed());
                     match polled {
                         Ok(()) => backoff.reset(),
                         Err(e) => break e,

@@ -31,7 +31,7 @@ use shopfloor_core::backoff::Backoff;
 use shopfloor_core::ring::Producer;
 use shopfloor_core::time::now_ms;
 use shopfloor_core::{
-    MachineId, MachineState, MachineStatus, Quality, Sample, StatusReporter, TagId, Value,
+    MachineId, MachineState, Quality, Sample, StatusReporter, StatusTracker, TagId, Value,
 };
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -41,7 +41,7 @@ use thiserror::Error;
 use tokio::sync::mpsc;
 use tokio::time::{MissedTickBehavior, timeout};
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 
 /// How a machine's values are fetched.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -254,8 +254,7 @@ enum Link {
 struct Driver {
     machine: OpcuaMachine,
     emitter: Shared,
-    status: Arc<dyn StatusReporter>,
-    last_status: Option<(MachineState, Option<String>)>,
+    status: StatusTracker,
     /// Nodes already reported missing: told once, not on every reconnect.
     reported: HashSet<usize>,
 }
@@ -270,27 +269,6 @@ fn read_id(node: NodeId) -> ReadValueId {
 }
 
 impl Driver {
-    fn report(&mut self, state: MachineState, error: Option<String>) {
-        let now = (state, error);
-        if self.last_status.as_ref() == Some(&now) {
-            return;
-        }
-        match &now {
-            (MachineState::Online, _) => info!(machine = %self.machine.name, "online"),
-            (_, Some(e)) => warn!(machine = %self.machine.name, error = %e, "offline"),
-            _ => {}
-        }
-        self.status.report(
-            self.machine.id,
-            MachineStatus {
-                state: now.0,
-                since_ms: now_ms(),
-                error: now.1.clone(),
-            },
-        );
-        self.last_status = Some(now);
-    }
-
     fn all_bad(&self) {
         let ts = now_ms();
         if let Ok(mut e) = self.emitter.lock() {
@@ -476,7 +454,7 @@ impl Driver {
             Err(e) => return Some(e),
         };
         backoff.reset();
-        self.report(MachineState::Online, None);
+        self.status.report(MachineState::Online, None);
         match self.machine.mode {
             Mode::Subscribe => tokio::select! {
                 _ = shutdown.cancelled() => None,
@@ -669,7 +647,7 @@ impl Driver {
                     }
                 }
             }
-            self.status.poll_done(self.machine.id, started.elapsed());
+            self.status.poll_done(started.elapsed());
             let now = now_ms();
             if let Ok(mut e) = self.emitter.lock() {
                 for ((tag, _), dv) in nodes.iter().zip(&values) {
@@ -737,20 +715,20 @@ pub async fn run(
         batch: Vec::with_capacity(machine.nodes.len().min(4096)),
         producer,
     }));
+    let status = StatusTracker::new(machine.id, &machine.name, status);
     let mut d = Driver {
         machine,
         emitter,
         status,
-        last_status: None,
         reported: HashSet::new(),
     };
-    d.report(MachineState::Connecting, None);
+    d.status.report(MachineState::Connecting, None);
     let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(30));
     let mut client = match d.client() {
         Ok(c) => c,
         Err(e) => {
             // Only a broken pki folder gets here; say so and keep the machine visible.
-            d.report(MachineState::Offline, Some(e.to_string()));
+            d.status.report(MachineState::Offline, Some(e.to_string()));
             shutdown.cancelled().await;
             return;
         }
@@ -760,7 +738,8 @@ pub async fn run(
             return;
         };
         d.all_bad();
-        d.report(MachineState::Offline, Some(error.to_string()));
+        d.status
+            .report(MachineState::Offline, Some(error.to_string()));
         let delay = backoff.next_delay();
         debug!(machine = %d.machine.name, ?delay, "reconnecting after backoff");
         tokio::select! {

@@ -79,44 +79,38 @@ fn tags_are_unique_and_registers_do_not_overlap() {
     }
 }
 
+/// `config/profiles/NAME` holds exactly `want` (rewritten when SHOPFLOOR_BLESS is set).
+fn profile_file_is(name: &str, want: &str) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../config/profiles")
+        .join(name);
+    if std::env::var_os("SHOPFLOOR_BLESS").is_some() {
+        std::fs::write(&path, want).unwrap();
+    }
+    let have = std::fs::read_to_string(&path).unwrap_or_default();
+    assert_eq!(
+        have,
+        want,
+        "{} is out of date: run with SHOPFLOOR_BLESS=1",
+        path.display()
+    );
+}
+
 #[test]
 fn profile_files_match_the_code() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../config/profiles");
     for kind in SimKind::ALL {
-        let path = dir.join(format!("{}.toml", kind.as_str()));
-        let want = to_toml(kind);
-        if std::env::var_os("SHOPFLOOR_BLESS").is_some() {
-            std::fs::write(&path, &want).unwrap();
-        }
-        let have = std::fs::read_to_string(&path).unwrap_or_default();
-        assert_eq!(
-            have,
-            want,
-            "{} is out of date: run with SHOPFLOOR_BLESS=1",
-            path.display()
-        );
+        profile_file_is(&format!("{}.toml", kind.as_str()), &to_toml(kind));
     }
 }
 
 #[test]
 fn opcua_node_list_files_match_the_code() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../config/profiles");
     for kind in SimKind::ALL
         .into_iter()
         .filter(|k| shopfloor_sim::ua_profile::serves_opcua(*k))
     {
-        let path = dir.join(format!("{}-opcua.toml", kind.as_str()));
         let want = shopfloor_sim::ua_profile::to_toml(kind);
-        if std::env::var_os("SHOPFLOOR_BLESS").is_some() {
-            std::fs::write(&path, &want).unwrap();
-        }
-        let have = std::fs::read_to_string(&path).unwrap_or_default();
-        assert_eq!(
-            have,
-            want,
-            "{} is out of date: run with SHOPFLOOR_BLESS=1",
-            path.display()
-        );
+        profile_file_is(&format!("{}-opcua.toml", kind.as_str()), &want);
     }
 }
 

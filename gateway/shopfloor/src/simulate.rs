@@ -1,5 +1,6 @@
-//! The simulated machines of a config: each `[[machine]]` with a `simulator` key is served on
-//! its own `address` by the matching model of `shopfloor-sim`.
+//! The simulated machines of a config: each `[[machine]]` with a `simulator` key is served by
+//! the matching model of `shopfloor-sim`, on its `address` over Modbus TCP or on its `endpoint`
+//! over OPC UA.
 
 use crate::config::{Config, ProtocolConfig};
 use shopfloor_sim::SimKind;

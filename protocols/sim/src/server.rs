@@ -237,30 +237,39 @@ pub struct SimMachine {
     pub faults: Faults,
 }
 
+/// Steps `model` every [`TICK`] by the real time passed times `speedup` and hands each new set
+/// of values to `publish`; runs until dropped.
+pub async fn tick_in_real_time(
+    mut model: Box<dyn Model>,
+    speedup: f64,
+    mut publish: impl FnMut(Vec<Value>),
+) {
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut last = Instant::now();
+    loop {
+        tick.tick().await;
+        let now = Instant::now();
+        model.step((now - last).as_secs_f64() * speedup);
+        last = now;
+        publish(model.values());
+    }
+}
+
 /// Serves `machine` on `listener` until `shutdown` is cancelled.
 pub async fn serve(listener: TcpListener, machine: SimMachine, shutdown: CancellationToken) {
     let tags = profile(machine.kind);
-    let mut model: Box<dyn Model> = machine.kind.build(machine.seed);
+    let model: Box<dyn Model> = machine.kind.build(machine.seed);
     let memory = Arc::new(RwLock::new(Registers::default()));
     if let Ok(mut m) = memory.write() {
         m.write(&tags, &model.values());
     }
     let ticker_memory = Arc::clone(&memory);
-    let ticker = async move {
-        let mut tick = tokio::time::interval(TICK);
-        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let mut last = Instant::now();
-        loop {
-            tick.tick().await;
-            let now = Instant::now();
-            model.step((now - last).as_secs_f64() * machine.speedup);
-            last = now;
-            let values = model.values();
-            if let Ok(mut m) = ticker_memory.write() {
-                m.write(&tags, &values);
-            }
+    let ticker = tick_in_real_time(model, machine.speedup, move |values| {
+        if let Ok(mut m) = ticker_memory.write() {
+            m.write(&tags, &values);
         }
-    };
+    });
     let faults = Arc::new(machine.faults.clone());
     let started = Instant::now();
     let server = async move {

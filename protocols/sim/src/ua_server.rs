@@ -4,7 +4,7 @@
 //! and for the signed and encrypted policies.
 
 use crate::model::{Model, SimKind};
-use crate::server::{SimMachine, TICK};
+use crate::server::{SimMachine, tick_in_real_time};
 use crate::ua_profile::{UaNode, UaType, namespace_uri, ua_profile};
 use opcua::crypto::SecurityPolicy;
 use opcua::server::address_space::{AddressSpace, Variable, VariableBuilder};
@@ -20,7 +20,6 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use thiserror::Error;
 use tokio::net::TcpListener;
-use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
@@ -246,7 +245,7 @@ pub async fn serve_opcua(
     let ns = handle
         .get_namespace_index(&uri)
         .ok_or_else(|| UaServeError::Build(format!("namespace {uri} missing")))?;
-    let mut model: Box<dyn Model> = machine.kind.build(machine.seed);
+    let model: Box<dyn Model> = machine.kind.build(machine.seed);
     populate(
         &mut manager.address_space().write(),
         ns,
@@ -260,25 +259,15 @@ pub async fn serve_opcua(
         .map(|n| NodeId::new(ns, n.path.to_owned()))
         .collect();
     let subscriptions = handle.subscriptions().clone();
-    let ticker = async move {
-        let mut tick = tokio::time::interval(TICK);
-        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let mut last = Instant::now();
-        loop {
-            tick.tick().await;
-            let now = Instant::now();
-            model.step((now - last).as_secs_f64() * machine.speedup);
-            last = now;
-            let values = model.values();
-            let updates = nodes.iter().zip(&ids).map(|(n, id)| {
-                let v = values.get(n.index).unwrap_or(&Value::Null);
-                (id, None, DataValue::new_now(variant(n, v)))
-            });
-            if let Err(e) = manager.set_values(&subscriptions, updates) {
-                warn!(error = %e, "simulated OPC UA machine: values not set");
-            }
+    let ticker = tick_in_real_time(model, machine.speedup, move |values| {
+        let updates = nodes.iter().zip(&ids).map(|(n, id)| {
+            let v = values.get(n.index).unwrap_or(&Value::Null);
+            (id, None, DataValue::new_now(variant(n, v)))
+        });
+        if let Err(e) = manager.set_values(&subscriptions, updates) {
+            warn!(error = %e, "simulated OPC UA machine: values not set");
         }
-    };
+    });
     let stopper = handle.clone();
     tokio::select! {
         r = server.run_with(listener) => r.map_err(UaServeError::Build),

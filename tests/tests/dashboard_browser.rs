@@ -60,8 +60,9 @@ fn the_hall_shows_every_machine_live_and_a_machine_page_every_tag() {
     );
 
     // Values move: the simulated machines run, and the page follows the stream.
-    let before = browser.eval(CARD_VALUES);
+    // Counted first: a sample landing between the two reads must not look like no stream.
     let samples_before = browser.eval("return shopfloor.stats.samples;");
+    let before = browser.eval(CARD_VALUES);
     let changed = browser.wait_for(
         &format!(
             "const now = (() => {{ {CARD_VALUES} }})(); return now !== {before} ? now : null;"
@@ -69,10 +70,13 @@ fn the_hall_shows_every_machine_live_and_a_machine_page_every_tag() {
         Duration::from_secs(15),
     );
     assert!(changed.is_some(), "values did not change: {before}");
-    let samples_after = browser.eval("return shopfloor.stats.samples;");
+    let streamed = browser.wait_for(
+        &format!("return shopfloor.stats.samples > {samples_before} ? true : null;"),
+        Duration::from_secs(10),
+    );
     assert!(
-        samples_after.as_u64() > samples_before.as_u64(),
-        "{samples_before} → {samples_after}"
+        streamed.is_some(),
+        "no sample arrived on the stream after {samples_before}"
     );
     // Every card's sparkline has been drawn (some pixel is not transparent).
     let drawn = browser.wait_for(

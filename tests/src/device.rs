@@ -26,7 +26,7 @@ pub enum Behaviour {
 #[derive(Clone)]
 struct Service {
     memory: Arc<Mutex<Memory>>,
-    behaviour: Behaviour,
+    behaviour: Arc<Mutex<Behaviour>>,
 }
 
 impl tokio_modbus::server::Service for Service {
@@ -36,7 +36,7 @@ impl tokio_modbus::server::Service for Service {
     type Future = future::Ready<Result<Response, ExceptionCode>>;
 
     fn call(&self, req: Request<'static>) -> Self::Future {
-        if let Behaviour::Exception(code) = self.behaviour {
+        if let Behaviour::Exception(code) = *self.behaviour.lock().unwrap() {
             return future::ready(Err(code));
         }
         // The same answers as the simulated machines give; writes are refused there too.
@@ -49,6 +49,7 @@ impl tokio_modbus::server::Service for Service {
 pub struct Device {
     pub addr: SocketAddr,
     pub memory: Arc<Mutex<Memory>>,
+    behaviour: Arc<Mutex<Behaviour>>,
     task: JoinHandle<()>,
 }
 
@@ -58,9 +59,10 @@ impl Device {
         let listener = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let memory = Arc::new(Mutex::new(memory));
+        let behaviour = Arc::new(Mutex::new(behaviour));
         let service = Service {
             memory: Arc::clone(&memory),
-            behaviour,
+            behaviour: Arc::clone(&behaviour),
         };
         let task = tokio::spawn(async move {
             let server = Server::new(listener);
@@ -70,7 +72,17 @@ impl Device {
             };
             let _ = server.serve(&on_connected, |_err| {}).await;
         });
-        Device { addr, memory, task }
+        Device {
+            addr,
+            memory,
+            behaviour,
+            task,
+        }
+    }
+
+    /// Changes how the device answers from the next request on.
+    pub fn set_behaviour(&self, behaviour: Behaviour) {
+        *self.behaviour.lock().unwrap() = behaviour;
     }
 }
 

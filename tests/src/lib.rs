@@ -8,6 +8,7 @@
 //! - [`pki`]: a throw-away CA with server and client certificates (openssl).
 //! - [`subscriber`]: an MQTT client that collects every message.
 //! - [`http`]: a minimal HTTP/1.1 client for the gateway's API.
+//! - [`link`]: a TCP link to a real server that a test can cut (a network outage).
 //! - [`gateway`]: the `shopfloor` binary as a child process.
 //! - [`opcua`]: OPC UA servers: the independent Python asyncua one, and the simulated machines
 //!   served in-process so a test can restart them.
@@ -18,6 +19,7 @@ pub mod browser;
 pub mod device;
 pub mod gateway;
 pub mod http;
+pub mod link;
 pub mod mosquitto;
 pub mod opcua;
 pub mod pki;

@@ -64,6 +64,20 @@ pub enum StartError {
     Secret(#[from] crate::config::ConfigError),
 }
 
+/// The spool of sink `name` under `[buffer] spool_dir`, if set. The sinks that spool (MQTT,
+/// the store) share `spool_max_mb` equally, so the directory as a whole stays within it.
+fn open_spool(config: &Config, name: &str) -> Result<Option<Spool>, StartError> {
+    let Some(dir) = &config.buffer.spool_dir else {
+        return Ok(None);
+    };
+    let sinks = u64::from(config.mqtt.is_some()) + u64::from(config.influx.is_some());
+    let max = config.buffer.spool_max_mb.saturating_mul(1 << 20) / sinks.max(1);
+    let dir = dir.join(name);
+    Spool::open(&dir, max)
+        .map(Some)
+        .map_err(|e| StartError::Spool(format!("{}: {e}", dir.display())))
+}
+
 /// Makes (or finds) the gateway's OPC UA certificate and says where it is: a server that
 /// wants signed or encrypted sessions must be told to trust it.
 fn own_certificate(config: &Config) {
@@ -152,10 +166,16 @@ impl Gateway {
                 &config.gateway.name,
                 Arc::clone(&catalog),
                 Arc::clone(&stats),
+                open_spool(config, "mqtt")?,
             )?;
             let (tx, rx) = mpsc::channel(SINK_QUEUE);
             let watch = status.subscribe();
-            sink_tasks.spawn(sink.run(rx, watch, SHUTDOWN_BUDGET - Duration::from_secs(1)));
+            sink_tasks.spawn(sink.run(
+                rx,
+                watch,
+                SHUTDOWN_BUDGET - Duration::from_secs(1),
+                config.buffer.fsync_interval,
+            ));
             ports.push(SinkPort {
                 name: "mqtt",
                 tx,
@@ -189,17 +209,7 @@ impl Gateway {
                 .spool_dir
                 .as_ref()
                 .map(|d| d.join("influx-rejected"));
-            let spool = match &config.buffer.spool_dir {
-                Some(dir) => {
-                    let dir = dir.join("influx");
-                    let max = config.buffer.spool_max_mb.saturating_mul(1 << 20);
-                    Some(
-                        Spool::open(&dir, max)
-                            .map_err(|e| StartError::Spool(format!("{}: {e}", dir.display())))?,
-                    )
-                }
-                None => None,
-            };
+            let spool = open_spool(config, "influx")?;
             let sink = InfluxSink::new(
                 influx,
                 client,

@@ -5,15 +5,20 @@
 //! Layout: a directory per sink holding append-only segment files `<id>.seg` (ids rising) and
 //! an `ack` file naming the first record not yet acknowledged (`<segment id> <offset>`).
 //!
+//! Two ways to read, one per sink: [`Spool::peek`]/[`Spool::ack`] for a sink that sends one
+//! record at a time (HTTP), and [`Spool::read_next`]/[`Spool::ack_seq`] for a sink with a window
+//! of records in flight (MQTT), acknowledged in any order.
+//!
 //! Invariants:
-//! 1. Records leave in the order they came: [`Spool::peek`] always shows the oldest record not
-//!    acknowledged, and [`Spool::ack`] is the only way past it (called on the destination's
-//!    acknowledgement: MQTT PUBACK, HTTP 2xx).
+//! 1. Records leave in the order they came: a record is read only after every older one was
+//!    read, and the acknowledged position moves past a record only once it and every older one
+//!    were acknowledged (on the destination's acknowledgement: MQTT PUBACK, HTTP 2xx).
 //! 2. Segment files are only appended to; a segment is deleted whole, once every record in it
 //!    is acknowledged or when it is dropped for space.
-//! 3. The files never hold more than `max_bytes` plus one record: past it, the oldest segment is
-//!    dropped, and the records and weight it still held are added to the dropped counts,
-//!    exactly.
+//! 3. The files never hold more than `max_bytes` (segments are an eighth of it, at least
+//!    64 KiB): before a record that would not fit is written, the oldest segment is dropped, and the records and weight it still held are added to the dropped counts,
+//!    exactly. Records of it already read (in the sink's memory, on their way) are not counted
+//!    as dropped: the sink delivers or counts them; acknowledging them later changes nothing.
 //! 4. After [`Spool::sync`], everything pushed before it is on disk (`fsync`), and so is the
 //!    acknowledged position. A power cut loses at most what was pushed since the last sync; a
 //!    crash replays at most what was acknowledged since the last sync (duplicates, never gaps).
@@ -23,6 +28,9 @@
 //! 6. Writing resumes in a new segment after opening, so a segment that was cut is never
 //!    appended to.
 //!
+//! 7. After [`Spool::flush`], everything pushed is in the operating system's hands: a killed
+//!    process loses none of it (only a power cut can lose what was not yet synced).
+//!
 //! All calls are synchronous file I/O on small buffered writes; sinks call them once per batch.
 
 pub mod frame;
@@ -30,7 +38,7 @@ pub mod frame;
 use frame::Decoded;
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Copy)]
@@ -49,11 +57,37 @@ struct Cursor {
     weight: u64,
 }
 
-#[derive(Debug)]
-struct Head {
+/// Where the next read starts: a segment, an offset in it, and what lies before it there.
+#[derive(Debug, Clone, Copy, Default)]
+struct ReadPos {
+    segment: u64,
+    offset: u64,
+    records: u64,
     weight: u64,
-    payload: Vec<u8>,
+}
+
+/// A record read and not yet passed by the acknowledged position (or a damaged stretch skipped).
+#[derive(Debug, Clone, Copy)]
+struct Ahead {
+    seq: u64,
+    segment: u64,
     size: u64,
+    weight: u64,
+    /// 1 for a record; for a skipped stretch, the records lost in it.
+    records: u64,
+    skip: bool,
+    acked: bool,
+}
+
+/// One record handed out by [`Spool::read_next`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// Its number in this run of the spool, for [`Spool::ack_seq`].
+    pub seq: u64,
+    /// What it stands for.
+    pub weight: u64,
+    /// Its bytes.
+    pub payload: Vec<u8>,
 }
 
 /// Counters of a spool.
@@ -82,7 +116,11 @@ pub struct Spool {
     segments: VecDeque<Segment>,
     writer: BufWriter<File>,
     cursor: Cursor,
-    head: Option<Head>,
+    read: ReadPos,
+    reader: Option<(u64, BufReader<File>)>,
+    ahead: VecDeque<Ahead>,
+    next_seq: u64,
+    peeked: Option<Record>,
     counts: SpoolCounts,
     ack_dirty: bool,
     scratch: Vec<u8>,
@@ -184,6 +222,12 @@ impl Spool {
         }
         counts.pending -= cursor.records;
         counts.pending_weight -= cursor.weight;
+        let read = ReadPos {
+            segment: segments.front().map_or(next, |s| s.id),
+            offset: cursor.offset,
+            records: cursor.records,
+            weight: cursor.weight,
+        };
         Ok(Spool {
             dir: dir.to_path_buf(),
             max_bytes,
@@ -191,7 +235,11 @@ impl Spool {
             segments,
             writer,
             cursor,
-            head: None,
+            read,
+            reader: None,
+            ahead: VecDeque::new(),
+            next_seq: 0,
+            peeked: None,
             counts,
             ack_dirty: false,
             scratch: Vec::new(),
@@ -219,6 +267,8 @@ impl Spool {
         {
             self.rotate()?;
         }
+        // Room first, so that the files never hold more than allowed, not even for a moment.
+        self.make_room(size)?;
         self.writer.write_all(&self.scratch)?;
         if let Some(last) = self.segments.back_mut() {
             last.bytes += size;
@@ -228,7 +278,7 @@ impl Spool {
         self.counts.pending += 1;
         self.counts.pending_weight += weight;
         self.counts.bytes += size;
-        self.enforce_limit()
+        Ok(())
     }
 
     fn rotate(&mut self) -> io::Result<()> {
@@ -245,94 +295,206 @@ impl Spool {
         Ok(())
     }
 
-    fn enforce_limit(&mut self) -> io::Result<()> {
-        while self.counts.bytes > self.max_bytes && self.segments.len() > 1 {
+    /// Drops the oldest segments until `incoming` more bytes fit (the segment being written
+    /// stays: a limit smaller than one segment is exceeded by that segment alone).
+    fn make_room(&mut self, incoming: u64) -> io::Result<()> {
+        while self.counts.bytes + incoming > self.max_bytes && self.segments.len() > 1 {
             let Some(old) = self.segments.pop_front() else {
                 break;
             };
-            let records = old.records - self.cursor.records;
-            let weight = old.weight - self.cursor.weight;
-            self.counts.dropped += records;
-            self.counts.dropped_weight += weight;
+            // What the segment still held: stretches skipped as damaged (counted already),
+            // records read and on their way (the sink's now), and the rest, dropped here.
+            let (mut skipped, mut skipped_weight, mut read, mut read_weight) = (0, 0, 0, 0);
+            for a in self.ahead.iter().filter(|a| a.segment == old.id) {
+                if a.skip {
+                    skipped += a.records;
+                    skipped_weight += a.weight;
+                } else {
+                    read += 1;
+                    read_weight += a.weight;
+                }
+            }
+            self.ahead.retain(|a| a.segment != old.id);
+            let records = old.records - self.cursor.records - skipped;
+            let weight = old.weight - self.cursor.weight - skipped_weight;
+            self.counts.dropped += records - read;
+            self.counts.dropped_weight += weight - read_weight;
             self.counts.pending -= records;
             self.counts.pending_weight -= weight;
             self.counts.bytes -= old.bytes;
             self.cursor = Cursor::default();
-            self.head = None;
             self.ack_dirty = true;
+            self.forget_segment(old.id);
             std::fs::remove_file(segment_path(&self.dir, old.id))?;
         }
         Ok(())
     }
 
-    /// The oldest record not acknowledged: its weight and payload.
-    pub fn peek(&mut self) -> io::Result<Option<(u64, &[u8])>> {
-        while self.head.is_none() {
-            let Some(front) = self.segments.front().copied() else {
+    /// Moves reading off a segment that is gone.
+    fn forget_segment(&mut self, id: u64) {
+        if self.reader.as_ref().is_some_and(|(r, _)| *r == id) {
+            self.reader = None;
+        }
+        if self.read.segment == id {
+            self.read = ReadPos {
+                segment: self.segments.front().map_or(id + 1, |s| s.id),
+                ..ReadPos::default()
+            };
+        }
+    }
+
+    /// The next record not yet read, if any; it stays in the spool until acknowledged.
+    pub fn read_next(&mut self) -> io::Result<Option<Record>> {
+        loop {
+            let Some(at) = self.segments.iter().position(|s| s.id == self.read.segment) else {
                 return Ok(None);
             };
-            if self.cursor.offset >= front.bytes {
-                if self.segments.len() == 1 {
+            let seg = self.segments[at];
+            let last = at + 1 == self.segments.len();
+            if self.read.offset >= seg.bytes {
+                let Some(next) = self.segments.get(at + 1) else {
                     return Ok(None);
-                }
-                self.retire_front()?;
+                };
+                self.read = ReadPos {
+                    segment: next.id,
+                    ..ReadPos::default()
+                };
                 continue;
             }
-            if self.segments.len() == 1 {
+            if last {
                 self.writer.flush()?;
             }
-            match self.read_at(front.id, self.cursor.offset)? {
-                Some(head) => self.head = Some(head),
+            match self.read_frame(seg.id)? {
+                Some((weight, payload, size)) => {
+                    let seq = self.next_seq;
+                    self.next_seq += 1;
+                    self.ahead.push_back(Ahead {
+                        seq,
+                        segment: seg.id,
+                        size,
+                        weight,
+                        records: 1,
+                        skip: false,
+                        acked: false,
+                    });
+                    self.read.offset += size;
+                    self.read.records += 1;
+                    self.read.weight += weight;
+                    return Ok(Some(Record {
+                        seq,
+                        weight,
+                        payload,
+                    }));
+                }
                 None => {
                     // Damage found while reading: the rest of this segment is lost, counted.
+                    let records = seg.records - self.read.records;
+                    let weight = seg.weight - self.read.weight;
                     self.counts.torn += 1;
-                    let records = front.records - self.cursor.records;
-                    let weight = front.weight - self.cursor.weight;
                     self.counts.dropped += records;
                     self.counts.dropped_weight += weight;
                     self.counts.pending -= records;
                     self.counts.pending_weight -= weight;
-                    self.cursor.offset = front.bytes;
-                    self.cursor.records = front.records;
-                    self.cursor.weight = front.weight;
+                    self.ahead.push_back(Ahead {
+                        seq: self.next_seq,
+                        segment: seg.id,
+                        size: seg.bytes - self.read.offset,
+                        weight,
+                        records,
+                        skip: true,
+                        acked: true,
+                    });
+                    self.read.offset = seg.bytes;
+                    self.read.records = seg.records;
+                    self.read.weight = seg.weight;
+                    self.reader = None;
+                    self.advance()?;
                 }
             }
         }
-        Ok(self.head.as_ref().map(|h| (h.weight, h.payload.as_slice())))
     }
 
-    fn read_at(&self, id: u64, offset: u64) -> io::Result<Option<Head>> {
-        let mut f = File::open(segment_path(&self.dir, id))?;
-        f.seek(SeekFrom::Start(offset))?;
-        let mut len = [0u8; 4];
-        f.read_exact(&mut len)?;
-        let n = u32::from_le_bytes(len) as usize;
-        if n > frame::MAX_RECORD {
-            return Ok(None);
+    /// The frame at the read position of segment `id`: weight, payload and size, or `None`
+    /// when the bytes there are not an intact frame.
+    fn read_frame(&mut self, id: u64) -> io::Result<Option<(u64, Vec<u8>, u64)>> {
+        let offset = self.read.offset;
+        let reader = match &mut self.reader {
+            Some((r, reader)) if *r == id => reader,
+            _ => {
+                let mut f = File::open(segment_path(&self.dir, id))?;
+                f.seek(SeekFrom::Start(offset))?;
+                &mut self.reader.insert((id, BufReader::new(f))).1
+            }
+        };
+        let result = read_one(reader);
+        if !matches!(result, Ok(Some(_))) {
+            // The reader's position is unknown after a failure: reopen next time.
+            self.reader = None;
         }
-        let mut buf = vec![0u8; 8 + n];
-        buf[..4].copy_from_slice(&len);
-        if f.read_exact(&mut buf[4..]).is_err() {
-            return Ok(None);
+        result
+    }
+
+    /// The record [`Spool::read_next`] gave out as `seq` was delivered. Records may be
+    /// acknowledged in any order; one no longer in the spool (dropped for space) is ignored.
+    pub fn ack_seq(&mut self, seq: u64) -> io::Result<()> {
+        let from = self.ahead.partition_point(|a| a.seq < seq);
+        if let Some(a) = self
+            .ahead
+            .range_mut(from..)
+            .take_while(|a| a.seq == seq)
+            .find(|a| !a.skip)
+        {
+            a.acked = true;
         }
-        Ok(match frame::decode(&buf) {
-            Decoded::Record {
-                weight,
-                payload,
-                size,
-            } => Some(Head {
-                weight,
-                payload: payload.to_vec(),
-                size: size as u64,
-            }),
-            _ => None,
-        })
+        self.advance()
+    }
+
+    /// Moves the acknowledged position past every acknowledged record at the front.
+    fn advance(&mut self) -> io::Result<()> {
+        while self.ahead.front().is_some_and(|a| a.acked) {
+            let Some(a) = self.ahead.pop_front() else {
+                break;
+            };
+            // Segments before this record's (empty ones, or ones read to their end) are done.
+            while self.segments.len() > 1 && self.segments.front().is_some_and(|s| s.id < a.segment)
+            {
+                self.retire_front()?;
+            }
+            self.cursor.offset += a.size;
+            self.cursor.records += a.records;
+            self.cursor.weight += a.weight;
+            if !a.skip {
+                self.counts.pending -= 1;
+                self.counts.pending_weight -= a.weight;
+            }
+            self.ack_dirty = true;
+            if let Some(front) = self.segments.front().copied()
+                && self.cursor.offset >= front.bytes
+                && self.segments.len() > 1
+            {
+                self.retire_front()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The oldest record not acknowledged: its weight and payload (for a sink that reads one
+    /// record at a time and acknowledges it with [`Spool::ack`]).
+    pub fn peek(&mut self) -> io::Result<Option<(u64, &[u8])>> {
+        if self.peeked.is_none() {
+            self.peeked = self.read_next()?;
+        }
+        Ok(self
+            .peeked
+            .as_ref()
+            .map(|r| (r.weight, r.payload.as_slice())))
     }
 
     /// Deletes the oldest segment, every record of which has been acknowledged.
     fn retire_front(&mut self) -> io::Result<()> {
         if let Some(old) = self.segments.pop_front() {
             self.counts.bytes -= old.bytes;
+            self.forget_segment(old.id);
             std::fs::remove_file(segment_path(&self.dir, old.id))?;
         }
         self.cursor = Cursor::default();
@@ -342,22 +504,15 @@ impl Spool {
 
     /// The record [`Spool::peek`] showed has been acknowledged by the destination.
     pub fn ack(&mut self) -> io::Result<()> {
-        let Some(head) = self.head.take() else {
-            return Ok(());
-        };
-        self.cursor.offset += head.size;
-        self.cursor.records += 1;
-        self.cursor.weight += head.weight;
-        self.counts.pending -= 1;
-        self.counts.pending_weight -= head.weight;
-        self.ack_dirty = true;
-        if let Some(front) = self.segments.front().copied()
-            && self.cursor.offset >= front.bytes
-            && self.segments.len() > 1
-        {
-            self.retire_front()?;
+        match self.peeked.take() {
+            Some(r) => self.ack_seq(r.seq),
+            None => Ok(()),
         }
-        Ok(())
+    }
+
+    /// Hands what was pushed to the operating system (no `fsync`): safe from a killed process.
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.writer.flush()
     }
 
     /// Forces what was pushed, and the acknowledged position, to disk.
@@ -380,6 +535,33 @@ impl Spool {
         }
         Ok(())
     }
+}
+
+/// One frame from `r`: `None` when what is there is cut short or fails its checksum.
+fn read_one(r: &mut impl Read) -> io::Result<Option<(u64, Vec<u8>, u64)>> {
+    let mut buf = vec![0u8; 4];
+    match r.read_exact(&mut buf) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let n = u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
+    if n > frame::MAX_RECORD {
+        return Ok(None);
+    }
+    buf.resize(8 + n, 0);
+    match r.read_exact(&mut buf[4..]) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    Ok(match frame::decode(&buf) {
+        Decoded::Record { weight, size, .. } => {
+            buf.drain(..frame::HEADER);
+            Some((weight, buf, size as u64))
+        }
+        _ => None,
+    })
 }
 
 #[cfg(test)]

@@ -2,22 +2,32 @@
 //!
 //! - [`encode`]: topics and JSON payloads (pure);
 //! - [`outbox`]: every message until the broker acknowledged it (pure protocol state);
+//! - [`record`]: a message as the disk spool keeps it (pure);
 //! - [`tls`]: rustls setup for `mqtts://`;
 //! - this module: the task that drives rumqttc's event loop, the outbox and the inputs.
 //!
 //! The event loop is polled in this task, so nothing is handed to rumqttc while it is
 //! disconnected, and the outbox alone decides what is sent again after a reconnect. The sink
 //! always asks for a clean session: the outbox, not the broker, remembers what is unacknowledged.
+//!
+//! With `[buffer] spool_dir`, every sample message is written to the spool under
+//! `<spool_dir>/mqtt/` first (handed to the operating system at the end of each batch, forced
+//! to disk every `fsync_interval`), read from there into the outbox a window at a time, and
+//! acknowledged there on its PUBACK: a broker outage fills the disk instead of memory, and what
+//! a stopped or killed gateway had not delivered goes out after its next start. Statuses stay in
+//! memory: every connection publishes them afresh.
 
 pub mod encode;
 pub mod outbox;
+pub mod record;
 pub mod tls;
 
 use crate::config::{Layout, MqttConfig};
 use crate::sink::{Batch, SinkStats};
+use crate::spool::Spool;
 use crate::status::Statuses;
 use bytes::Bytes;
-use outbox::Outbox;
+use outbox::{Draft, Message, Outbox};
 use rumqttc::{
     AsyncClient, ConnectReturnCode, ConnectionError, Event, EventLoop, LastWill, MqttOptions,
     Outgoing, Packet, QoS, TlsConfiguration, Transport,
@@ -63,6 +73,9 @@ pub struct MqttSink {
     gateway_topic: Arc<str>,
     units: Vec<Vec<Vec<u8>>>,
     machine_seq: Vec<u64>,
+    spool: Option<Box<Spool>>,
+    spool_dropped: u64,
+    scratch: Vec<u8>,
 }
 
 /// One `EventLoop::poll` that owns the event loop and hands it back with the event.
@@ -99,12 +112,14 @@ fn qos(q: u8) -> QoS {
 }
 
 impl MqttSink {
-    /// Prepares the sink of gateway `gateway` for the machines of `catalog`.
+    /// Prepares the sink of gateway `gateway` for the machines of `catalog`; `spool` holds
+    /// the sample messages on disk until the broker has them, when set.
     pub fn new(
         cfg: MqttConfig,
         gateway: &str,
         catalog: Arc<Catalog>,
         stats: Arc<SinkStats>,
+        spool: Option<Spool>,
     ) -> Result<MqttSink, MqttError> {
         let prefix = cfg.topic_prefix.clone();
         let client_id = format!("shopfloor-{gateway}");
@@ -154,6 +169,20 @@ impl MqttSink {
             );
         }
         let machine_seq = vec![0; catalog.len()];
+        let spool_dropped = spool.as_ref().map_or(0, |s| s.counts().dropped_weight);
+        if let Some(spool) = &spool {
+            let c = spool.counts();
+            if c.pending > 0 {
+                info!(
+                    messages = c.pending,
+                    samples = c.pending_weight,
+                    "MQTT: replaying the spool once the broker is reached"
+                );
+            }
+            if c.torn > 0 {
+                warn!("the MQTT spool had a torn or corrupt tail; it was cut off");
+            }
+        }
         Ok(MqttSink {
             cfg,
             options,
@@ -164,14 +193,143 @@ impl MqttSink {
             gateway_topic,
             units,
             machine_seq,
+            spool: spool.map(Box::new),
+            spool_dropped,
+            scratch: Vec::new(),
         })
     }
 
+    /// Queues a status (in memory: a new connection publishes every status again).
     fn enqueue(&self, outbox: &mut Outbox, topic: &Arc<str>, payload: Vec<u8>, retain: bool) {
         let q = if retain { 1 } else { self.cfg.qos };
-        let dropped = outbox.push(Arc::clone(topic), Bytes::from(payload), q, retain);
-        if dropped > 0 {
+        let dropped = outbox.push(Draft {
+            topic: Arc::clone(topic),
+            payload: Bytes::from(payload),
+            qos: q,
+            retain,
+            weight: 0,
+            spool: None,
+        });
+        SinkStats::add(&self.stats.dropped, dropped);
+    }
+
+    /// Queues a message of `weight` samples: to the spool when there is one, else the outbox.
+    fn enqueue_samples(
+        &mut self,
+        outbox: &mut Outbox,
+        topic: &Arc<str>,
+        payload: Vec<u8>,
+        weight: u64,
+    ) {
+        let qos = self.cfg.qos;
+        let Some(spool) = &mut self.spool else {
+            let dropped = outbox.push(Draft {
+                topic: Arc::clone(topic),
+                payload: Bytes::from(payload),
+                qos,
+                retain: false,
+                weight,
+                spool: None,
+            });
             SinkStats::add(&self.stats.dropped, dropped);
+            return;
+        };
+        self.scratch.clear();
+        record::encode(&mut self.scratch, topic, &payload, qos, false);
+        if let Err(e) = spool.push(weight, &self.scratch) {
+            warn!(error = %e, samples = weight, "cannot write to the MQTT spool; dropped");
+            SinkStats::add(&self.stats.dropped, weight);
+        }
+    }
+
+    /// After a batch: hands the spool's writes to the system and counts what it dropped.
+    fn after_batch(&mut self) {
+        let Some(spool) = &mut self.spool else {
+            return;
+        };
+        if let Err(e) = spool.flush() {
+            warn!(error = %e, "cannot write to the MQTT spool");
+        }
+        let now = spool.counts().dropped_weight;
+        SinkStats::add(&self.stats.dropped, now - self.spool_dropped);
+        self.spool_dropped = now;
+    }
+
+    /// Fills the outbox from the spool, a window ahead of what the broker has acknowledged.
+    fn refill(&mut self, outbox: &mut Outbox) {
+        let Some(spool) = &mut self.spool else {
+            return;
+        };
+        while outbox.queued() < WINDOW {
+            let r = match spool.read_next() {
+                Ok(Some(r)) => r,
+                Ok(None) => break,
+                Err(e) => {
+                    warn!(error = %e, "cannot read the MQTT spool");
+                    break;
+                }
+            };
+            match record::decode(&r.payload) {
+                Some(m) => {
+                    outbox.push(Draft {
+                        topic: Arc::from(m.topic),
+                        payload: m.payload,
+                        qos: m.qos,
+                        retain: m.retain,
+                        weight: r.weight,
+                        spool: Some(r.seq),
+                    });
+                }
+                None => {
+                    // The checksum held but the bytes are no message: skip it, counted.
+                    warn!(
+                        samples = r.weight,
+                        "a record in the MQTT spool is not a message; dropped"
+                    );
+                    SinkStats::add(&self.stats.dropped, r.weight);
+                    if let Err(e) = spool.ack_seq(r.seq) {
+                        warn!(error = %e, "cannot update the MQTT spool");
+                    }
+                }
+            }
+        }
+    }
+
+    /// A message reached the broker (PUBACK, or written at QoS 0).
+    fn delivered(&mut self, m: Message) {
+        SinkStats::add(&self.stats.sent, m.weight);
+        if let (Some(seq), Some(spool)) = (m.spool, &mut self.spool)
+            && let Err(e) = spool.ack_seq(seq)
+        {
+            warn!(error = %e, "cannot update the MQTT spool");
+        }
+    }
+
+    /// A publish written or acknowledged: the outbox pairs it with its message.
+    fn on_event(&mut self, outbox: &mut Outbox, event: Event) {
+        let done = match event {
+            Event::Outgoing(Outgoing::Publish(pkid)) => outbox.on_sent(pkid),
+            Event::Incoming(Packet::PubAck(ack)) => outbox.on_ack(ack.pkid),
+            _ => None,
+        };
+        if let Some(m) = done {
+            self.delivered(m);
+        }
+    }
+
+    fn sync_spool(&mut self) {
+        if let Some(spool) = &mut self.spool
+            && let Err(e) = spool.sync()
+        {
+            warn!(error = %e, "cannot sync the MQTT spool");
+        }
+    }
+
+    /// Messages waiting: in the spool when there is one (statuses aside), else in the outbox.
+    fn backlog(&self, outbox: &Outbox) -> u64 {
+        match &self.spool {
+            Some(spool) => spool.counts().pending,
+            None => outbox.len() as u64,
         }
     }
 
@@ -189,7 +347,7 @@ impl MqttSink {
                     let mut payload = Vec::with_capacity(96);
                     encode::tag_payload(&mut payload, s, unit);
                     let topic = Arc::clone(topic);
-                    self.enqueue(outbox, &topic, payload, false);
+                    self.enqueue_samples(outbox, &topic, payload, 1);
                 }
             }
             Layout::Machine => {
@@ -217,10 +375,11 @@ impl MqttSink {
                         self.machine_seq[m.index()],
                         values,
                     );
-                    self.enqueue(outbox, &topic, payload, false);
+                    self.enqueue_samples(outbox, &topic, payload, group.len() as u64);
                 }
             }
         }
+        self.after_batch();
     }
 
     fn kind(&self, machine: usize) -> &str {
@@ -246,18 +405,28 @@ impl MqttSink {
     }
 
     /// Runs until `input` closes and everything queued is acknowledged, or until `flush_for`
-    /// has passed since it closed. Announces the gateway online (retained, with an offline last
-    /// will) on every connection, and offline when it stops.
+    /// has passed since it closed (what is left then stays in the spool, if there is one).
+    /// Announces the gateway online (retained, with an offline last will) on every connection,
+    /// and offline when it stops. `fsync` is how often the spool is forced to disk.
     pub async fn run(
         mut self,
         mut input: mpsc::Receiver<Batch>,
         mut status: watch::Receiver<Statuses>,
         flush_for: Duration,
+        fsync: Duration,
     ) {
         let (client, eventloop) = AsyncClient::new(self.options.clone(), WINDOW + 16);
         let mut polling = Some(poll_owned(eventloop));
         let mut idle: Option<EventLoop> = None;
-        let mut outbox = Outbox::new(OUTBOX_CAPACITY, WINDOW);
+        // With a spool the outbox holds a window read from it plus statuses: never full.
+        let capacity = if self.spool.is_some() {
+            usize::MAX
+        } else {
+            OUTBOX_CAPACITY
+        };
+        let mut outbox = Outbox::new(capacity, WINDOW);
+        let mut sync_tick = tokio::time::interval(fsync);
+        sync_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut published: Statuses = status
             .borrow()
             .iter()
@@ -277,6 +446,7 @@ impl MqttSink {
         let url = self.cfg.url.to_string();
         loop {
             if connected {
+                self.refill(&mut outbox);
                 while let Some(m) = outbox.next_to_send() {
                     let sent = client.try_publish(
                         m.topic.to_string(),
@@ -292,14 +462,14 @@ impl MqttSink {
             }
             self.stats
                 .backlog
-                .store(outbox.len() as u64, Ordering::Relaxed);
-            if !input_open && outbox.is_empty() {
+                .store(self.backlog(&outbox), Ordering::Relaxed);
+            if !input_open && outbox.is_empty() && self.backlog(&outbox) == 0 {
                 break;
             }
             let wait_reconnect = reconnect_at.unwrap_or_else(|| Instant::now() + far);
             let deadline = flush_deadline.unwrap_or_else(|| Instant::now() + far);
             tokio::select! {
-                (el, ev) = next_event(&mut polling), if polling.is_some() => {
+                (mut el, ev) = next_event(&mut polling), if polling.is_some() => {
                     polling = None;
                     let failed = ev.is_err();
                     match ev {
@@ -323,18 +493,14 @@ impl MqttSink {
                                 warn!(broker = %url, code = ?ack.code, "MQTT broker refused the connection");
                             }
                         }
-                        Ok(Event::Outgoing(Outgoing::Publish(pkid))) => {
-                            let before = outbox.acked();
-                            outbox.on_sent(pkid);
-                            SinkStats::add(&self.stats.sent, outbox.acked() - before);
-                        }
-                        Ok(Event::Incoming(Packet::PubAck(ack))) => {
-                            if outbox.on_ack(ack.pkid) {
-                                SinkStats::add(&self.stats.sent, 1);
-                            }
-                        }
-                        Ok(_) => {}
+                        Ok(event) => self.on_event(&mut outbox, event),
                         Err(e) => {
+                            // Events rumqttc buffered before the failure (a PUBACK read, a
+                            // publish written, then a failed flush) belong to this connection:
+                            // handled now, or they would be taken for the next one's.
+                            for stale in std::mem::take(&mut el.state.events) {
+                                self.on_event(&mut outbox, stale);
+                            }
                             let reason = match &e {
                                 ConnectionError::ConnectionRefused(code) => format!(
                                     "broker refused the connection ({code:?}): check username, \
@@ -378,13 +544,24 @@ impl MqttSink {
                     }
                     Err(_) => status_open = false,
                 },
+                _ = sync_tick.tick(), if self.spool.is_some() => self.sync_spool(),
                 _ = sleep_until(deadline), if flush_deadline.is_some() => {
-                    warn!(unsent = outbox.len(), "MQTT flush timed out; unsent messages dropped");
-                    SinkStats::add(&self.stats.dropped, outbox.len() as u64);
+                    if self.spool.is_some() {
+                        info!(
+                            messages = self.backlog(&outbox),
+                            "MQTT: undelivered messages stay in the spool for the next start"
+                        );
+                    } else {
+                        let unsent = outbox.len();
+                        let samples: u64 = outbox.weight();
+                        warn!(unsent, "MQTT flush timed out; unsent messages dropped");
+                        SinkStats::add(&self.stats.dropped, samples);
+                    }
                     break;
                 }
             }
         }
+        self.sync_spool();
         if connected && let Some(polling) = polling {
             self.say_goodbye(&client, polling).await;
         }

@@ -34,6 +34,27 @@ pub struct Message {
     pub qos: u8,
     /// Retained.
     pub retain: bool,
+    /// The samples it carries (0 for a status).
+    pub weight: u64,
+    /// Its record in the disk spool, acknowledged there once the broker has it.
+    pub spool: Option<u64>,
+}
+
+/// A message to queue: everything but the id the outbox gives it.
+#[derive(Debug, Clone)]
+pub struct Draft {
+    /// Topic.
+    pub topic: Arc<str>,
+    /// Payload.
+    pub payload: Bytes,
+    /// 0 or 1.
+    pub qos: u8,
+    /// Retained.
+    pub retain: bool,
+    /// The samples it carries.
+    pub weight: u64,
+    /// Its record in the disk spool.
+    pub spool: Option<u64>,
 }
 
 /// See the module doc.
@@ -65,27 +86,38 @@ impl Outbox {
         }
     }
 
-    /// Queues a message; returns how many old messages were dropped to make room.
-    pub fn push(&mut self, topic: Arc<str>, payload: Bytes, qos: u8, retain: bool) -> u64 {
+    /// Queues a message; returns the weight of the old messages dropped to make room (and of
+    /// this one when nothing could give way).
+    pub fn push(&mut self, d: Draft) -> u64 {
         let mut dropped = 0;
-        while self.len() >= self.capacity && self.queue.pop_front().is_some() {
-            dropped += 1;
+        while self.len() >= self.capacity {
+            let Some(old) = self.queue.pop_front() else {
+                break;
+            };
+            self.dropped += 1;
+            dropped += old.weight;
         }
         if self.len() >= self.capacity {
             // Everything left is handed or in flight: the newest must give way.
-            self.dropped += dropped + 1;
-            return dropped + 1;
+            self.dropped += 1;
+            return dropped + d.weight;
         }
         self.queue.push_back(Message {
             id: self.next_id,
-            topic,
-            payload,
-            qos,
-            retain,
+            topic: d.topic,
+            payload: d.payload,
+            qos: d.qos,
+            retain: d.retain,
+            weight: d.weight,
+            spool: d.spool,
         });
         self.next_id += 1;
-        self.dropped += dropped;
         dropped
+    }
+
+    /// Messages not yet handed to the client.
+    pub fn queued(&self) -> usize {
+        self.queue.len()
     }
 
     /// The next message to hand to the client, if the window allows; it moves to `handed`.
@@ -98,26 +130,24 @@ impl Outbox {
         self.handed.back()
     }
 
-    /// The client wrote a publish with packet id `pkid` (0 for QoS 0).
-    pub fn on_sent(&mut self, pkid: u16) {
-        let Some(m) = self.handed.pop_front() else {
-            return;
-        };
+    /// The client wrote a publish with packet id `pkid` (0 for QoS 0); a QoS 0 message is
+    /// delivered with that and returned.
+    pub fn on_sent(&mut self, pkid: u16) -> Option<Message> {
+        let m = self.handed.pop_front()?;
         if m.qos == 0 {
             self.acked += 1;
+            Some(m)
         } else {
             self.inflight.insert(pkid, m);
+            None
         }
     }
 
-    /// The broker acknowledged packet `pkid`.
-    pub fn on_ack(&mut self, pkid: u16) -> bool {
-        if self.inflight.remove(&pkid).is_some() {
-            self.acked += 1;
-            true
-        } else {
-            false
-        }
+    /// The broker acknowledged packet `pkid`: the message it was, if one was waiting for it.
+    pub fn on_ack(&mut self, pkid: u16) -> Option<Message> {
+        let m = self.inflight.remove(&pkid)?;
+        self.acked += 1;
+        Some(m)
     }
 
     /// A new connection: everything unacknowledged goes back to the queue, in order.
@@ -133,6 +163,14 @@ impl Outbox {
     /// Messages held, in every state.
     pub fn len(&self) -> usize {
         self.queue.len() + self.handed.len() + self.inflight.len()
+    }
+
+    /// The samples held, in every state.
+    pub fn weight(&self) -> u64 {
+        let w = |m: &Message| m.weight;
+        self.queue.iter().map(w).sum::<u64>()
+            + self.handed.iter().map(w).sum::<u64>()
+            + self.inflight.values().map(w).sum::<u64>()
     }
 
     /// True when nothing is held.
@@ -157,7 +195,14 @@ mod tests {
 
     fn push(o: &mut Outbox, n: u64, qos: u8) {
         for i in 0..n {
-            o.push(Arc::from("t"), Bytes::from(i.to_string()), qos, false);
+            o.push(Draft {
+                topic: Arc::from("t"),
+                payload: Bytes::from(i.to_string()),
+                qos,
+                retain: false,
+                weight: 1,
+                spool: None,
+            });
         }
     }
 
@@ -177,8 +222,8 @@ mod tests {
         for pkid in 1..=4 {
             o.on_sent(pkid); // ids 0..=3 written as pkids 1..=4; id 4 still handed
         }
-        assert!(o.on_ack(2));
-        assert!(!o.on_ack(2));
+        assert_eq!(o.on_ack(2).map(|m| m.id), Some(1));
+        assert!(o.on_ack(2).is_none());
         assert_eq!(o.len(), 4);
         o.on_reconnect();
         assert_eq!(send_all(&mut o), vec![0, 2, 3, 4]);

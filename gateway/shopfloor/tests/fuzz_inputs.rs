@@ -1,11 +1,15 @@
 //! Fuzz targets for everything the gateway reads from outside besides Modbus replies (those are
 //! in `protocols/modbus/tests`): config files, MQTT payloads a recorder receives, spool files
-//! found on disk, and line-protocol encoding of any names and text. Each runs as a test on
-//! stable (bolero); `cargo bolero test --package shopfloor --test fuzz_inputs TARGET` fuzzes it.
+//! found on disk, MQTT messages read back from the spool, and line-protocol encoding of any
+//! names and text. Each runs as a test on stable (bolero), first over its committed corpus in
+//! `tests/__fuzz__/TARGET/corpus` (real inputs), then on random inputs for
+//! `BOLERO_RANDOM_TEST_TIME_MS` (1 s by default, 60 s in `tests/run`);
+//! `cargo bolero test --package shopfloor --test fuzz_inputs TARGET` fuzzes it with coverage.
 
 use shopfloor::config::Config;
 use shopfloor::record::parse::{Parsed, parse};
 use shopfloor::sink::influx::line;
+use shopfloor::sink::mqtt::record;
 use shopfloor::spool::{Spool, frame};
 use shopfloor_core::{
     Catalog, MachineId, MachineInfo, Quality, Sample, TagId, TagInfo, Text, Value,
@@ -14,28 +18,44 @@ use std::path::Path;
 
 #[test]
 fn any_config_text_is_parsed_or_refused() {
-    bolero::check!().with_type::<String>().for_each(|text| {
-        let _ = Config::parse(Path::new("fuzz.toml"), text);
+    bolero::check!().for_each(|bytes: &[u8]| {
+        let text = String::from_utf8_lossy(bytes);
+        let _ = Config::parse(Path::new("fuzz.toml"), &text);
+    });
+}
+
+/// Input: the topic, a line break, the payload.
+#[test]
+fn any_mqtt_message_is_parsed_or_refused() {
+    bolero::check!().for_each(|bytes: &[u8]| {
+        let (topic, payload) = match bytes.iter().position(|b| *b == b'\n') {
+            Some(i) => (&bytes[..i], &bytes[i + 1..]),
+            None => (bytes, &[][..]),
+        };
+        let topic = String::from_utf8_lossy(topic);
+        if let Ok(Parsed::Readings(readings)) = parse(&topic, payload) {
+            for r in readings {
+                // The model's rule holds for whatever arrives.
+                assert_eq!(r.value == Value::Null, r.quality == Quality::Bad, "{r:?}");
+            }
+        }
     });
 }
 
 #[test]
-fn any_mqtt_message_is_parsed_or_refused() {
-    bolero::check!()
-        .with_type::<(String, Vec<u8>)>()
-        .for_each(|(topic, payload)| {
-            if let Ok(Parsed::Readings(readings)) = parse(topic, payload) {
-                for r in readings {
-                    // The model's rule holds for whatever arrives.
-                    assert_eq!(r.value == Value::Null, r.quality == Quality::Bad, "{r:?}");
-                }
-            }
-        });
+fn any_spooled_message_is_decoded_back_to_its_bytes_or_refused() {
+    bolero::check!().for_each(|bytes: &[u8]| {
+        if let Some(m) = record::decode(bytes) {
+            let mut again = Vec::new();
+            record::encode(&mut again, &m.topic, &m.payload, m.qos, m.retain);
+            assert_eq!(again, bytes);
+        }
+    });
 }
 
 #[test]
 fn any_spool_file_opens_and_drains_without_panic() {
-    bolero::check!().with_type::<Vec<u8>>().for_each(|bytes| {
+    bolero::check!().for_each(|bytes: &[u8]| {
         let _ = frame::decode(bytes);
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("0000000000000000.seg"), bytes).unwrap();

@@ -1,5 +1,8 @@
 //! Fuzz target: any bytes a device sends back are an error or a reply of exactly the requested
-//! size, never a panic. Runs as a test on stable (bolero); `cargo bolero test` fuzzes it.
+//! size, never a panic. Runs as a test on stable (bolero), over its committed corpus in
+//! `tests/__fuzz__/*/corpus` (real replies), then on random inputs for
+//! `BOLERO_RANDOM_TEST_TIME_MS` (1 s by default, 60 s in `tests/run`); `cargo bolero test`
+//! fuzzes it with coverage.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use shopfloor_modbus::Area;
@@ -24,48 +27,52 @@ fn any_reply_bytes_are_an_error_or_a_reply_of_the_right_size() {
         .enable_time()
         .build()
         .unwrap();
-    bolero::check!()
-        .with_type::<(u8, u8, bool, Vec<u8>)>()
-        .for_each(|(area, count, echo_tid, body)| {
-            let req = request(*area, *count);
-            rt.block_on(async {
-                let (client, mut device) = tokio::io::duplex(4096);
-                let mut ctx =
-                    tokio_modbus::client::tcp::attach_slave(client, tokio_modbus::Slave(1));
-                let body = body.clone();
-                let echo = *echo_tid;
-                let device_task = async move {
-                    let mut head = [0u8; 12];
-                    if device.read_exact(&mut head).await.is_err() {
-                        return;
-                    }
-                    // Half of the inputs are a well-formed MBAP header for this transaction
-                    // around a random PDU, to reach the PDU decoder and the length checks.
-                    let reply = if echo {
-                        let len = u16::try_from(body.len() + 1).unwrap_or(u16::MAX);
-                        let mut r = vec![head[0], head[1], 0, 0];
-                        r.extend_from_slice(&len.to_be_bytes());
-                        r.push(head[6]);
-                        r.extend_from_slice(&body);
-                        r
-                    } else {
-                        body
-                    };
-                    let _ = device.write_all(&reply).await;
-                    // Keep the stream open until the client gave up.
-                    let _ = device.read(&mut [0u8; 1]).await;
-                };
-                let client_task = read(&mut ctx, &req, Duration::from_millis(20));
-                let (result, ()) = tokio::join!(client_task, async {
-                    let _ = tokio::time::timeout(Duration::from_millis(50), device_task).await;
-                });
-                match result {
-                    Ok(Reply::Registers(r)) => assert_eq!(r.len(), usize::from(req.count)),
-                    Ok(Reply::Bits(b)) => assert!(b.len() >= usize::from(req.count)),
-                    Err(_) => {}
+    // Input: area, count, a flag byte (bit 0: wrap the rest in a well-formed MBAP header),
+    // then the bytes the device sends.
+    bolero::check!().for_each(|input: &[u8]| {
+        let [area, count, flags, body @ ..] = input else {
+            return;
+        };
+        let echo_tid = &(flags & 1 == 1);
+        let body = &body.to_vec();
+        let req = request(*area, *count);
+        rt.block_on(async {
+            let (client, mut device) = tokio::io::duplex(4096);
+            let mut ctx = tokio_modbus::client::tcp::attach_slave(client, tokio_modbus::Slave(1));
+            let body = body.clone();
+            let echo = *echo_tid;
+            let device_task = async move {
+                let mut head = [0u8; 12];
+                if device.read_exact(&mut head).await.is_err() {
+                    return;
                 }
+                // Half of the inputs are a well-formed MBAP header for this transaction
+                // around a random PDU, to reach the PDU decoder and the length checks.
+                let reply = if echo {
+                    let len = u16::try_from(body.len() + 1).unwrap_or(u16::MAX);
+                    let mut r = vec![head[0], head[1], 0, 0];
+                    r.extend_from_slice(&len.to_be_bytes());
+                    r.push(head[6]);
+                    r.extend_from_slice(&body);
+                    r
+                } else {
+                    body
+                };
+                let _ = device.write_all(&reply).await;
+                // Keep the stream open until the client gave up.
+                let _ = device.read(&mut [0u8; 1]).await;
+            };
+            let client_task = read(&mut ctx, &req, Duration::from_millis(20));
+            let (result, ()) = tokio::join!(client_task, async {
+                let _ = tokio::time::timeout(Duration::from_millis(50), device_task).await;
             });
+            match result {
+                Ok(Reply::Registers(r)) => assert_eq!(r.len(), usize::from(req.count)),
+                Ok(Reply::Bits(b)) => assert!(b.len() >= usize::from(req.count)),
+                Err(_) => {}
+            }
         });
+    });
 }
 
 /// Sends `pdu` (with a header for transaction `tid_delta` after the request's) in answer to

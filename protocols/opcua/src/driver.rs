@@ -15,11 +15,10 @@
 
 use crate::convert::reading;
 use crate::node::NodeRef;
+use crate::publish;
 use crate::security;
-use opcua::client::{
-    Client, ClientBuilder, IdentityToken, MonitoredItemMap, OnSubscriptionNotificationCore,
-    Session, SessionPollResult,
-};
+use opcua::client::services::CreateMonitoredItems;
+use opcua::client::{Client, ClientBuilder, IdentityToken, Session, SessionPollResult, UARequest};
 use opcua::crypto::{CertificateStore, SecurityPolicy, X509};
 use opcua::types::{
     AttributeId, DataChangeNotification, DataValue, EndpointDescription, MessageSecurityMode,
@@ -215,33 +214,25 @@ impl Emitter {
 
 type Shared = Arc<Mutex<Emitter>>;
 
-/// The subscription callback: a whole notification at a time, one lock per notification.
-struct OnData(Shared);
-
-impl OnSubscriptionNotificationCore for OnData {
-    fn on_subscription_notification(
-        &mut self,
-        notification: NotificationMessage,
-        _items: MonitoredItemMap<'_>,
-    ) {
-        let Some(data) = notification.notification_data else {
-            return;
+/// A notification message to samples: a whole message at a time, one lock per message.
+fn deliver(emitter: &Shared, notification: NotificationMessage) {
+    let Some(data) = notification.notification_data else {
+        return;
+    };
+    let now = now_ms();
+    let Ok(mut e) = emitter.lock() else { return };
+    for object in data {
+        let Some(changes) = object.into_inner_as::<DataChangeNotification>() else {
+            continue;
         };
-        let now = now_ms();
-        let Ok(mut e) = self.0.lock() else { return };
-        for object in data {
-            let Some(changes) = object.into_inner_as::<DataChangeNotification>() else {
-                continue;
-            };
-            for item in changes.monitored_items.into_iter().flatten() {
-                // Client handles are tag index + 1 (the library reserves 0).
-                let tag = (item.client_handle as usize).wrapping_sub(1);
-                let (ts, value, quality) = reading(&item.value, now);
-                e.push(tag, ts, value, quality);
-            }
+        for item in changes.monitored_items.into_iter().flatten() {
+            // Client handles are tag index + 1 (0 would be given one by the library).
+            let tag = (item.client_handle as usize).wrapping_sub(1);
+            let (ts, value, quality) = reading(&item.value, now);
+            e.push(tag, ts, value, quality);
         }
-        e.flush();
     }
+    e.flush();
 }
 
 /// What the session's event loop tells the task.
@@ -257,6 +248,8 @@ struct Driver {
     status: StatusTracker,
     /// Nodes already reported missing: told once, not on every reconnect.
     reported: HashSet<usize>,
+    /// Subscriptions of the current session.
+    subscriptions: usize,
 }
 
 fn read_id(node: NodeId) -> ReadValueId {
@@ -462,6 +455,9 @@ impl Driver {
                     Some(Link::Down(c)) => c,
                     _ => StatusCode::BadConnectionClosed,
                 })),
+                s = publish::run(session, self.subscriptions, |m| deliver(&self.emitter, m)) => {
+                    Some(OpcuaError::Service { what: "publish", status: s })
+                }
             },
             Mode::Poll => tokio::select! {
                 _ = shutdown.cancelled() => None,
@@ -477,6 +473,7 @@ impl Driver {
     /// Resolves the nodes and, in subscribe mode, creates the subscriptions. Returns the
     /// resolved nodes with their tag index.
     async fn set_up(&mut self, session: &Session) -> Result<Vec<(usize, NodeId)>, OpcuaError> {
+        self.subscriptions = 0;
         let needs_uris = self
             .machine
             .nodes
@@ -500,24 +497,15 @@ impl Driver {
         Ok(nodes)
     }
 
-    async fn new_subscription(&self, session: &Session) -> Result<u32, OpcuaError> {
-        session
-            .create_subscription(
-                self.machine.interval,
-                // Lifetime and keep-alive counts: the server keeps the subscription ~30
-                // publishing intervals without a client, and says "alive" every 10.
-                30,
-                10,
-                0,
-                0,
-                true,
-                OnData(Arc::clone(&self.emitter)),
-            )
+    async fn new_subscription(&mut self, session: &Session) -> Result<u32, OpcuaError> {
+        let id = publish::create_subscription(session, self.machine.interval)
             .await
-            .map_err(|e| OpcuaError::Service {
+            .map_err(|status| OpcuaError::Service {
                 what: "create subscription",
-                status: e.status(),
-            })
+                status,
+            })?;
+        self.subscriptions += 1;
+        Ok(id)
     }
 
     /// Creates the monitored items in chunks the server takes per call. A server that refuses
@@ -562,11 +550,14 @@ impl Driver {
                     },
                 })
                 .collect();
-            let created = session
-                .create_monitored_items(sub, TimestampsToReturn::Both, requests)
+            let created = CreateMonitoredItems::new(sub, session)
+                .timestamps_to_return(TimestampsToReturn::Both)
+                .items_to_create(requests)
+                .send(session.channel())
                 .await;
             match created {
-                Ok(results) => {
+                Ok(created) => {
+                    let results = created.results;
                     let mut full = Vec::new();
                     for ((tag, id), item) in chunk.into_iter().zip(results) {
                         let status = item.result.status_code;
@@ -721,6 +712,7 @@ pub async fn run(
         emitter,
         status,
         reported: HashSet::new(),
+        subscriptions: 0,
     };
     d.status.report(MachineState::Connecting, None);
     let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(30));

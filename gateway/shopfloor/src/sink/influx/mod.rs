@@ -38,8 +38,8 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
-/// Sealed batches kept while the store is away (with the default 5000 points a batch, about
-/// a million points); the disk spool takes over beyond memory once it exists.
+/// Sealed batches kept in memory while the store is away, without a spool (with the default
+/// 5000 points a batch, about a million points).
 pub const BACKLOG_BATCHES: usize = 200;
 
 /// A sealed, compressed batch.

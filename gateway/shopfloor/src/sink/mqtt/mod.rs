@@ -44,7 +44,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, sleep_until};
 use tracing::{debug, info, warn};
 
-/// Messages held until acknowledged, at most (the disk spool takes over beyond this).
+/// Messages held in memory until acknowledged, at most, when there is no spool.
 pub const OUTBOX_CAPACITY: usize = 200_000;
 /// Messages handed to the client and not yet acknowledged, at most.
 pub const WINDOW: usize = 1000;

@@ -246,6 +246,26 @@ impl Spool {
         })
     }
 
+    /// Logs what an earlier run left for sink `sink`: records to replay, a tail cut off.
+    pub fn report_opened(&self, sink: &str) {
+        let c = self.counts;
+        if c.pending > 0 {
+            tracing::info!(
+                sink,
+                records = c.pending,
+                samples = c.pending_weight,
+                "replaying the spool"
+            );
+        }
+        if c.torn > 0 {
+            tracing::warn!(
+                sink,
+                torn = c.torn,
+                "the spool had a torn or corrupt tail; it was cut off"
+            );
+        }
+    }
+
     /// The counters.
     pub fn counts(&self) -> SpoolCounts {
         self.counts

@@ -194,20 +194,7 @@ impl InfluxSink {
     ) -> InfluxSink {
         let backlog = match spool {
             Some(spool) => {
-                let c = spool.counts();
-                if c.pending > 0 {
-                    info!(
-                        batches = c.pending,
-                        samples = c.pending_weight,
-                        "replaying the spool"
-                    );
-                }
-                if c.torn > 0 {
-                    warn!(
-                        torn = c.torn,
-                        "the spool had a torn or corrupt tail; it was cut off"
-                    );
-                }
+                spool.report_opened("influx");
                 Backlog::Spool {
                     spool: Box::new(spool),
                     reported_drops: 0,

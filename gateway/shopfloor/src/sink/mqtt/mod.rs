@@ -171,17 +171,7 @@ impl MqttSink {
         let machine_seq = vec![0; catalog.len()];
         let spool_dropped = spool.as_ref().map_or(0, |s| s.counts().dropped_weight);
         if let Some(spool) = &spool {
-            let c = spool.counts();
-            if c.pending > 0 {
-                info!(
-                    messages = c.pending,
-                    samples = c.pending_weight,
-                    "MQTT: replaying the spool once the broker is reached"
-                );
-            }
-            if c.torn > 0 {
-                warn!("the MQTT spool had a torn or corrupt tail; it was cut off");
-            }
+            spool.report_opened("mqtt");
         }
         Ok(MqttSink {
             cfg,
@@ -297,8 +287,8 @@ impl MqttSink {
 
     /// A message reached the broker (PUBACK, or written at QoS 0).
     fn delivered(&mut self, m: Message) {
-        SinkStats::add(&self.stats.sent, m.weight);
-        if let (Some(seq), Some(spool)) = (m.spool, &mut self.spool)
+        SinkStats::add(&self.stats.sent, m.draft.weight);
+        if let (Some(seq), Some(spool)) = (m.draft.spool, &mut self.spool)
             && let Err(e) = spool.ack_seq(seq)
         {
             warn!(error = %e, "cannot update the MQTT spool");
@@ -447,7 +437,7 @@ impl MqttSink {
         loop {
             if connected {
                 self.refill(&mut outbox);
-                while let Some(m) = outbox.next_to_send() {
+                while let Some(Message { draft: m, .. }) = outbox.next_to_send() {
                     let sent = client.try_publish(
                         m.topic.to_string(),
                         qos(m.qos),
@@ -460,10 +450,9 @@ impl MqttSink {
                     }
                 }
             }
-            self.stats
-                .backlog
-                .store(self.backlog(&outbox), Ordering::Relaxed);
-            if !input_open && outbox.is_empty() && self.backlog(&outbox) == 0 {
+            let backlog = self.backlog(&outbox);
+            self.stats.backlog.store(backlog, Ordering::Relaxed);
+            if !input_open && outbox.is_empty() && backlog == 0 {
                 break;
             }
             let wait_reconnect = reconnect_at.unwrap_or_else(|| Instant::now() + far);

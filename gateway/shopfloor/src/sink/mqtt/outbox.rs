@@ -21,27 +21,17 @@ use bytes::Bytes;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
-/// One MQTT message.
+/// One MQTT message: a draft with the order the outbox gave it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
     /// Order of queueing.
     pub id: u64,
-    /// Topic.
-    pub topic: Arc<str>,
-    /// Payload.
-    pub payload: Bytes,
-    /// 0 or 1.
-    pub qos: u8,
-    /// Retained.
-    pub retain: bool,
-    /// The samples it carries (0 for a status).
-    pub weight: u64,
-    /// Its record in the disk spool, acknowledged there once the broker has it.
-    pub spool: Option<u64>,
+    /// Everything else.
+    pub draft: Draft,
 }
 
 /// A message to queue: everything but the id the outbox gives it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Draft {
     /// Topic.
     pub topic: Arc<str>,
@@ -95,7 +85,7 @@ impl Outbox {
                 break;
             };
             self.dropped += 1;
-            dropped += old.weight;
+            dropped += old.draft.weight;
         }
         if self.len() >= self.capacity {
             // Everything left is handed or in flight: the newest must give way.
@@ -104,12 +94,7 @@ impl Outbox {
         }
         self.queue.push_back(Message {
             id: self.next_id,
-            topic: d.topic,
-            payload: d.payload,
-            qos: d.qos,
-            retain: d.retain,
-            weight: d.weight,
-            spool: d.spool,
+            draft: d,
         });
         self.next_id += 1;
         dropped
@@ -134,7 +119,7 @@ impl Outbox {
     /// delivered with that and returned.
     pub fn on_sent(&mut self, pkid: u16) -> Option<Message> {
         let m = self.handed.pop_front()?;
-        if m.qos == 0 {
+        if m.draft.qos == 0 {
             self.acked += 1;
             Some(m)
         } else {
@@ -167,7 +152,7 @@ impl Outbox {
 
     /// The samples held, in every state.
     pub fn weight(&self) -> u64 {
-        let w = |m: &Message| m.weight;
+        let w = |m: &Message| m.draft.weight;
         self.queue.iter().map(w).sum::<u64>()
             + self.handed.iter().map(w).sum::<u64>()
             + self.inflight.values().map(w).sum::<u64>()

@@ -289,7 +289,7 @@ async fn machine_layout_sends_one_message_per_cycle() {
     let broker = Mosquitto::start();
     let device = Device::start(memory(), Behaviour::Healthy, 0).await;
     let mut sub = Subscriber::start(broker.port, &format!("{PREFIX}/cnc-1")).await;
-    let _gw = GatewayProcess::start(&config(
+    let mut gw = GatewayProcess::start(&config(
         "machine-layout",
         &broker.url(),
         &device.addr.to_string(),
@@ -311,6 +311,25 @@ async fn machine_layout_sends_one_message_per_cycle() {
         assert_eq!(seq, last_seq + 1, "machine seq continuous");
         last_seq = seq;
     }
+
+    // Killed without a goodbye: the broker publishes the last will, offline and retained.
+    let gw_topic = format!("{PREFIX}/_gateway/machine-layout");
+    let mut watch = Subscriber::start(broker.port, &gw_topic).await;
+    let online = watch
+        .expect(Duration::from_secs(5), "gateway online", |_| true)
+        .await;
+    assert_eq!(online.json(), json!({"state": "online"}));
+    gw.kill();
+    let will = watch
+        .expect(Duration::from_secs(10), "the last will", |_| true)
+        .await;
+    assert_eq!(will.json(), json!({"state": "offline"}), "{}", broker.log());
+    let mut late = Subscriber::start(broker.port, &gw_topic).await;
+    let kept = late
+        .expect(Duration::from_secs(5), "the retained will", |_| true)
+        .await;
+    assert!(kept.retain);
+    assert_eq!(kept.json(), json!({"state": "offline"}));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,20 +13,45 @@
 pub mod parse;
 
 use crate::config::RecordConfig;
-use crate::sink::mqtt::{next_event, poll_owned, tls};
+use crate::sink::mqtt::tls;
 use parse::{Parsed, Reading};
 use rumqttc::{
-    AsyncClient, Event, MqttOptions, Packet, QoS, SubscribeReasonCode, TlsConfiguration, Transport,
+    AsyncClient, ConnectionError, Event, EventLoop, MqttOptions, Packet, QoS, SubscribeReasonCode,
+    TlsConfiguration, Transport,
 };
 use shopfloor_core::backoff::Backoff;
 use shopfloor_core::ring::Producer;
 use shopfloor_core::{MachineId, MachineInfo, Sample, SharedCatalog, TagId, TagInfo};
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
+
+/// One `EventLoop::poll` that owns the event loop and hands it back with the event.
+///
+/// The poll must not be cancelled: dropped while connecting, it abandons a connection the broker
+/// has already accepted and opens another. So the recorder keeps this future alive across
+/// `select!` iterations instead of polling afresh in each.
+type Polling = Pin<Box<dyn Future<Output = (EventLoop, Result<Event, ConnectionError>)> + Send>>;
+
+fn poll_owned(mut eventloop: EventLoop) -> Polling {
+    Box::pin(async move {
+        let event = eventloop.poll().await;
+        (eventloop, event)
+    })
+}
+
+/// The pending poll's outcome; never resolves when there is none.
+async fn next_event(polling: &mut Option<Polling>) -> (EventLoop, Result<Event, ConnectionError>) {
+    match polling {
+        Some(f) => f.await,
+        None => std::future::pending().await,
+    }
+}
 
 /// The recorder could not be set up.
 #[derive(Debug, Error)]

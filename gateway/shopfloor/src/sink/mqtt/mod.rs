@@ -4,11 +4,15 @@
 //! - [`outbox`]: every message until the broker acknowledged it (pure protocol state);
 //! - [`record`]: a message as the disk spool keeps it (pure);
 //! - [`tls`]: rustls setup for `mqtts://`;
-//! - this module: the task that drives rumqttc's event loop, the outbox and the inputs.
+//! - [`wire`]: the MQTT 3.1.1 packets the sink writes and reads (pure);
+//! - [`connection`]: one TCP or TLS connection, CONNECT to CONNACK, whole writes;
+//! - [`link`]: the connection over time (reconnects with backoff, keep-alive, write buffer);
+//! - this module: the task that drives the link, the outbox and the inputs.
 //!
-//! The event loop is polled in this task, so nothing is handed to rumqttc while it is
-//! disconnected, and the outbox alone decides what is sent again after a reconnect. The sink
-//! always asks for a clean session: the outbox, not the broker, remembers what is unacknowledged.
+//! Every loop turn writes what the outbox lets out as one buffer (a poll cycle's messages in
+//! one system call, not one each), and the acknowledgements are read as they come. The sink
+//! always asks for a clean session: the outbox, not the broker, remembers what is
+//! unacknowledged, and nothing is written while disconnected.
 //!
 //! With `[buffer] spool_dir`, every sample message is written to the spool under
 //! `<spool_dir>/mqtt/` first (handed to the operating system at the end of each batch, forced
@@ -17,37 +21,39 @@
 //! a stopped or killed gateway had not delivered goes out after its next start. Statuses stay in
 //! memory: every connection publishes them afresh.
 
+pub mod connection;
 pub mod encode;
+pub mod link;
 pub mod outbox;
 pub mod record;
 pub mod tls;
+pub mod wire;
 
 use crate::config::{Layout, MqttConfig};
 use crate::sink::{Batch, SinkStats};
 use crate::spool::Spool;
 use crate::status::Statuses;
 use bytes::Bytes;
+use connection::Target;
+use link::{Link, LinkEvent};
 use outbox::{Draft, Message, Outbox};
-use rumqttc::{
-    AsyncClient, ConnectReturnCode, ConnectionError, Event, EventLoop, LastWill, MqttOptions,
-    Outgoing, Packet, QoS, TlsConfiguration, Transport,
-};
-use shopfloor_core::backoff::Backoff;
 use shopfloor_core::{Catalog, MachineState, MachineStatus, Sample, time::now_ms};
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 use thiserror::Error;
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, sleep_until};
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
 /// Messages held in memory until acknowledged, at most, when there is no spool.
 pub const OUTBOX_CAPACITY: usize = 200_000;
-/// Messages handed to the client and not yet acknowledged, at most.
+/// Messages written and not yet acknowledged, at most.
 pub const WINDOW: usize = 1000;
+/// A write buffer is sent once it holds this much; the rest of the window follows.
+const WRITE_CHUNK: usize = 256 * 1024;
+/// Limit for connecting and for each write.
+const NETWORK_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The sink could not start.
 #[derive(Debug, Error)]
@@ -64,7 +70,7 @@ pub enum MqttError {
 #[derive(Debug)]
 pub struct MqttSink {
     cfg: MqttConfig,
-    options: MqttOptions,
+    target: Arc<Target>,
     catalog: Arc<Catalog>,
     stats: Arc<SinkStats>,
     /// Topic per machine and tag (layout tag) or per machine (layout machine).
@@ -76,39 +82,6 @@ pub struct MqttSink {
     spool: Option<Box<Spool>>,
     spool_dropped: u64,
     scratch: Vec<u8>,
-}
-
-/// One `EventLoop::poll` that owns the event loop and hands it back with the event.
-///
-/// The poll must not be cancelled: dropped while connecting, it abandons a connection the broker
-/// has already accepted (which then fires the last will) and opens another. So the sink keeps
-/// this future alive across `select!` iterations instead of polling afresh in each.
-pub(crate) type Polling =
-    Pin<Box<dyn Future<Output = (EventLoop, Result<Event, ConnectionError>)> + Send>>;
-
-pub(crate) fn poll_owned(mut eventloop: EventLoop) -> Polling {
-    Box::pin(async move {
-        let event = eventloop.poll().await;
-        (eventloop, event)
-    })
-}
-
-/// The pending poll's outcome; never resolves when there is none.
-pub(crate) async fn next_event(
-    polling: &mut Option<Polling>,
-) -> (EventLoop, Result<Event, ConnectionError>) {
-    match polling {
-        Some(f) => f.await,
-        None => std::future::pending().await,
-    }
-}
-
-fn qos(q: u8) -> QoS {
-    if q == 0 {
-        QoS::AtMostOnce
-    } else {
-        QoS::AtLeastOnce
-    }
 }
 
 impl MqttSink {
@@ -123,31 +96,41 @@ impl MqttSink {
     ) -> Result<MqttSink, MqttError> {
         let prefix = cfg.topic_prefix.clone();
         let client_id = format!("shopfloor-{gateway}");
-        let mut options = MqttOptions::new(client_id, cfg.url.host.clone(), cfg.url.port);
-        options
-            .set_clean_session(true)
-            .set_keep_alive(Duration::from_secs(15))
-            .set_inflight(WINDOW as u16)
-            .set_request_channel_capacity(WINDOW + 16)
-            .set_max_packet_size(1 << 20, 1 << 20);
         let gateway_topic: Arc<str> = encode::gateway_topic(&prefix, gateway).into();
-        options.set_last_will(LastWill::new(
-            gateway_topic.to_string(),
-            encode::gateway_payload(false),
-            QoS::AtLeastOnce,
-            true,
-        ));
-        if let Some(user) = &cfg.username {
-            let password = match &cfg.password_env {
-                Some(env) => env.resolve()?,
-                None => String::new(),
-            };
-            options.set_credentials(user.clone(), password);
-        }
-        if cfg.url.scheme == "mqtts" {
-            let tls = tls::client_config(&cfg)?;
-            options.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(tls)));
-        }
+        let password = match (&cfg.username, &cfg.password_env) {
+            (Some(_), Some(env)) => Some(env.resolve()?),
+            (Some(_), None) => Some(String::new()),
+            (None, _) => None,
+        };
+        let offline = encode::gateway_payload(false);
+        let mut connect = Vec::new();
+        wire::connect(
+            &mut connect,
+            &wire::Connect {
+                client_id: &client_id,
+                keep_alive: link::KEEP_ALIVE.as_secs() as u16,
+                clean_session: true,
+                will: Some(wire::Will {
+                    topic: &gateway_topic,
+                    payload: &offline,
+                    qos: 1,
+                    retain: true,
+                }),
+                username: cfg.username.as_deref(),
+                password: password.as_deref().map(str::as_bytes),
+            },
+        );
+        let tls = match cfg.url.scheme.as_str() {
+            "mqtts" => Some(tls::client_config(&cfg)?),
+            _ => None,
+        };
+        let target = Arc::new(Target {
+            host: cfg.url.host.clone(),
+            port: cfg.url.port,
+            tls,
+            connect,
+            timeout: NETWORK_TIMEOUT,
+        });
         let mut topics = Vec::new();
         let mut status_topics = Vec::new();
         let mut units = Vec::new();
@@ -175,7 +158,7 @@ impl MqttSink {
         }
         Ok(MqttSink {
             cfg,
-            options,
+            target,
             catalog,
             stats,
             topics,
@@ -295,14 +278,37 @@ impl MqttSink {
         }
     }
 
-    /// A publish written or acknowledged: the outbox pairs it with its message.
-    fn on_event(&mut self, outbox: &mut Outbox, event: Event) {
-        let done = match event {
-            Event::Outgoing(Outgoing::Publish(pkid)) => outbox.on_sent(pkid),
-            Event::Incoming(Packet::PubAck(ack)) => outbox.on_ack(ack.pkid),
-            _ => None,
-        };
-        if let Some(m) = done {
+    /// Writes what the outbox lets out, in buffers of up to `WRITE_CHUNK`.
+    async fn write_outbox(&mut self, link: &mut Link, outbox: &mut Outbox) {
+        loop {
+            let out = link.out();
+            let mut more = false;
+            while let Some((pkid, m)) = outbox.next_to_send() {
+                let d = &m.draft;
+                wire::publish(out, &d.topic, &d.payload, d.qos, d.retain, pkid);
+                if out.len() >= WRITE_CHUNK {
+                    more = true;
+                    break;
+                }
+            }
+            if !link.flush().await {
+                // Lost: the outbox puts everything back on the next connection.
+                return;
+            }
+            for m in outbox.on_written() {
+                self.delivered(m);
+            }
+            if !more {
+                return;
+            }
+        }
+    }
+
+    /// A packet from the broker: a PUBACK delivers its message.
+    fn on_packet(&mut self, outbox: &mut Outbox, packet: wire::Incoming) {
+        if let wire::Incoming::PubAck(pkid) = packet
+            && let Some(m) = outbox.on_ack(pkid)
+        {
             self.delivered(m);
         }
     }
@@ -405,9 +411,11 @@ impl MqttSink {
         flush_for: Duration,
         fsync: Duration,
     ) {
-        let (client, eventloop) = AsyncClient::new(self.options.clone(), WINDOW + 16);
-        let mut polling = Some(poll_owned(eventloop));
-        let mut idle: Option<EventLoop> = None;
+        let mut link = Link::new(
+            Arc::clone(&self.target),
+            self.cfg.url.to_string(),
+            Arc::clone(&self.stats),
+        );
         // With a spool the outbox holds a window read from it plus statuses: never full.
         let capacity = if self.spool.is_some() {
             usize::MAX
@@ -425,100 +433,43 @@ impl MqttSink {
                 ..s.clone()
             })
             .collect();
-        let mut connected = false;
         let mut input_open = true;
         let mut status_open = true;
-        let mut reconnect_at: Option<Instant> = None;
-        let mut last_error: Option<String> = None;
         let mut flush_deadline: Option<Instant> = None;
-        let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(10));
         let far = Duration::from_secs(86_400 * 365);
-        let url = self.cfg.url.to_string();
         loop {
-            if connected {
+            if link.is_up() {
                 self.refill(&mut outbox);
-                while let Some(Message { draft: m, .. }) = outbox.next_to_send() {
-                    let sent = client.try_publish(
-                        m.topic.to_string(),
-                        qos(m.qos),
-                        m.retain,
-                        m.payload.to_vec(),
-                    );
-                    if sent.is_err() {
-                        // Only when the event loop is gone; the reconnect path resends.
-                        break;
-                    }
-                }
+                self.write_outbox(&mut link, &mut outbox).await;
             }
             let backlog = self.backlog(&outbox);
             self.stats.backlog.store(backlog, Ordering::Relaxed);
             if !input_open && outbox.is_empty() && backlog == 0 {
                 break;
             }
-            let wait_reconnect = reconnect_at.unwrap_or_else(|| Instant::now() + far);
             let deadline = flush_deadline.unwrap_or_else(|| Instant::now() + far);
             tokio::select! {
-                (mut el, ev) = next_event(&mut polling), if polling.is_some() => {
-                    polling = None;
-                    let failed = ev.is_err();
-                    match ev {
-
-                        Ok(Event::Incoming(Packet::ConnAck(ack))) => {
-                            if ack.code == ConnectReturnCode::Success {
-                                info!(broker = %url, "MQTT connected");
-                                last_error = None;
-                                connected = true;
-                                backoff.reset();
-                                outbox.on_reconnect();
-                                let gw = Arc::clone(&self.gateway_topic);
-                                self.enqueue(&mut outbox, &gw, encode::gateway_payload(true), true);
-                                // A new connection republishes every known state.
-                                for p in published.iter_mut() {
-                                    p.state = MachineState::Connecting;
-                                }
-                                let now = status.borrow().clone();
-                                self.enqueue_statuses(&mut outbox, &now, &mut published);
-                            } else {
-                                warn!(broker = %url, code = ?ack.code, "MQTT broker refused the connection");
-                            }
+                event = link.next() => match event {
+                    LinkEvent::Connected => {
+                        outbox.on_reconnect();
+                        let gw = Arc::clone(&self.gateway_topic);
+                        self.enqueue(&mut outbox, &gw, encode::gateway_payload(true), true);
+                        // A new connection republishes every known state.
+                        for p in published.iter_mut() {
+                            p.state = MachineState::Connecting;
                         }
-                        Ok(event) => self.on_event(&mut outbox, event),
-                        Err(e) => {
-                            // Events rumqttc buffered before the failure (a PUBACK read, a
-                            // publish written, then a failed flush) belong to this connection:
-                            // handled now, or they would be taken for the next one's.
-                            for stale in std::mem::take(&mut el.state.events) {
-                                self.on_event(&mut outbox, stale);
-                            }
-                            let reason = match &e {
-                                ConnectionError::ConnectionRefused(code) => format!(
-                                    "broker refused the connection ({code:?}): check username, \
-                                     password_env and the certificates"
-                                ),
-                                other => other.to_string(),
-                            };
-                            // A new reason is worth a warning; the same one again is not.
-                            if connected || last_error.as_deref() != Some(reason.as_str()) {
-                                warn!(broker = %url, error = %reason, "MQTT not connected; retrying");
-                            } else {
-                                debug!(broker = %url, error = %reason, "MQTT connect failed again");
-                            }
-                            last_error = Some(reason);
-                            SinkStats::add(&self.stats.errors, 1);
-                            connected = false;
-                            reconnect_at = Some(Instant::now() + backoff.next_delay());
+                        let now = status.borrow().clone();
+                        self.enqueue_statuses(&mut outbox, &now, &mut published);
+                    }
+                    LinkEvent::Packet(packet) => {
+                        self.on_packet(&mut outbox, packet);
+                        // The rest of the same read, without a turn of the loop each.
+                        while let Some(packet) = link.buffered() {
+                            self.on_packet(&mut outbox, packet);
                         }
                     }
-                    if failed {
-                        idle = Some(el);
-                    } else {
-                        polling = Some(poll_owned(el));
-                    }
-                }
-                _ = sleep_until(wait_reconnect), if reconnect_at.is_some() => {
-                    reconnect_at = None;
-                    polling = idle.take().map(poll_owned);
-                }
+                    LinkEvent::Lost | LinkEvent::PingDue => {}
+                },
                 batch = input.recv(), if input_open => match batch {
                     Some(batch) => self.enqueue_batch(&mut outbox, &batch),
                     None => {
@@ -551,58 +502,58 @@ impl MqttSink {
             }
         }
         self.sync_spool();
-        if connected && let Some(polling) = polling {
-            self.say_goodbye(&client, polling).await;
+        if link.is_up() {
+            self.say_goodbye(link).await;
         }
     }
 
-    /// Publishes the gateway and its machines offline (retained) and disconnects cleanly.
-    async fn say_goodbye(&self, client: &AsyncClient, mut polling: Polling) {
+    /// Publishes the gateway and its machines offline (retained), waits up to a second for
+    /// the acknowledgements, then disconnects cleanly (so the broker does not fire the will).
+    async fn say_goodbye(&self, mut link: Link) {
         let stopped = MachineStatus {
             state: MachineState::Offline,
             since_ms: now_ms(),
             error: Some("gateway stopped".into()),
         };
-        let mut expected = 0;
+        // A fresh outbox: whatever is still in flight stays unacknowledged (and spooled).
+        let mut goodbye = Outbox::new(usize::MAX, WINDOW);
+        let mut draft = |topic: &Arc<str>, payload: Vec<u8>| {
+            goodbye.push(Draft {
+                topic: Arc::clone(topic),
+                payload: Bytes::from(payload),
+                qos: 1,
+                retain: true,
+                weight: 0,
+                spool: None,
+            });
+        };
         for (i, topic) in self.status_topics.iter().enumerate() {
-            let payload = encode::status_payload(&stopped, self.kind(i));
-            if client
-                .try_publish(topic.to_string(), QoS::AtLeastOnce, true, payload)
-                .is_ok()
-            {
-                expected += 1;
-            }
+            draft(topic, encode::status_payload(&stopped, self.kind(i)));
         }
-        let offline = encode::gateway_payload(false);
-        if client
-            .try_publish(
-                self.gateway_topic.to_string(),
-                QoS::AtLeastOnce,
-                true,
-                offline,
-            )
-            .is_ok()
-        {
-            expected += 1;
-        }
+        draft(&self.gateway_topic, encode::gateway_payload(false));
         let deadline = Instant::now() + Duration::from_secs(1);
-        let mut acked = 0;
-        let mut disconnecting = false;
-        loop {
-            if acked >= expected && !disconnecting {
-                // DISCONNECT only after the acks, so the broker does not fire the last will.
-                let _ = client.try_disconnect();
-                disconnecting = true;
+        while !goodbye.is_empty() {
+            let out = link.out();
+            while let Some((pkid, m)) = goodbye.next_to_send() {
+                let d = &m.draft;
+                wire::publish(out, &d.topic, &d.payload, d.qos, d.retain, pkid);
             }
-            let Ok((el, ev)) = tokio::time::timeout_at(deadline, polling).await else {
+            if !link.flush().await {
                 return;
-            };
-            match ev {
-                Ok(Event::Incoming(Packet::PubAck(_))) => acked += 1,
-                Ok(Event::Outgoing(Outgoing::Disconnect)) | Err(_) => return,
-                Ok(_) => {}
             }
-            polling = poll_owned(el);
+            match tokio::time::timeout_at(deadline, link.next()).await {
+                Ok(LinkEvent::Packet(wire::Incoming::PubAck(pkid))) => {
+                    goodbye.on_ack(pkid);
+                    while let Some(p) = link.buffered() {
+                        if let wire::Incoming::PubAck(pkid) = p {
+                            goodbye.on_ack(pkid);
+                        }
+                    }
+                }
+                Ok(LinkEvent::Packet(_) | LinkEvent::PingDue) => {}
+                Ok(LinkEvent::Lost | LinkEvent::Connected) | Err(_) => return,
+            }
         }
+        link.close().await;
     }
 }

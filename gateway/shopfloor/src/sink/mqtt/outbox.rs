@@ -1,23 +1,21 @@
 //! The outbox of the MQTT sink: every message from the moment it is queued until the broker
 //! acknowledged it. Protocol state only, no I/O (as rumqtt keeps its `state.rs`).
 //!
-//! rumqttc reports, in the order it sends them, `Outgoing::Publish(pkid)` for every publish it
-//! writes, then `PubAck(pkid)` when the broker takes a QoS 1 message. The outbox pairs the two
-//! to know which of its messages a packet id stands for.
-//!
 //! # Invariants
-//! 1. A message is in exactly one of: `queue` (not yet handed to rumqttc), `handed` (handed,
-//!    packet id not yet known), `inflight` (sent at QoS 1, waiting for PUBACK).
-//! 2. Messages are handed in `id` order, and `handed` is in `id` order, so the n-th
-//!    `Outgoing::Publish` event belongs to the n-th message of `handed`.
+//! 1. A message is in exactly one of: `queue` (not yet written), `written` (a QoS 0 message in
+//!    the write buffer), `inflight` (a QoS 1 message written, waiting for its PUBACK).
+//! 2. Messages are taken for writing in `id` order; a QoS 1 message gets a packet id no other
+//!    in-flight message has.
 //! 3. A QoS 1 message leaves the outbox only on its PUBACK; a QoS 0 message once written.
-//! 4. On a new connection (the sink always asks for a clean session, so rumqttc forgets what it
-//!    held) every handed and in-flight message goes back to the front of `queue`, in `id`
-//!    order: nothing unacknowledged is forgotten; duplicates come only from the in-flight window.
+//! 4. On a new connection (the sink always asks for a clean session, so the broker forgets
+//!    what it held) every written and in-flight message goes back to the front of `queue`, in
+//!    `id` order: nothing unacknowledged is forgotten; duplicates come only from the in-flight
+//!    window.
 //! 5. `len()` never exceeds `capacity`: when full, the oldest queued messages are dropped and
 //!    counted.
 
 use bytes::Bytes;
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
@@ -51,9 +49,10 @@ pub struct Draft {
 #[derive(Debug)]
 pub struct Outbox {
     queue: VecDeque<Message>,
-    handed: VecDeque<Message>,
+    written: VecDeque<Message>,
     inflight: HashMap<u16, Message>,
     next_id: u64,
+    last_pkid: u16,
     capacity: usize,
     window: usize,
     dropped: u64,
@@ -61,16 +60,18 @@ pub struct Outbox {
 }
 
 impl Outbox {
-    /// An outbox holding at most `capacity` messages, with at most `window` handed to the
-    /// client at once.
+    /// An outbox holding at most `capacity` messages, with at most `window` written and not
+    /// yet acknowledged.
     pub fn new(capacity: usize, window: usize) -> Outbox {
         Outbox {
             queue: VecDeque::new(),
-            handed: VecDeque::new(),
+            written: VecDeque::new(),
             inflight: HashMap::new(),
             next_id: 0,
+            last_pkid: 0,
             capacity: capacity.max(1),
-            window: window.max(1),
+            // Fewer than the 65,535 packet ids, so a free one always exists.
+            window: window.clamp(1, usize::from(u16::MAX) - 1),
             dropped: 0,
             acked: 0,
         }
@@ -88,7 +89,7 @@ impl Outbox {
             dropped += old.draft.weight;
         }
         if self.len() >= self.capacity {
-            // Everything left is handed or in flight: the newest must give way.
+            // Everything left is written or in flight: the newest must give way.
             self.dropped += 1;
             return dropped + d.weight;
         }
@@ -100,32 +101,46 @@ impl Outbox {
         dropped
     }
 
-    /// Messages not yet handed to the client.
+    /// Messages not yet written.
     pub fn queued(&self) -> usize {
         self.queue.len()
     }
 
-    /// The next message to hand to the client, if the window allows; it moves to `handed`.
-    pub fn next_to_send(&mut self) -> Option<&Message> {
-        if self.handed.len() + self.inflight.len() >= self.window {
+    /// The next message to write and its packet id (0 at QoS 0), if the window allows; it
+    /// moves to `inflight` (QoS 1) or `written` (QoS 0).
+    pub fn next_to_send(&mut self) -> Option<(u16, &Message)> {
+        if self.written.len() + self.inflight.len() >= self.window {
             return None;
         }
         let m = self.queue.pop_front()?;
-        self.handed.push_back(m);
-        self.handed.back()
+        if m.draft.qos == 0 {
+            self.written.push_back(m);
+            return self.written.back().map(|m| (0, m));
+        }
+        let pkid = self.free_pkid();
+        match self.inflight.entry(pkid) {
+            Entry::Vacant(slot) => Some((pkid, &*slot.insert(m))),
+            Entry::Occupied(_) => {
+                // free_pkid never returns a taken id; put the message back rather than lose it.
+                self.queue.push_front(m);
+                None
+            }
+        }
     }
 
-    /// The client wrote a publish with packet id `pkid` (0 for QoS 0); a QoS 0 message is
-    /// delivered with that and returned.
-    pub fn on_sent(&mut self, pkid: u16) -> Option<Message> {
-        let m = self.handed.pop_front()?;
-        if m.draft.qos == 0 {
-            self.acked += 1;
-            Some(m)
-        } else {
-            self.inflight.insert(pkid, m);
-            None
+    fn free_pkid(&mut self) -> u16 {
+        loop {
+            self.last_pkid = self.last_pkid.checked_add(1).unwrap_or(1);
+            if !self.inflight.contains_key(&self.last_pkid) {
+                return self.last_pkid;
+            }
         }
+    }
+
+    /// The write buffer went out: the QoS 0 messages in it are delivered and returned.
+    pub fn on_written(&mut self) -> std::collections::vec_deque::Drain<'_, Message> {
+        self.acked += self.written.len() as u64;
+        self.written.drain(..)
     }
 
     /// The broker acknowledged packet `pkid`: the message it was, if one was waiting for it.
@@ -138,7 +153,7 @@ impl Outbox {
     /// A new connection: everything unacknowledged goes back to the queue, in order.
     pub fn on_reconnect(&mut self) {
         let mut back: Vec<Message> = self.inflight.drain().map(|(_, m)| m).collect();
-        back.extend(self.handed.drain(..));
+        back.extend(self.written.drain(..));
         back.sort_by_key(|m| m.id);
         for m in back.into_iter().rev() {
             self.queue.push_front(m);
@@ -147,14 +162,14 @@ impl Outbox {
 
     /// Messages held, in every state.
     pub fn len(&self) -> usize {
-        self.queue.len() + self.handed.len() + self.inflight.len()
+        self.queue.len() + self.written.len() + self.inflight.len()
     }
 
     /// The samples held, in every state.
     pub fn weight(&self) -> u64 {
         let w = |m: &Message| m.draft.weight;
         self.queue.iter().map(w).sum::<u64>()
-            + self.handed.iter().map(w).sum::<u64>()
+            + self.written.iter().map(w).sum::<u64>()
             + self.inflight.values().map(w).sum::<u64>()
     }
 
@@ -177,6 +192,7 @@ impl Outbox {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     fn push(o: &mut Outbox, n: u64, qos: u8) {
         for i in 0..n {
@@ -191,67 +207,163 @@ mod tests {
         }
     }
 
-    fn send_all(o: &mut Outbox) -> Vec<u64> {
-        let mut ids = Vec::new();
-        while let Some(m) = o.next_to_send() {
-            ids.push(m.id);
+    /// Writes what the window allows: (packet id, message id) in order.
+    fn send_all(o: &mut Outbox) -> Vec<(u16, u64)> {
+        let mut sent = Vec::new();
+        while let Some((pkid, m)) = o.next_to_send() {
+            sent.push((pkid, m.id));
         }
-        ids
+        sent
+    }
+
+    fn ids(sent: &[(u16, u64)]) -> Vec<u64> {
+        sent.iter().map(|s| s.1).collect()
     }
 
     #[test]
     fn acked_messages_leave_and_others_are_resent_in_order() {
         let mut o = Outbox::new(100, 10);
         push(&mut o, 5, 1);
-        assert_eq!(send_all(&mut o), vec![0, 1, 2, 3, 4]);
-        for pkid in 1..=4 {
-            o.on_sent(pkid); // ids 0..=3 written as pkids 1..=4; id 4 still handed
-        }
+        let sent = send_all(&mut o);
+        assert_eq!(sent, vec![(1, 0), (2, 1), (3, 2), (4, 3), (5, 4)]);
         assert_eq!(o.on_ack(2).map(|m| m.id), Some(1));
         assert!(o.on_ack(2).is_none());
         assert_eq!(o.len(), 4);
         o.on_reconnect();
-        assert_eq!(send_all(&mut o), vec![0, 2, 3, 4]);
+        assert_eq!(ids(&send_all(&mut o)), vec![0, 2, 3, 4]);
         assert_eq!(o.acked(), 1);
     }
 
     #[test]
-    fn the_window_limits_what_is_handed() {
+    fn the_window_limits_what_is_written() {
         let mut o = Outbox::new(100, 3);
         push(&mut o, 5, 1);
-        assert_eq!(send_all(&mut o), vec![0, 1, 2]);
-        o.on_sent(1);
+        assert_eq!(ids(&send_all(&mut o)), vec![0, 1, 2]);
         o.on_ack(1);
-        assert_eq!(send_all(&mut o), vec![3]);
+        assert_eq!(send_all(&mut o), vec![(4, 3)]);
     }
 
     #[test]
-    fn qos0_leaves_once_written() {
+    fn qos0_leaves_once_written_and_comes_back_if_the_write_failed() {
         let mut o = Outbox::new(100, 10);
         push(&mut o, 2, 0);
+        assert_eq!(send_all(&mut o), vec![(0, 0), (0, 1)]);
+        o.on_reconnect();
+        assert_eq!(o.len(), 2);
         send_all(&mut o);
-        o.on_sent(0);
-        o.on_sent(0);
+        assert_eq!(o.on_written().count(), 2);
         assert!(o.is_empty());
         assert_eq!(o.acked(), 2);
+    }
+
+    #[test]
+    fn packet_ids_wrap_past_those_still_in_flight() {
+        let mut o = Outbox::new(usize::MAX, 4);
+        push(&mut o, 1, 1);
+        assert_eq!(send_all(&mut o), vec![(1, 0)]); // id 0 stays in flight as pkid 1
+        for i in 1..=u64::from(u16::MAX) {
+            push(&mut o, 1, 1);
+            let sent = send_all(&mut o);
+            assert_eq!(sent.len(), 1);
+            assert_ne!(sent[0].0, 0);
+            assert_ne!(
+                sent[0].0, 1,
+                "message {i} took the packet id still in flight"
+            );
+            assert!(o.on_ack(sent[0].0).is_some());
+        }
+        assert_eq!(o.on_ack(1).map(|m| m.id), Some(0));
     }
 
     #[test]
     fn a_full_outbox_drops_the_oldest_queued_and_counts() {
         let mut o = Outbox::new(3, 1);
         push(&mut o, 1, 1);
-        send_all(&mut o); // id 0 handed
+        send_all(&mut o); // id 0 in flight as pkid 1
         push(&mut o, 4, 1); // ids 1..=4, room for 2 queued
         assert_eq!(o.len(), 3);
         assert_eq!(o.dropped(), 2);
-        o.on_sent(9);
-        o.on_ack(9);
+        o.on_ack(1);
         let mut left = Vec::new();
-        while let Some(m) = o.next_to_send() {
+        while let Some((pkid, m)) = o.next_to_send() {
             left.push(m.id);
-            o.on_sent(10);
-            o.on_ack(10);
+            o.on_ack(pkid);
         }
         assert_eq!(left, vec![3, 4]);
+    }
+
+    #[derive(Debug, Clone)]
+    enum Step {
+        Push(u8),
+        Send,
+        Ack(usize),
+        Written,
+        Reconnect,
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            (0u8..2).prop_map(Step::Push),
+            Just(Step::Send),
+            any::<usize>().prop_map(Step::Ack),
+            Just(Step::Written),
+            Just(Step::Reconnect),
+        ]
+    }
+
+    proptest! {
+        /// Against a model: every message is delivered exactly once unless dropped, the
+        /// window holds, and nothing is lost across reconnects.
+        #[test]
+        fn every_message_is_delivered_or_counted(
+            steps in proptest::collection::vec(step(), 1..300),
+            capacity in 1usize..40,
+            window in 1usize..8,
+        ) {
+            let mut o = Outbox::new(capacity, window);
+            let mut delivered = Vec::new();
+            let mut inflight: Vec<u16> = Vec::new();
+            let mut pushed = 0u64;
+            for s in steps {
+                match s {
+                    Step::Push(q) => { o.push(Draft {
+                        topic: Arc::from("t"), payload: Bytes::new(), qos: q,
+                        retain: false, weight: 1, spool: None,
+                    }); pushed += 1; }
+                    Step::Send => for (pkid, _) in send_all(&mut o) {
+                        if pkid != 0 {
+                            prop_assert!(!inflight.contains(&pkid));
+                            inflight.push(pkid);
+                        }
+                    },
+                    Step::Ack(i) if !inflight.is_empty() => {
+                        let pkid = inflight.swap_remove(i % inflight.len());
+                        let m = o.on_ack(pkid);
+                        prop_assert!(m.is_some());
+                        delivered.extend(m.map(|m| m.id));
+                    }
+                    Step::Ack(_) => {}
+                    Step::Written => delivered.extend(o.on_written().map(|m| m.id)),
+                    Step::Reconnect => { o.on_reconnect(); inflight.clear(); }
+                }
+                prop_assert!(o.len() <= capacity);
+                prop_assert!(inflight.len() <= window);
+            }
+            o.on_reconnect();
+            loop {
+                let sent = send_all(&mut o);
+                if sent.is_empty() { break; }
+                for (pkid, _) in sent {
+                    if pkid != 0 { delivered.extend(o.on_ack(pkid).map(|m| m.id)); }
+                }
+                delivered.extend(o.on_written().map(|m| m.id));
+            }
+            let mut unique = delivered.clone();
+            unique.sort_unstable();
+            unique.dedup();
+            prop_assert_eq!(unique.len(), delivered.len(), "delivered twice");
+            prop_assert_eq!(delivered.len() as u64 + o.dropped(), pushed);
+            prop_assert_eq!(o.acked(), delivered.len() as u64);
+        }
     }
 }

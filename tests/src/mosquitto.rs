@@ -44,6 +44,21 @@ impl Mosquitto {
         m
     }
 
+    /// A broker tuned for latency: `set_tcp_nodelay true`, so that small messages to its
+    /// subscribers are not held back by Nagle's algorithm (up to 40 ms with delayed ACKs).
+    pub fn start_low_latency() -> Mosquitto {
+        let dir = tempfile::tempdir().unwrap();
+        let mut m = Mosquitto {
+            port: crate::free_port(),
+            tls_port: None,
+            child: None,
+            dir,
+            extra: "set_tcp_nodelay true\n".into(),
+        };
+        m.spawn();
+        m
+    }
+
     /// A broker with an anonymous plain listener on `port` and a TLS listener on `tls_port`
     /// that requires a client certificate signed by `pki`'s CA and the password `password` for
     /// user `user`.

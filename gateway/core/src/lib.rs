@@ -10,10 +10,12 @@
 //! - [`status`]: the connection state a driver reports for its machine, and the tracker that
 //!   passes on (and logs) only its changes.
 //! - [`backoff`]: exponential backoff with jitter for every reconnect loop.
+//! - [`phase`]: each machine's place in its poll interval, spread across the hall.
 //! - [`time`]: wall-clock milliseconds, the one timestamp unit of the model.
 
 pub mod backoff;
 pub mod catalog;
+pub mod phase;
 pub mod ring;
 pub mod sample;
 pub mod status;

@@ -15,6 +15,7 @@ use crate::decode::{decode_bit, decode_registers};
 use crate::plan::{PlanLimits, ReadRequest, plan};
 use crate::register::{Area, TagSpec};
 use shopfloor_core::backoff::Backoff;
+use shopfloor_core::phase;
 use shopfloor_core::ring::Producer;
 use shopfloor_core::{
     MachineId, MachineState, Quality, Sample, StatusReporter, StatusTracker, TagId, Text, Value,
@@ -394,7 +395,11 @@ pub async fn run(
             Err(e) => e,
             Ok(mut ctx) => {
                 debug!(machine = %p.machine.name, "connected");
-                let mut ticker = tokio::time::interval(p.machine.poll_interval);
+                // Machines with the same interval poll at spread-out moments, not in one burst.
+                let every = p.machine.poll_interval;
+                let first =
+                    tokio::time::Instant::now() + phase::offset(p.machine.id.index(), every);
+                let mut ticker = tokio::time::interval_at(first, every);
                 ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
                 loop {
                     tokio::select! {

@@ -27,6 +27,7 @@ use opcua::types::{
     Variant,
 };
 use shopfloor_core::backoff::Backoff;
+use shopfloor_core::phase;
 use shopfloor_core::ring::Producer;
 use shopfloor_core::time::now_ms;
 use shopfloor_core::{
@@ -615,7 +616,10 @@ impl Driver {
         )
         .await;
         let ids: Vec<ReadValueId> = nodes.iter().map(|(_, id)| read_id(id.clone())).collect();
-        let mut ticker = tokio::time::interval(self.machine.interval);
+        // Machines with the same interval poll at spread-out moments, not in one burst.
+        let every = self.machine.interval;
+        let first = tokio::time::Instant::now() + phase::offset(self.machine.id.index(), every);
+        let mut ticker = tokio::time::interval_at(first, every);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
         loop {
             ticker.tick().await;

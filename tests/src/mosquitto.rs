@@ -47,13 +47,18 @@ impl Mosquitto {
     /// A broker tuned for latency: `set_tcp_nodelay true`, so that small messages to its
     /// subscribers are not held back by Nagle's algorithm (up to 40 ms with delayed ACKs).
     pub fn start_low_latency() -> Mosquitto {
+        Self::start_with("set_tcp_nodelay true\n")
+    }
+
+    /// A broker with `extra` lines added to its configuration (later lines win).
+    pub fn start_with(extra: &str) -> Mosquitto {
         let dir = tempfile::tempdir().unwrap();
         let mut m = Mosquitto {
             port: crate::free_port(),
             tls_port: None,
             child: None,
             dir,
-            extra: "set_tcp_nodelay true\n".into(),
+            extra: extra.into(),
         };
         m.spawn();
         m

@@ -15,6 +15,7 @@ pub struct Victoria {
     pub addr: SocketAddr,
     child: Option<Child>,
     dir: tempfile::TempDir,
+    dedup: bool,
 }
 
 /// One exported series: its labels, and its points as (timestamp ms, value).
@@ -39,11 +40,22 @@ fn binary() -> PathBuf {
 impl Victoria {
     /// Starts a store on a free port and waits until it answers.
     pub fn start() -> Victoria {
+        Self::start_with(false)
+    }
+
+    /// A store that keeps one point per series and millisecond: a batch written twice (sent
+    /// again after an answer was lost) is counted once.
+    pub fn start_deduplicating() -> Victoria {
+        Self::start_with(true)
+    }
+
+    fn start_with(dedup: bool) -> Victoria {
         let port = crate::free_port();
         let mut v = Victoria {
             addr: format!("127.0.0.1:{port}").parse().unwrap(),
             child: None,
             dir: tempfile::tempdir().unwrap(),
+            dedup,
         };
         v.spawn();
         v
@@ -60,7 +72,11 @@ impl Victoria {
             .append(true)
             .open(self.dir.path().join("victoria.log"))
             .unwrap();
-        let child = Command::new(binary())
+        let mut cmd = Command::new(binary());
+        if self.dedup {
+            cmd.arg("-dedup.minScrapeInterval=1ms");
+        }
+        let child = cmd
             .arg(format!(
                 "-storageDataPath={}",
                 self.dir.path().join("data").display()
@@ -152,19 +168,29 @@ impl Victoria {
 }
 
 impl Victoria {
+    /// The value of an instant query that returns one series (NaN when it returns none).
+    pub fn query_value(&self, expr: &str) -> f64 {
+        let _ = get(self.addr, "/internal/force_flush", None);
+        let reply = get(
+            self.addr,
+            &format!("/api/v1/query?query={}", encode(expr)),
+            None,
+        );
+        assert_eq!(reply.status, 200, "{expr}: {}", reply.body);
+        reply.json()["data"]["result"][0]["value"][1]
+            .as_str()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(f64::NAN)
+    }
+
     /// The number of series a PromQL/MetricsQL instant query returns.
     pub fn query_series(&self, expr: &str) -> usize {
         let _ = get(self.addr, "/internal/force_flush", None);
-        let q: String = expr
-            .bytes()
-            .map(|b| match b {
-                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' | b'.' | b'-' => {
-                    (b as char).to_string()
-                }
-                _ => format!("%{b:02X}"),
-            })
-            .collect();
-        let reply = get(self.addr, &format!("/api/v1/query?query={q}"), None);
+        let reply = get(
+            self.addr,
+            &format!("/api/v1/query?query={}", encode(expr)),
+            None,
+        );
         assert_eq!(reply.status, 200, "{expr}: {}", reply.body);
         reply.json()["data"]["result"]
             .as_array()
@@ -176,4 +202,14 @@ impl Drop for Victoria {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// `expr` percent-encoded for a query string.
+fn encode(expr: &str) -> String {
+    expr.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' | b'.' | b'-' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }

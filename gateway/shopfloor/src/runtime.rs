@@ -32,8 +32,9 @@ use tracing::{info, warn};
 pub const SHUTDOWN_BUDGET: Duration = Duration::from_secs(5);
 /// Batches queued per sink before the dispatcher drops for that sink.
 const SINK_QUEUE: usize = 256;
-/// Points of history per tag at most, whatever the poll rate (10 min at 20 Hz).
-const LIVE_POINTS: usize = 12_000;
+/// Points of history per tag at most, whatever the poll rate: the window in this many steps
+/// (one reading a second for the default 10 minutes).
+const LIVE_POINTS: usize = 600;
 
 /// The gateway could not start.
 #[derive(Debug, Error)]

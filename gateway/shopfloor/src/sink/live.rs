@@ -38,17 +38,23 @@ pub struct TagLive {
 pub struct LiveStore {
     window_ms: i64,
     max_points: usize,
+    /// A reading enters the history only this long after the one before it (or when its
+    /// quality differs): history holds a fixed resolution however fast the machine is polled.
+    spacing_ms: i64,
     machines: Vec<Vec<TagLive>>,
     last_seen: Vec<Option<i64>>,
 }
 
 impl LiveStore {
-    /// An empty store for `catalog`, keeping `window` of history (and at most `max_points`
-    /// points per tag, whatever the poll rate).
+    /// An empty store for `catalog`, keeping `window` of history at a resolution of
+    /// `window / max_points`: at most `max_points` points per tag, whatever the poll rate.
     pub fn new(catalog: &Catalog, window: Duration, max_points: usize) -> LiveStore {
+        let window_ms = i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
+        let max_points = max_points.max(1);
         LiveStore {
-            window_ms: i64::try_from(window.as_millis()).unwrap_or(i64::MAX),
-            max_points: max_points.max(1),
+            window_ms,
+            max_points,
+            spacing_ms: window_ms / max_points as i64,
             machines: catalog
                 .machines()
                 .map(|(_, m)| vec![TagLive::default(); m.tags.len()])
@@ -77,7 +83,17 @@ impl LiveStore {
                 value: s.to_value(),
                 quality: s.quality(),
             };
-            tag.history.push_back(point.clone());
+            let due = tag.history.back().is_none_or(|last| {
+                s.timestamp_ms - last.timestamp_ms >= self.spacing_ms
+                    || last.quality != point.quality
+            });
+            if due {
+                if tag.history.capacity() == 0 {
+                    // Exactly what the tag can hold, not the next power of two.
+                    tag.history.reserve_exact(self.max_points + 1);
+                }
+                tag.history.push_back(point.clone());
+            }
             let oldest = s.timestamp_ms.saturating_sub(self.window_ms);
             while tag.history.len() > self.max_points
                 || tag.history.front().is_some_and(|p| p.timestamp_ms < oldest)
@@ -192,15 +208,44 @@ mod tests {
 
     #[test]
     fn history_is_bounded_by_window_and_count() {
+        // 10 s at a resolution of 2 s.
         let mut st = LiveStore::new(&catalog(), Duration::from_secs(10), 5);
-        st.record(&[s(1_000, 1.0), s(2_000, 2.0), s(20_000, 3.0)]);
+        st.record(&[s(1_000, 1.0), s(4_000, 2.0), s(20_000, 3.0)]);
         let t = st.tag(0, 0).unwrap();
         assert_eq!(t.history.len(), 1, "older than 10 s dropped");
         assert_eq!(t.latest.as_ref().unwrap().value, Value::F64(3.0));
-        let many: Vec<Sample> = (0..20).map(|i| s(30_000 + i, i as f64)).collect();
+        let many: Vec<Sample> = (0..20).map(|i| s(30_000 + i * 2_000, i as f64)).collect();
         st.record(&many);
         assert_eq!(st.tag(0, 0).unwrap().history.len(), 5);
-        assert_eq!(st.last_seen(0), Some(30_019));
+        assert_eq!(st.last_seen(0), Some(68_000));
+    }
+
+    #[test]
+    fn history_keeps_one_reading_per_step_however_fast_the_poll() {
+        let mut st = LiveStore::new(&catalog(), Duration::from_secs(10), 10);
+        // 10 readings a second for 5 s: one per second is kept, the latest is always there.
+        let fast: Vec<Sample> = (0..50).map(|i| s(100_000 + i * 100, i as f64)).collect();
+        st.record(&fast);
+        let t = st.tag(0, 0).unwrap();
+        let kept: Vec<i64> = t.history.iter().map(|p| p.timestamp_ms).collect();
+        assert_eq!(kept, vec![100_000, 101_000, 102_000, 103_000, 104_000]);
+        assert_eq!(t.latest.as_ref().unwrap().timestamp_ms, 104_900);
+        assert!(t.history.capacity() <= 16, "{}", t.history.capacity());
+    }
+
+    #[test]
+    fn a_change_of_quality_enters_the_history_at_once() {
+        let mut st = LiveStore::new(&catalog(), Duration::from_secs(10), 10);
+        let bad = Sample::bad(MachineId(0), TagId(0), 200_100, 1);
+        st.record(&[s(200_000, 1.0), bad, s(200_200, 2.0), s(200_300, 3.0)]);
+        let q: Vec<Quality> = st
+            .tag(0, 0)
+            .unwrap()
+            .history
+            .iter()
+            .map(|p| p.quality)
+            .collect();
+        assert_eq!(q, vec![Quality::Good, Quality::Bad, Quality::Good]);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Fuzz targets for everything the gateway reads from outside besides Modbus replies (those are
-//! in `protocols/modbus/tests`): config files, MQTT payloads a recorder receives, spool files
-//! found on disk, MQTT messages read back from the spool, and line-protocol encoding of any
-//! names and text. Each runs as a test on stable (bolero), first over its committed corpus in
+//! in `protocols/modbus/tests`): config files, MQTT payloads a recorder receives, the bytes a
+//! broker sends the MQTT sink, spool files found on disk, MQTT messages read back from the
+//! spool, and line-protocol encoding of any names and text. Each runs as a test on stable (bolero), first over its committed corpus in
 //! `tests/__fuzz__/TARGET/corpus` (real inputs), then on random inputs for
 //! `BOLERO_RANDOM_TEST_TIME_MS` (1 s by default, 60 s in `tests/run`);
 //! `cargo bolero test --package shopfloor --test fuzz_inputs TARGET` fuzzes it with coverage.
@@ -9,7 +9,7 @@
 use shopfloor::config::Config;
 use shopfloor::record::parse::{Parsed, parse};
 use shopfloor::sink::influx::line;
-use shopfloor::sink::mqtt::record;
+use shopfloor::sink::mqtt::{record, wire};
 use shopfloor::spool::{Spool, frame};
 use shopfloor_core::{
     Catalog, MachineId, MachineInfo, Quality, Sample, TagId, TagInfo, Text, Value,
@@ -38,6 +38,19 @@ fn any_mqtt_message_is_parsed_or_refused() {
                 // The model's rule holds for whatever arrives.
                 assert_eq!(r.value == Value::Null, r.quality == Quality::Bad, "{r:?}");
             }
+        }
+    });
+}
+
+/// Whatever a broker sends is framed packet by packet, each taking at least its two header
+/// bytes and no more than is there, until the rest is incomplete or refused.
+#[test]
+fn any_broker_bytes_are_framed_or_refused() {
+    bolero::check!().for_each(|bytes: &[u8]| {
+        let mut rest = bytes;
+        while let Ok(Some((_, used))) = wire::decode(rest, 64 * 1024) {
+            assert!(used >= 2 && used <= rest.len(), "{used} of {}", rest.len());
+            rest = &rest[used..];
         }
     });
 }

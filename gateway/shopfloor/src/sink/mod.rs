@@ -18,6 +18,7 @@ pub mod mqtt;
 use shopfloor_core::Sample;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 /// Samples as the dispatcher fans them out: shared by all sinks, never copied.
 pub type Batch = Arc<[Sample]>;
@@ -41,5 +42,60 @@ impl SinkStats {
     /// Adds `n` to a counter.
     pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+/// One kind of failure that can repeat for every sample (a full disk): logged at most once per
+/// interval, with how many repeats went unsaid, so the log stays readable and does not fill
+/// the disk it is complaining about.
+#[derive(Debug)]
+pub struct Throttle {
+    every: Duration,
+    last: Option<Instant>,
+    quiet: u64,
+}
+
+impl Throttle {
+    /// At most one message per `every`.
+    pub fn new(every: Duration) -> Throttle {
+        Throttle {
+            every,
+            last: None,
+            quiet: 0,
+        }
+    }
+
+    /// `Some(repeats left unsaid since the last one)` when this occurrence is to be logged.
+    pub fn ready(&mut self) -> Option<u64> {
+        let now = Instant::now();
+        if self
+            .last
+            .is_some_and(|t| now.duration_since(t) < self.every)
+        {
+            self.quiet += 1;
+            return None;
+        }
+        self.last = Some(now);
+        Some(std::mem::take(&mut self.quiet))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_throttle_lets_one_through_per_interval_and_counts_the_rest() {
+        let mut t = Throttle::new(Duration::from_secs(3600));
+        assert_eq!(t.ready(), Some(0));
+        assert_eq!(t.ready(), None);
+        assert_eq!(t.ready(), None);
+        let mut now = Throttle::new(Duration::ZERO);
+        assert_eq!(now.ready(), Some(0));
+        assert_eq!(now.ready(), Some(0));
+        t.last = t
+            .last
+            .and_then(|l| l.checked_sub(Duration::from_secs(3601)));
+        assert_eq!(t.ready(), Some(2));
     }
 }

@@ -381,8 +381,18 @@ impl Spool {
                 };
                 continue;
             }
-            if last {
-                self.writer.flush()?;
+            if last && let Err(e) = self.writer.flush() {
+                // A full disk: what is in the file already can still go out, and
+                // acknowledging it is what frees the space the rest needs. Only a whole frame
+                // is read, never one the writer still holds part of.
+                let on_disk = seg.bytes - self.writer.buffer().len() as u64;
+                if !self.whole_frame_on_disk(seg.id, on_disk)? {
+                    return if self.read.offset < on_disk {
+                        Ok(None)
+                    } else {
+                        Err(e)
+                    };
+                }
             }
             match self.read_frame(seg.id)? {
                 Some((weight, payload, size)) => {
@@ -436,6 +446,18 @@ impl Spool {
 
     /// The frame at the read position of segment `id`: weight, payload and size, or `None`
     /// when the bytes there are not an intact frame.
+    /// True when the frame at the read position of segment `id` ends within `on_disk` bytes.
+    fn whole_frame_on_disk(&self, id: u64, on_disk: u64) -> io::Result<bool> {
+        use std::os::unix::fs::FileExt;
+        let start = self.read.offset;
+        if start + frame::HEADER as u64 > on_disk {
+            return Ok(false);
+        }
+        let mut len = [0u8; 4];
+        File::open(segment_path(&self.dir, id))?.read_exact_at(&mut len, start)?;
+        Ok(start + 8 + u64::from(u32::from_le_bytes(len)) <= on_disk)
+    }
+
     fn read_frame(&mut self, id: u64) -> io::Result<Option<(u64, Vec<u8>, u64)>> {
         let offset = self.read.offset;
         let reader = match &mut self.reader {

@@ -112,7 +112,12 @@ impl Link {
     pub fn buffered(&mut self) -> Option<Incoming> {
         let conn = self.conn.as_mut()?;
         match conn.buffered() {
-            Ok(p) => p,
+            Ok(p) => {
+                if p == Some(Incoming::PingResp) {
+                    self.awaiting_pong = false;
+                }
+                p
+            }
             Err(e) => {
                 self.fail(e);
                 None

@@ -30,7 +30,7 @@ pub mod tls;
 pub mod wire;
 
 use crate::config::{Layout, MqttConfig};
-use crate::sink::{Batch, SinkStats};
+use crate::sink::{Batch, SinkStats, Throttle};
 use crate::spool::Spool;
 use crate::status::Statuses;
 use bytes::Bytes;
@@ -81,7 +81,16 @@ pub struct MqttSink {
     machine_seq: Vec<u64>,
     spool: Option<Box<Spool>>,
     spool_dropped: u64,
+    /// Spool failures (a full disk) repeat for every message: logged now and then.
+    spool_trouble: Throttle,
     scratch: Vec<u8>,
+}
+
+/// Logs a spool failure, at most once per interval.
+fn complain(trouble: &mut Throttle, e: &std::io::Error, what: &str) {
+    if let Some(repeats) = trouble.ready() {
+        warn!(error = %e, repeats, "{what}");
+    }
 }
 
 impl MqttSink {
@@ -168,6 +177,7 @@ impl MqttSink {
             machine_seq,
             spool: spool.map(Box::new),
             spool_dropped,
+            spool_trouble: Throttle::new(Duration::from_secs(10)),
             scratch: Vec::new(),
         })
     }
@@ -210,7 +220,9 @@ impl MqttSink {
         self.scratch.clear();
         record::encode(&mut self.scratch, topic, &payload, qos, false);
         if let Err(e) = spool.push(weight, &self.scratch) {
-            warn!(error = %e, samples = weight, "cannot write to the MQTT spool; dropped");
+            if let Some(repeats) = self.spool_trouble.ready() {
+                warn!(error = %e, samples = weight, repeats, "cannot write to the MQTT spool; dropped");
+            }
             SinkStats::add(&self.stats.dropped, weight);
         }
     }
@@ -221,7 +233,11 @@ impl MqttSink {
             return;
         };
         if let Err(e) = spool.flush() {
-            warn!(error = %e, "cannot write to the MQTT spool");
+            complain(
+                &mut self.spool_trouble,
+                &e,
+                "cannot write to the MQTT spool",
+            );
         }
         let now = spool.counts().dropped_weight;
         SinkStats::add(&self.stats.dropped, now - self.spool_dropped);
@@ -238,7 +254,7 @@ impl MqttSink {
                 Ok(Some(r)) => r,
                 Ok(None) => break,
                 Err(e) => {
-                    warn!(error = %e, "cannot read the MQTT spool");
+                    complain(&mut self.spool_trouble, &e, "cannot read the MQTT spool");
                     break;
                 }
             };
@@ -261,7 +277,7 @@ impl MqttSink {
                     );
                     SinkStats::add(&self.stats.dropped, r.weight);
                     if let Err(e) = spool.ack_seq(r.seq) {
-                        warn!(error = %e, "cannot update the MQTT spool");
+                        complain(&mut self.spool_trouble, &e, "cannot update the MQTT spool");
                     }
                 }
             }
@@ -274,7 +290,7 @@ impl MqttSink {
         if let (Some(seq), Some(spool)) = (m.draft.spool, &mut self.spool)
             && let Err(e) = spool.ack_seq(seq)
         {
-            warn!(error = %e, "cannot update the MQTT spool");
+            complain(&mut self.spool_trouble, &e, "cannot update the MQTT spool");
         }
     }
 
@@ -317,7 +333,7 @@ impl MqttSink {
         if let Some(spool) = &mut self.spool
             && let Err(e) = spool.sync()
         {
-            warn!(error = %e, "cannot sync the MQTT spool");
+            complain(&mut self.spool_trouble, &e, "cannot sync the MQTT spool");
         }
     }
 

@@ -32,16 +32,7 @@ fn binary() -> PathBuf {
 impl Mosquitto {
     /// Starts a broker on a free port and waits until it accepts connections.
     pub fn start() -> Mosquitto {
-        let dir = tempfile::tempdir().unwrap();
-        let mut m = Mosquitto {
-            port: crate::free_port(),
-            tls_port: None,
-            child: None,
-            dir,
-            extra: String::new(),
-        };
-        m.spawn();
-        m
+        Self::start_with("")
     }
 
     /// A broker tuned for latency: `set_tcp_nodelay true`, so that small messages to its

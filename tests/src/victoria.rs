@@ -170,14 +170,7 @@ impl Victoria {
 impl Victoria {
     /// The value of an instant query that returns one series (NaN when it returns none).
     pub fn query_value(&self, expr: &str) -> f64 {
-        let _ = get(self.addr, "/internal/force_flush", None);
-        let reply = get(
-            self.addr,
-            &format!("/api/v1/query?query={}", encode(expr)),
-            None,
-        );
-        assert_eq!(reply.status, 200, "{expr}: {}", reply.body);
-        reply.json()["data"]["result"][0]["value"][1]
+        self.query(expr)[0]["value"][1]
             .as_str()
             .and_then(|v| v.parse().ok())
             .unwrap_or(f64::NAN)
@@ -185,6 +178,11 @@ impl Victoria {
 
     /// The number of series a PromQL/MetricsQL instant query returns.
     pub fn query_series(&self, expr: &str) -> usize {
+        self.query(expr).as_array().map_or(0, Vec::len)
+    }
+
+    /// The `result` of an instant query, after flushing what was written.
+    fn query(&self, expr: &str) -> serde_json::Value {
         let _ = get(self.addr, "/internal/force_flush", None);
         let reply = get(
             self.addr,
@@ -192,9 +190,7 @@ impl Victoria {
             None,
         );
         assert_eq!(reply.status, 200, "{expr}: {}", reply.body);
-        reply.json()["data"]["result"]
-            .as_array()
-            .map_or(0, Vec::len)
+        reply.json()["data"]["result"].take()
     }
 }
 

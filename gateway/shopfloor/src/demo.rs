@@ -259,6 +259,11 @@ impl Demo {
         out
     }
 
+    /// Waits until a part of the gateway panicked; see [`Gateway::failed`].
+    pub async fn failed(&mut self) -> crate::tasks::TaskPanic {
+        self.gateway.failed().await
+    }
+
     /// Stops the gateway (flushing to the broker), then the machines.
     pub async fn stop(self) {
         self.gateway.stop().await;

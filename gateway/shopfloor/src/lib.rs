@@ -12,6 +12,7 @@
 //! - [`sink`]: the sinks: MQTT, CSV files, the live store (and the line-protocol encoder).
 //! - [`spool`]: the disk spool, a sink's backlog while its destination is away.
 //! - [`runtime`]: starting a gateway from a config and stopping it cleanly.
+//! - [`tasks`]: the gateway's tasks under names, a panic in one noticed at once.
 //! - [`scan`]: a device's raw registers with candidate decodings.
 //! - [`simulate`]: serving a config's simulated machines.
 //! - [`cli`]: the `shopfloor` command line.
@@ -30,3 +31,4 @@ pub mod simulate;
 pub mod sink;
 pub mod spool;
 pub mod status;
+pub mod tasks;

@@ -63,12 +63,15 @@ async fn simulate(config: Config, seed: u64, speedup: f64) -> anyhow::Result<()>
 }
 
 async fn demo(options: shopfloor::demo::DemoOptions) -> anyhow::Result<()> {
-    let demo = shopfloor::demo::Demo::start(&options).await?;
+    let mut demo = shopfloor::demo::Demo::start(&options).await?;
     print!("{}", demo.banner());
-    wait_for_stop().await?;
+    let failed = tokio::select! {
+        r = wait_for_stop() => { r?; None }
+        p = demo.failed() => Some(p),
+    };
     tracing::info!("stopping");
     demo.stop().await;
-    Ok(())
+    crashed(failed)
 }
 
 /// Hands the memory that parsing a large config took (the TOML tree with its spans) back to
@@ -82,14 +85,28 @@ fn release_startup_memory() {
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {
-    let gateway = Gateway::start(&config).context("starting the gateway")?;
+    let mut gateway = Gateway::start(&config).context("starting the gateway")?;
     // The running gateway keeps what it needs; the parsed file is not needed any more.
     drop(config);
     release_startup_memory();
-    wait_for_stop().await?;
+    let failed = tokio::select! {
+        r = wait_for_stop() => { r?; None }
+        p = gateway.failed() => Some(p),
+    };
     tracing::info!("stopping");
     gateway.stop().await;
-    Ok(())
+    crashed(failed)
+}
+
+/// A part of the gateway that panicked is exit code 1, after the rest stopped cleanly (the
+/// spool keeps what was not delivered), so that a supervisor restarts the whole.
+fn crashed(failed: Option<shopfloor::tasks::TaskPanic>) -> anyhow::Result<()> {
+    match failed {
+        None => Ok(()),
+        Some(p) => Err(anyhow::anyhow!(
+            "{p}; this is a bug in shopfloor, please report it with the log above"
+        )),
+    }
 }
 
 /// Runs `job` on a multi-threaded runtime; a failure is exit code 1 with its message.

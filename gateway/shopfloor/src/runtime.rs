@@ -17,13 +17,13 @@ use crate::sink::live::{self, LiveStore};
 use crate::sink::mqtt::{MqttError, MqttSink};
 use crate::spool::Spool;
 use crate::status::StatusBoard;
+use crate::tasks::{TaskPanic, Tasks};
 use shopfloor_core::ring::{self, RingError};
 use shopfloor_core::{Catalog, CatalogError, SharedCatalog, StatusReporter};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use thiserror::Error;
 use tokio::sync::{broadcast, mpsc};
-use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -110,11 +110,11 @@ pub struct Gateway {
     /// Where the HTTP server listens, when it runs.
     pub http: Option<std::net::SocketAddr>,
     http_stop: CancellationToken,
-    http_task: Option<tokio::task::JoinHandle<()>>,
-    drivers: JoinSet<()>,
+    http_task: Tasks,
+    drivers: Tasks,
     driver_stop: CancellationToken,
-    dispatcher: tokio::task::JoinHandle<()>,
-    sink_tasks: JoinSet<()>,
+    dispatcher: Tasks,
+    sink_tasks: Tasks,
 }
 
 /// Samples a machine's lane holds: its share of the ring, and at least two poll cycles (one
@@ -159,7 +159,7 @@ impl Gateway {
 
         let mut ports = Vec::new();
         let mut sinks = Vec::new();
-        let mut sink_tasks = JoinSet::new();
+        let mut sink_tasks = Tasks::new();
         if let Some(mqtt) = &config.mqtt {
             let stats = Arc::new(SinkStats::default());
             let sink = MqttSink::new(
@@ -171,12 +171,15 @@ impl Gateway {
             )?;
             let (tx, rx) = mpsc::channel(SINK_QUEUE);
             let watch = status.subscribe();
-            sink_tasks.spawn(sink.run(
-                rx,
-                watch,
-                SHUTDOWN_BUDGET - Duration::from_secs(1),
-                config.buffer.fsync_interval,
-            ));
+            sink_tasks.spawn(
+                "the mqtt sink",
+                sink.run(
+                    rx,
+                    watch,
+                    SHUTDOWN_BUDGET - Duration::from_secs(1),
+                    config.buffer.fsync_interval,
+                ),
+            );
             ports.push(SinkPort {
                 name: "mqtt",
                 tx,
@@ -189,7 +192,7 @@ impl Gateway {
             let stats = Arc::new(SinkStats::default());
             let sink = CsvSink::new(csv.dir.clone(), Arc::clone(&shared), Arc::clone(&stats));
             let (tx, rx) = mpsc::channel(SINK_QUEUE);
-            sink_tasks.spawn(sink.run(rx));
+            sink_tasks.spawn("the csv sink", sink.run(rx));
             ports.push(SinkPort {
                 name: "csv",
                 tx,
@@ -220,11 +223,14 @@ impl Gateway {
                 spool,
             );
             let (tx, rx) = mpsc::channel(SINK_QUEUE);
-            sink_tasks.spawn(sink.run(
-                rx,
-                SHUTDOWN_BUDGET - Duration::from_secs(1),
-                config.buffer.fsync_interval,
-            ));
+            sink_tasks.spawn(
+                "the influx sink",
+                sink.run(
+                    rx,
+                    SHUTDOWN_BUDGET - Duration::from_secs(1),
+                    config.buffer.fsync_interval,
+                ),
+            );
             ports.push(SinkPort {
                 name: "influx",
                 tx,
@@ -234,7 +240,7 @@ impl Gateway {
         }
         let metrics = Arc::new(Metrics::new(catalog.len()));
         let http_stop = CancellationToken::new();
-        let mut http_task = None;
+        let mut http_task = Tasks::new();
         let mut http = None;
         if let Some(addr) = config.gateway.http {
             let token = match &config.gateway.http_token_env {
@@ -258,13 +264,16 @@ impl Gateway {
             let (events, _) = broadcast::channel(256);
             let stats = Arc::new(SinkStats::default());
             let (tx, rx) = mpsc::channel(SINK_QUEUE);
-            sink_tasks.spawn(live::run(
-                Arc::clone(&shared),
-                Arc::clone(&store),
-                events.clone(),
-                Arc::clone(&stats),
-                rx,
-            ));
+            sink_tasks.spawn(
+                "the live store",
+                live::run(
+                    Arc::clone(&shared),
+                    Arc::clone(&store),
+                    events.clone(),
+                    Arc::clone(&stats),
+                    rx,
+                ),
+            );
             ports.push(SinkPort {
                 name: "live",
                 tx,
@@ -282,11 +291,10 @@ impl Gateway {
                 token,
                 started: std::time::Instant::now(),
             });
-            http_task = Some(tokio::spawn(crate::http::serve(
-                listener,
-                state,
-                http_stop.clone(),
-            )));
+            http_task.spawn(
+                "the HTTP server",
+                crate::http::serve(listener, state, http_stop.clone()),
+            );
             info!(address = ?http, "HTTP API listening");
         }
         if ports.is_empty() {
@@ -294,21 +302,25 @@ impl Gateway {
                 "no sink configured: samples are read but go nowhere (add [mqtt], [influx], [csv] or http)"
             );
         }
-        let dispatcher = tokio::spawn(dispatch::run(consumer, ports, Arc::clone(&metrics)));
+        let mut dispatcher = Tasks::new();
+        dispatcher.spawn(
+            "the dispatcher",
+            dispatch::run(consumer, ports, Arc::clone(&metrics)),
+        );
 
         let reporter: Arc<dyn StatusReporter> = Arc::new(Reporter {
             board: Arc::clone(&status),
             metrics: Arc::clone(&metrics),
         });
         let driver_stop = CancellationToken::new();
-        let mut drivers = JoinSet::new();
+        let mut drivers = Tasks::new();
         let mut producers = producers.into_iter();
         if let Some(record) = &config.record
             && let Some(producer) = producers.next()
         {
             let recorder =
                 Recorder::new(record, &config.gateway.name, Arc::clone(&shared), producer)?;
-            drivers.spawn(recorder.run(driver_stop.child_token()));
+            drivers.spawn("the recorder", recorder.run(driver_stop.child_token()));
             info!(broker = %record.url, topics = ?record.topics, "recorder started");
         }
         for (index, producer) in producers.enumerate() {
@@ -318,22 +330,28 @@ impl Gateway {
             match &m.protocol {
                 ProtocolConfig::ModbusTcp(_) => {
                     if let Some(machine) = config.modbus_machine(index) {
-                        drivers.spawn(shopfloor_modbus::driver::run(
-                            machine,
-                            producer,
-                            Arc::clone(&reporter),
-                            driver_stop.child_token(),
-                        ));
+                        drivers.spawn(
+                            format!("the driver of machine {}", m.id),
+                            shopfloor_modbus::driver::run(
+                                machine,
+                                producer,
+                                Arc::clone(&reporter),
+                                driver_stop.child_token(),
+                            ),
+                        );
                     }
                 }
                 ProtocolConfig::Opcua(_) => {
                     if let Some(machine) = opcua.next() {
-                        drivers.spawn(shopfloor_opcua::run(
-                            machine,
-                            producer,
-                            Arc::clone(&reporter),
-                            driver_stop.child_token(),
-                        ));
+                        drivers.spawn(
+                            format!("the driver of machine {}", m.id),
+                            shopfloor_opcua::run(
+                                machine,
+                                producer,
+                                Arc::clone(&reporter),
+                                driver_stop.child_token(),
+                            ),
+                        );
                     }
                 }
             }
@@ -358,30 +376,43 @@ impl Gateway {
         })
     }
 
+    /// Waits until a part of the gateway panicked (a bug) and says which. The caller should
+    /// then stop the gateway and exit non-zero: a gateway missing a sink or a driver must not
+    /// look healthy. Cancel-safe.
+    pub async fn failed(&mut self) -> TaskPanic {
+        tokio::select! {
+            p = self.drivers.panicked() => p,
+            p = self.dispatcher.panicked() => p,
+            p = self.sink_tasks.panicked() => p,
+            p = self.http_task.panicked() => p,
+        }
+    }
+
     /// Stops the drivers, drains the ring into the sinks and lets them flush, within
     /// [`SHUTDOWN_BUDGET`].
     pub async fn stop(mut self) {
         let deadline = Instant::now() + SHUTDOWN_BUDGET;
         self.driver_stop.cancel();
-        while self.drivers.join_next().await.is_some() {}
-        let _ = tokio::time::timeout_at(deadline, &mut self.dispatcher).await;
-        let flushed = tokio::time::timeout_at(deadline, async {
-            while self.sink_tasks.join_next().await.is_some() {}
-        })
-        .await;
-        if flushed.is_err() {
-            warn!("sinks did not finish flushing in time");
-            self.sink_tasks.abort_all();
+        let mut panics = self.drivers.join_all().await;
+        match tokio::time::timeout_at(deadline, self.dispatcher.join_all()).await {
+            Ok(p) => panics.extend(p),
+            Err(_) => warn!("the ring was not drained in time"),
+        }
+        match tokio::time::timeout_at(deadline, self.sink_tasks.join_all()).await {
+            Ok(p) => panics.extend(p),
+            Err(_) => {
+                warn!("sinks did not finish flushing in time");
+                self.sink_tasks.abort_all();
+            }
         }
         self.http_stop.cancel();
-        if let Some(task) = self.http_task.take() {
-            // Open event streams would hold a graceful shutdown forever: give them a moment.
-            if tokio::time::timeout(Duration::from_millis(500), task)
-                .await
-                .is_err()
-            {
-                warn!("HTTP connections still open at shutdown");
-            }
+        // Open event streams would hold a graceful shutdown forever: give them a moment.
+        match tokio::time::timeout(Duration::from_millis(500), self.http_task.join_all()).await {
+            Ok(p) => panics.extend(p),
+            Err(_) => warn!("HTTP connections still open at shutdown"),
+        }
+        for p in panics {
+            tracing::error!("{p}");
         }
         info!("gateway stopped");
     }

@@ -13,6 +13,7 @@
 //! - [`opcua`]: OPC UA servers: the independent Python asyncua one, and the simulated machines
 //!   served in-process so a test can restart them.
 //! - [`victoria`]: a private VictoriaMetrics that can be stopped and started again.
+//! - [`tmpfs`]: a small tmpfs a test can fill up: a real full disk.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 pub mod browser;
@@ -24,6 +25,7 @@ pub mod mosquitto;
 pub mod opcua;
 pub mod pki;
 pub mod subscriber;
+pub mod tmpfs;
 pub mod victoria;
 
 use std::collections::HashSet;

@@ -30,6 +30,10 @@
 //!
 //! 7. After [`Spool::flush`], everything pushed is in the operating system's hands: a killed
 //!    process loses none of it (only a power cut can lose what was not yet synced).
+//! 8. Once a write to the files failed (a full disk), [`Spool::push`] refuses every record, so
+//!    that the caller keeps it elsewhere, until the write buffer is out again: what that buffer
+//!    holds stays pending and goes out when there is room, and what is already in the files
+//!    keeps being read (only whole frames), so acknowledging it frees space.
 //!
 //! All calls are synchronous file I/O on small buffered writes; sinks call them once per batch.
 
@@ -123,6 +127,8 @@ pub struct Spool {
     peeked: Option<Record>,
     counts: SpoolCounts,
     ack_dirty: bool,
+    /// A write to the files failed and the write buffer has not been written out since.
+    write_failed: bool,
     scratch: Vec<u8>,
 }
 
@@ -242,6 +248,7 @@ impl Spool {
             peeked: None,
             counts,
             ack_dirty: false,
+            write_failed: false,
             scratch: Vec::new(),
         })
     }
@@ -281,6 +288,10 @@ impl Spool {
         self.scratch.clear();
         frame::encode(&mut self.scratch, weight, payload);
         let size = self.scratch.len() as u64;
+        if self.write_failed {
+            let r = self.writer.flush();
+            self.note_write(r)?;
+        }
         if let Some(last) = self.segments.back()
             && last.bytes > 0
             && last.bytes + size > self.segment_bytes
@@ -289,7 +300,8 @@ impl Spool {
         }
         // Room first, so that the files never hold more than allowed, not even for a moment.
         self.make_room(size)?;
-        self.writer.write_all(&self.scratch)?;
+        let r = self.writer.write_all(&self.scratch);
+        self.note_write(r)?;
         if let Some(last) = self.segments.back_mut() {
             last.bytes += size;
             last.records += 1;
@@ -301,9 +313,17 @@ impl Spool {
         Ok(())
     }
 
+    /// Remembers whether a write to the files failed (see invariant 8).
+    fn note_write<T>(&mut self, r: io::Result<T>) -> io::Result<T> {
+        self.write_failed = r.is_err();
+        r
+    }
+
     fn rotate(&mut self) -> io::Result<()> {
-        self.writer.flush()?;
-        self.writer.get_ref().sync_data()?;
+        let r = self.writer.flush();
+        self.note_write(r)?;
+        let r = self.writer.get_ref().sync_data();
+        self.note_write(r)?;
         let next = self.segments.back().map_or(0, |s| s.id + 1);
         self.writer = create_segment(&self.dir, next)?;
         self.segments.push_back(Segment {
@@ -382,6 +402,7 @@ impl Spool {
                 continue;
             }
             if last && let Err(e) = self.writer.flush() {
+                self.write_failed = true;
                 // A full disk: what is in the file already can still go out, and
                 // acknowledging it is what frees the space the rest needs. Only a whole frame
                 // is read, never one the writer still holds part of.
@@ -444,8 +465,6 @@ impl Spool {
         }
     }
 
-    /// The frame at the read position of segment `id`: weight, payload and size, or `None`
-    /// when the bytes there are not an intact frame.
     /// True when the frame at the read position of segment `id` ends within `on_disk` bytes.
     fn whole_frame_on_disk(&self, id: u64, on_disk: u64) -> io::Result<bool> {
         use std::os::unix::fs::FileExt;
@@ -458,6 +477,8 @@ impl Spool {
         Ok(start + 8 + u64::from(u32::from_le_bytes(len)) <= on_disk)
     }
 
+    /// The frame at the read position of segment `id`: weight, payload and size, or `None`
+    /// when the bytes there are not an intact frame.
     fn read_frame(&mut self, id: u64) -> io::Result<Option<(u64, Vec<u8>, u64)>> {
         let offset = self.read.offset;
         let reader = match &mut self.reader {
@@ -554,13 +575,15 @@ impl Spool {
 
     /// Hands what was pushed to the operating system (no `fsync`): safe from a killed process.
     pub fn flush(&mut self) -> io::Result<()> {
-        self.writer.flush()
+        let r = self.writer.flush();
+        self.note_write(r)
     }
 
     /// Forces what was pushed, and the acknowledged position, to disk.
     pub fn sync(&mut self) -> io::Result<()> {
-        self.writer.flush()?;
-        self.writer.get_ref().sync_data()?;
+        self.flush()?;
+        let r = self.writer.get_ref().sync_data();
+        self.note_write(r)?;
         if self.ack_dirty {
             let (id, offset) = self
                 .segments

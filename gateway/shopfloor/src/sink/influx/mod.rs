@@ -2,6 +2,7 @@
 //!
 //! - [`line`]: the line-protocol encoding of samples, pure and tested.
 //! - [`client`]: one gzip-compressed write request and what its answer means.
+//! - [`backlog`]: the sealed batches waiting, in memory or in the disk spool.
 //!
 //! Samples are encoded as they arrive and sealed into a batch at `batch_size` points or after
 //! `flush_interval`, whichever comes first. Batches are written one at a time, oldest first, so
@@ -14,19 +15,22 @@
 //! dropped and counted), or, with `[buffer] spool_dir`, in the disk spool under
 //! `<spool_dir>/influx/`: every batch is written there first and leaves only on the store's 2xx
 //! (or its refusal), so a restart replays what the store had not taken, and an outage is
-//! bounded by `spool_max_mb` instead of memory.
+//! bounded by `spool_max_mb` instead of memory. A batch the spool cannot take (a full disk)
+//! waits in memory, within the same bound as without a spool.
 
+pub mod backlog;
 pub mod client;
 pub mod line;
 
 use crate::config::InfluxConfig;
 use crate::sink::{Batch, SinkStats};
 use crate::spool::Spool;
+pub use backlog::BACKLOG_BATCHES;
+use backlog::{Backlog, Chunk};
 use bytes::Bytes;
 use client::{Outcome, WriteClient};
 use shopfloor_core::SharedCatalog;
 use shopfloor_core::backoff::Backoff;
-use std::collections::VecDeque;
 use std::future::Future;
 use std::io::Write;
 use std::path::PathBuf;
@@ -37,17 +41,6 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
-
-/// Sealed batches kept in memory while the store is away, without a spool (with the default
-/// 5000 points a batch, about a million points).
-pub const BACKLOG_BATCHES: usize = 200;
-
-/// A sealed, compressed batch.
-#[derive(Debug, Clone)]
-struct Chunk {
-    body: Bytes,
-    samples: u64,
-}
 
 type Sending = Pin<Box<dyn Future<Output = Outcome> + Send>>;
 
@@ -68,119 +61,6 @@ pub struct InfluxSink {
     backlog: Backlog,
 }
 
-/// Sealed batches waiting for the store: in memory, or in the disk spool.
-#[derive(Debug)]
-enum Backlog {
-    Memory {
-        chunks: VecDeque<Chunk>,
-        samples: u64,
-    },
-    Spool {
-        spool: Box<Spool>,
-        reported_drops: u64,
-    },
-}
-
-impl Backlog {
-    /// Queues a batch; returns the samples it had to drop for room.
-    fn push(&mut self, chunk: Chunk) -> u64 {
-        match self {
-            Backlog::Memory { chunks, samples } => {
-                *samples += chunk.samples;
-                chunks.push_back(chunk);
-                let mut dropped = 0;
-                while chunks.len() > BACKLOG_BATCHES {
-                    if let Some(old) = chunks.pop_front() {
-                        *samples -= old.samples;
-                        dropped += old.samples;
-                    }
-                }
-                dropped
-            }
-            Backlog::Spool { spool, .. } => match spool.push(chunk.samples, &chunk.body) {
-                Ok(()) => 0,
-                Err(e) => {
-                    warn!(error = %e, samples = chunk.samples, "cannot write the batch to the spool; dropped");
-                    chunk.samples
-                }
-            },
-        }
-    }
-
-    /// The oldest batch, if any.
-    fn front(&mut self) -> Option<Chunk> {
-        match self {
-            Backlog::Memory { chunks, .. } => chunks.front().cloned(),
-            Backlog::Spool { spool, .. } => match spool.peek() {
-                Ok(head) => head.map(|(samples, body)| Chunk {
-                    body: Bytes::copy_from_slice(body),
-                    samples,
-                }),
-                Err(e) => {
-                    warn!(error = %e, "cannot read the spool");
-                    None
-                }
-            },
-        }
-    }
-
-    /// Takes the oldest batch off; returns its samples.
-    fn pop(&mut self) -> u64 {
-        match self {
-            Backlog::Memory { chunks, samples } => chunks.pop_front().map_or(0, |c| {
-                *samples -= c.samples;
-                c.samples
-            }),
-            Backlog::Spool { spool, .. } => {
-                let samples = spool.peek().ok().flatten().map_or(0, |(w, _)| w);
-                if let Err(e) = spool.ack() {
-                    warn!(error = %e, "cannot update the spool");
-                }
-                samples
-            }
-        }
-    }
-
-    /// Samples waiting.
-    fn samples(&self) -> u64 {
-        match self {
-            Backlog::Memory { samples, .. } => *samples,
-            Backlog::Spool { spool, .. } => spool.counts().pending_weight,
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        match self {
-            Backlog::Memory { chunks, .. } => chunks.is_empty(),
-            Backlog::Spool { spool, .. } => spool.is_empty(),
-        }
-    }
-
-    /// Samples the spool dropped for space since the last call.
-    fn new_spool_drops(&mut self) -> u64 {
-        match self {
-            Backlog::Memory { .. } => 0,
-            Backlog::Spool {
-                spool,
-                reported_drops,
-            } => {
-                let now = spool.counts().dropped_weight;
-                let new = now - *reported_drops;
-                *reported_drops = now;
-                new
-            }
-        }
-    }
-
-    fn sync(&mut self) {
-        if let Backlog::Spool { spool, .. } = self
-            && let Err(e) = spool.sync()
-        {
-            warn!(error = %e, "cannot sync the spool");
-        }
-    }
-}
-
 impl InfluxSink {
     /// A sink for `cfg`; `rejected_dir` keeps refused batches when set; `spool` holds the
     /// backlog on disk when given.
@@ -192,19 +72,10 @@ impl InfluxSink {
         rejected_dir: Option<PathBuf>,
         spool: Option<Spool>,
     ) -> InfluxSink {
-        let backlog = match spool {
-            Some(spool) => {
-                spool.report_opened("influx");
-                Backlog::Spool {
-                    spool: Box::new(spool),
-                    reported_drops: 0,
-                }
-            }
-            None => Backlog::Memory {
-                chunks: VecDeque::new(),
-                samples: 0,
-            },
-        };
+        if let Some(spool) = &spool {
+            spool.report_opened("influx");
+        }
+        let backlog = Backlog::new(spool);
         InfluxSink {
             catalog,
             measurement: cfg.measurement.clone(),
@@ -374,25 +245,21 @@ impl InfluxSink {
             }
         }
         self.backlog.sync();
-        let left = self.backlog.samples();
-        match &self.backlog {
-            Backlog::Spool { .. } if left > 0 => info!(
-                samples = left,
+        let in_memory = self.backlog.samples_in_memory();
+        let spooled = self.backlog.samples() - in_memory;
+        if spooled > 0 {
+            info!(
+                samples = spooled,
                 "stopping with points the store has not taken; they stay in the spool for the next start"
-            ),
-            Backlog::Memory { .. } if left > 0 => {
-                warn!(
-                    samples = left,
-                    "stopping with points the store has not taken; they are dropped"
-                );
-                SinkStats::add(&self.stats.dropped, left);
-                self.backlog = Backlog::Memory {
-                    chunks: VecDeque::new(),
-                    samples: 0,
-                };
-                self.publish_backlog();
-            }
-            _ => {}
+            );
+        }
+        if in_memory > 0 {
+            warn!(
+                samples = in_memory,
+                "stopping with points the store has not taken; those held in memory are dropped"
+            );
+            SinkStats::add(&self.stats.dropped, self.backlog.drop_memory());
+            self.publish_backlog();
         }
     }
 

@@ -19,7 +19,9 @@
 //! to disk every `fsync_interval`), read from there into the outbox a window at a time, and
 //! acknowledged there on its PUBACK: a broker outage fills the disk instead of memory, and what
 //! a stopped or killed gateway had not delivered goes out after its next start. Statuses stay in
-//! memory: every connection publishes them afresh.
+//! memory: every connection publishes them afresh. A message the spool cannot take (a full
+//! disk) waits in the outbox instead, as without a spool and within the same bound: a full disk
+//! must not cost samples while the broker takes them.
 
 pub mod connection;
 pub mod encode;
@@ -83,6 +85,10 @@ pub struct MqttSink {
     spool_dropped: u64,
     /// Spool failures (a full disk) repeat for every message: logged now and then.
     spool_trouble: Throttle,
+    /// The same for messages the spool could not take, on their own: that says where they go.
+    push_trouble: Throttle,
+    /// Sample messages held in the outbox only, because the spool could not take them.
+    unspooled: usize,
     scratch: Vec<u8>,
 }
 
@@ -178,6 +184,8 @@ impl MqttSink {
             spool: spool.map(Box::new),
             spool_dropped,
             spool_trouble: Throttle::new(Duration::from_secs(10)),
+            push_trouble: Throttle::new(Duration::from_secs(10)),
+            unspooled: 0,
             scratch: Vec::new(),
         })
     }
@@ -220,10 +228,29 @@ impl MqttSink {
         self.scratch.clear();
         record::encode(&mut self.scratch, topic, &payload, qos, false);
         if let Err(e) = spool.push(weight, &self.scratch) {
-            if let Some(repeats) = self.spool_trouble.ready() {
-                warn!(error = %e, samples = weight, repeats, "cannot write to the MQTT spool; dropped");
+            if self.unspooled >= OUTBOX_CAPACITY {
+                complain(
+                    &mut self.push_trouble,
+                    &e,
+                    "cannot write to the MQTT spool and the memory is full too; dropped",
+                );
+                SinkStats::add(&self.stats.dropped, weight);
+                return;
             }
-            SinkStats::add(&self.stats.dropped, weight);
+            complain(
+                &mut self.push_trouble,
+                &e,
+                "cannot write to the MQTT spool; messages wait in memory meanwhile",
+            );
+            self.unspooled += 1;
+            outbox.push(Draft {
+                topic: Arc::clone(topic),
+                payload: Bytes::from(payload),
+                qos,
+                retain: false,
+                weight,
+                spool: None,
+            });
         }
     }
 
@@ -287,10 +314,17 @@ impl MqttSink {
     /// A message reached the broker (PUBACK, or written at QoS 0).
     fn delivered(&mut self, m: Message) {
         SinkStats::add(&self.stats.sent, m.draft.weight);
-        if let (Some(seq), Some(spool)) = (m.draft.spool, &mut self.spool)
-            && let Err(e) = spool.ack_seq(seq)
-        {
-            complain(&mut self.spool_trouble, &e, "cannot update the MQTT spool");
+        let Some(spool) = &mut self.spool else {
+            return;
+        };
+        match m.draft.spool {
+            Some(seq) => {
+                if let Err(e) = spool.ack_seq(seq) {
+                    complain(&mut self.spool_trouble, &e, "cannot update the MQTT spool");
+                }
+            }
+            None if m.draft.weight > 0 => self.unspooled -= 1,
+            None => {}
         }
     }
 
@@ -337,10 +371,11 @@ impl MqttSink {
         }
     }
 
-    /// Messages waiting: in the spool when there is one (statuses aside), else in the outbox.
+    /// Messages waiting: in the spool when there is one (statuses aside, those it could not
+    /// take included), else in the outbox.
     fn backlog(&self, outbox: &Outbox) -> u64 {
         match &self.spool {
-            Some(spool) => spool.counts().pending,
+            Some(spool) => spool.counts().pending + self.unspooled as u64,
             None => outbox.len() as u64,
         }
     }
@@ -502,15 +537,15 @@ impl MqttSink {
                 },
                 _ = sync_tick.tick(), if self.spool.is_some() => self.sync_spool(),
                 _ = sleep_until(deadline), if flush_deadline.is_some() => {
-                    if self.spool.is_some() {
+                    if let Some(spool) = &self.spool {
                         info!(
-                            messages = self.backlog(&outbox),
+                            messages = spool.counts().pending,
                             "MQTT: undelivered messages stay in the spool for the next start"
                         );
-                    } else {
-                        let unsent = outbox.len();
-                        let samples: u64 = outbox.weight();
-                        warn!(unsent, "MQTT flush timed out; unsent messages dropped");
+                    }
+                    let samples = outbox.unspooled_weight();
+                    if samples > 0 {
+                        warn!(samples, "MQTT flush timed out; unsent samples held in memory dropped");
                         SinkStats::add(&self.stats.dropped, samples);
                     }
                     break;

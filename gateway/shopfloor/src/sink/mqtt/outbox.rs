@@ -165,9 +165,15 @@ impl Outbox {
         self.queue.len() + self.written.len() + self.inflight.len()
     }
 
-    /// The samples held, in every state.
-    pub fn weight(&self) -> u64 {
-        let w = |m: &Message| m.draft.weight;
+    /// The samples held in memory only (not in the disk spool), in every state.
+    pub fn unspooled_weight(&self) -> u64 {
+        let w = |m: &Message| {
+            if m.draft.spool.is_none() {
+                m.draft.weight
+            } else {
+                0
+            }
+        };
         self.queue.iter().map(w).sum::<u64>()
             + self.written.iter().map(w).sum::<u64>()
             + self.inflight.values().map(w).sum::<u64>()

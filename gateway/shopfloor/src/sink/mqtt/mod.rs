@@ -323,7 +323,7 @@ impl MqttSink {
                     complain(&mut self.spool_trouble, &e, "cannot update the MQTT spool");
                 }
             }
-            None if m.draft.weight > 0 => self.unspooled -= 1,
+            None if m.draft.weight > 0 => self.unspooled = self.unspooled.saturating_sub(1),
             None => {}
         }
     }

@@ -19,7 +19,7 @@ use shopfloor_core::phase;
 use shopfloor_core::ring::Producer;
 use shopfloor_core::{
     MachineId, MachineState, Quality, Sample, StatusReporter, StatusTracker, TagId, Text, Value,
-    time::now_ms,
+    time::{Stamps, now_ms},
 };
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -224,6 +224,7 @@ struct Poller {
     batch: Vec<Sample>,
     producer: Producer,
     status: StatusTracker,
+    stamps: Stamps,
 }
 
 impl Poller {
@@ -276,7 +277,7 @@ impl Poller {
 
     /// Every tag bad (once), status offline.
     fn fail(&mut self, error: &ReadError) {
-        let ts = now_ms();
+        let ts = self.stamps.next(now_ms());
         for tag in 0..self.tags.len() {
             self.push_bad_once(tag, ts);
         }
@@ -295,7 +296,7 @@ impl Poller {
                 reply => replies.push(reply),
             }
         }
-        let ts = now_ms();
+        let ts = self.stamps.next(now_ms());
         let mut first_exception = None;
         let mut answered = 0;
         for (i, reply) in replies.into_iter().enumerate() {
@@ -378,6 +379,7 @@ pub async fn run(
         batch,
         producer,
         status,
+        stamps: Stamps::default(),
     };
     p.status.report(MachineState::Connecting, None);
     let mut backoff = Backoff::new(

@@ -383,7 +383,7 @@ async fn describe(session: &Session, b: &mut Browsed) -> Result<(), OpcuaError> 
         b.data_type = Some(data_type_name(t));
     }
     if let Some(dv) = values.get(1) {
-        let (_, v, q) = convert::reading(dv, 0);
+        let (_, v, q) = convert::reading(dv, || 0);
         b.value = Some(match (q, v) {
             (shopfloor_core::Quality::Bad, _) => {
                 format!("(bad: {})", dv.status.unwrap_or(StatusCode::Bad))

@@ -58,15 +58,16 @@ pub fn millis(t: &DateTime) -> Option<i64> {
 }
 
 /// A data value as (timestamp, value, quality): the source timestamp where the server gives
-/// one, else its server timestamp, else `now_ms`; a bad status carries no value.
-pub fn reading(dv: &DataValue, now_ms: i64) -> (i64, Value, Quality) {
+/// one, else its server timestamp, else the time `now` gives (asked only then); a bad status
+/// carries no value.
+pub fn reading(dv: &DataValue, now: impl FnOnce() -> i64) -> (i64, Value, Quality) {
     let q = quality(dv.status.unwrap_or(StatusCode::Good));
     let ts = dv
         .source_timestamp
         .as_ref()
         .and_then(millis)
         .or_else(|| dv.server_timestamp.as_ref().and_then(millis))
-        .unwrap_or(now_ms);
+        .unwrap_or_else(now);
     let v = match (&dv.value, q) {
         (_, Quality::Bad) | (None, _) => Value::Null,
         (Some(v), _) => value(v),

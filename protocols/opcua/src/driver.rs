@@ -29,7 +29,7 @@ use opcua::types::{
 use shopfloor_core::backoff::Backoff;
 use shopfloor_core::phase;
 use shopfloor_core::ring::Producer;
-use shopfloor_core::time::now_ms;
+use shopfloor_core::time::{Stamps, now_ms};
 use shopfloor_core::{
     MachineId, MachineState, Quality, Sample, StatusReporter, StatusTracker, TagId, Value,
 };
@@ -173,9 +173,17 @@ struct Emitter {
     tags: Vec<TagState>,
     batch: Vec<Sample>,
     producer: Producer,
+    /// The gateway's clock for readings that come without a timestamp of their own.
+    stamps: Stamps,
 }
 
 impl Emitter {
+    /// The time of a reading taken now: never the same millisecond twice, or the store would
+    /// keep only one of the two.
+    fn now(&mut self) -> i64 {
+        self.stamps.next(now_ms())
+    }
+
     fn push(&mut self, tag: usize, ts: i64, value: Value, quality: Quality) {
         let Some(st) = self.tags.get_mut(tag) else {
             return;
@@ -220,8 +228,9 @@ fn deliver(emitter: &Shared, notification: NotificationMessage) {
     let Some(data) = notification.notification_data else {
         return;
     };
-    let now = now_ms();
     let Ok(mut e) = emitter.lock() else { return };
+    // One gateway time for the whole message, taken only if an item comes without one.
+    let mut now = None;
     for object in data {
         let Some(changes) = object.into_inner_as::<DataChangeNotification>() else {
             continue;
@@ -229,7 +238,7 @@ fn deliver(emitter: &Shared, notification: NotificationMessage) {
         for item in changes.monitored_items.into_iter().flatten() {
             // Client handles are tag index + 1 (0 would be given one by the library).
             let tag = (item.client_handle as usize).wrapping_sub(1);
-            let (ts, value, quality) = reading(&item.value, now);
+            let (ts, value, quality) = reading(&item.value, || *now.get_or_insert_with(|| e.now()));
             e.push(tag, ts, value, quality);
         }
     }
@@ -264,8 +273,8 @@ fn read_id(node: NodeId) -> ReadValueId {
 
 impl Driver {
     fn all_bad(&self) {
-        let ts = now_ms();
         if let Ok(mut e) = self.emitter.lock() {
+            let ts = e.now();
             for tag in 0..e.tags.len() {
                 e.push_bad_once(tag, ts);
             }
@@ -282,7 +291,8 @@ impl Driver {
             );
         }
         if let Ok(mut e) = self.emitter.lock() {
-            e.push_bad_once(tag, now_ms());
+            let ts = e.now();
+            e.push_bad_once(tag, ts);
             e.flush();
         }
     }
@@ -643,10 +653,10 @@ impl Driver {
                 }
             }
             self.status.poll_done(started.elapsed());
-            let now = now_ms();
             if let Ok(mut e) = self.emitter.lock() {
+                let mut now = None;
                 for ((tag, _), dv) in nodes.iter().zip(&values) {
-                    let (ts, value, quality) = reading(dv, now);
+                    let (ts, value, quality) = reading(dv, || *now.get_or_insert_with(|| e.now()));
                     e.push(*tag, ts, value, quality);
                 }
                 e.flush();
@@ -709,6 +719,7 @@ pub async fn run(
         tags,
         batch: Vec::with_capacity(machine.nodes.len().min(4096)),
         producer,
+        stamps: Stamps::default(),
     }));
     let status = StatusTracker::new(machine.id, &machine.name, status);
     let mut d = Driver {

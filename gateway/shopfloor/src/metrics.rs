@@ -156,6 +156,16 @@ pub fn render(
             "shopfloor_poll_duration_seconds_count{{machine=\"{name}\"}} {count}"
         );
     }
+    // A task or socket left behind by every reconnect shows here long before it shows in RSS.
+    if let Ok(rt) = tokio::runtime::Handle::try_current() {
+        o.push_str("# HELP shopfloor_runtime_tasks Tasks alive in the gateway's runtime.\n");
+        o.push_str("# TYPE shopfloor_runtime_tasks gauge\n");
+        let _ = writeln!(
+            o,
+            "shopfloor_runtime_tasks {}",
+            rt.metrics().num_alive_tasks()
+        );
+    }
     type Pick = fn(&SinkStats) -> &AtomicU64;
     let families: [(&str, &str, &str, Pick); 5] = [
         (

@@ -145,6 +145,43 @@ impl Drop for Device {
     }
 }
 
+/// The machine of the fault tests: holding 0 `speed` (u16, `speed`) and 1 `temp` (f32, 21.5).
+pub fn speed_and_temp(speed: u64) -> Memory {
+    use shopfloor_core::Value;
+    use shopfloor_modbus::{Area, DataType, WordOrder};
+    let mut m = Memory::default();
+    let (h, abcd) = (Area::Holding, WordOrder::ABCD);
+    m.put(h, 0, DataType::U16, abcd, Value::U64(speed));
+    m.put(h, 1, DataType::F32, abcd, Value::F64(21.5));
+    m
+}
+
+/// The `[[machine]]` entry that reads [`speed_and_temp`] at `address`.
+pub fn speed_and_temp_machine(id: &str, address: &str, poll_ms: u64, timeout_ms: u64) -> String {
+    format!(
+        r#"
+[[machine]]
+id = "{id}"
+protocol = "modbus-tcp"
+address = "{address}"
+poll_interval = "{poll_ms}ms"
+timeout = "{timeout_ms}ms"
+
+  [[machine.tag]]
+  name = "speed"
+  area = "holding"
+  address = 0
+  type = "u16"
+
+  [[machine.tag]]
+  name = "temp"
+  area = "holding"
+  address = 1
+  type = "f32"
+"#
+    )
+}
+
 /// Ways a raw TCP "device" misbehaves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {

@@ -5,9 +5,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use serde_json::Value as Json;
-use shopfloor_core::Value;
-use shopfloor_modbus::{Area, DataType, WordOrder};
-use shopfloor_tests::device::{Behaviour, Device, Fault, FaultyDevice, Memory};
+use shopfloor_tests::device::{
+    Behaviour, Device, Fault, FaultyDevice, speed_and_temp, speed_and_temp_machine,
+};
 use shopfloor_tests::free_port;
 use shopfloor_tests::gateway::GatewayProcess;
 use shopfloor_tests::mosquitto::Mosquitto;
@@ -19,47 +19,7 @@ use tokio_modbus::ExceptionCode;
 const PREFIX: &str = "faults";
 
 fn machine(id: &str, address: &str) -> String {
-    format!(
-        r#"
-[[machine]]
-id = "{id}"
-protocol = "modbus-tcp"
-address = "{address}"
-poll_interval = "100ms"
-timeout = "300ms"
-
-  [[machine.tag]]
-  name = "speed"
-  area = "holding"
-  address = 0
-  type = "u16"
-
-  [[machine.tag]]
-  name = "temp"
-  area = "holding"
-  address = 1
-  type = "f32"
-"#
-    )
-}
-
-fn memory(speed: u64) -> Memory {
-    let mut m = Memory::default();
-    m.put(
-        Area::Holding,
-        0,
-        DataType::U16,
-        WordOrder::ABCD,
-        Value::U64(speed),
-    );
-    m.put(
-        Area::Holding,
-        1,
-        DataType::F32,
-        WordOrder::ABCD,
-        Value::F64(21.5),
-    );
-    m
+    speed_and_temp_machine(id, address, 100, 300)
 }
 
 fn machine_of(m: &Msg) -> Option<(&str, &str)> {
@@ -70,14 +30,14 @@ fn machine_of(m: &Msg) -> Option<(&str, &str)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn faulty_devices_go_offline_once_and_the_healthy_one_keeps_its_rate() {
     let broker = Mosquitto::start();
-    let healthy = Device::start(memory(1500), Behaviour::Healthy, 0).await;
+    let healthy = Device::start(speed_and_temp(1500), Behaviour::Healthy, 0).await;
     let hang = FaultyDevice::start(Fault::Hang).await;
     let garbage = FaultyDevice::start(Fault::Garbage).await;
     let wrong_tid = FaultyDevice::start(Fault::WrongTransaction).await;
     let closer = FaultyDevice::start(Fault::Close).await;
     let trickle = FaultyDevice::start(Fault::Trickle).await;
     let exception = Device::start(
-        memory(1),
+        speed_and_temp(1),
         Behaviour::Exception(ExceptionCode::IllegalDataAddress),
         0,
     )
@@ -178,7 +138,7 @@ async fn faulty_devices_go_offline_once_and_the_healthy_one_keeps_its_rate() {
 
     // The absent device appears: the driver reconnects and data flows with good quality.
     // Status and samples travel separate paths, so either may arrive first: wait for both.
-    let _late = Device::start(memory(7), Behaviour::Healthy, late_port).await;
+    let _late = Device::start(speed_and_temp(7), Behaviour::Healthy, late_port).await;
     let mut online = false;
     let mut first_good: Option<Json> = None;
     while !online || first_good.is_none() {

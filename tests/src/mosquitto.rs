@@ -55,6 +55,33 @@ impl Mosquitto {
         m
     }
 
+    /// A broker that keeps its sessions and retained messages in its directory across a
+    /// [`Mosquitto::stop_gracefully`] and [`Mosquitto::restart`], as an installed one does.
+    pub fn start_persistent() -> Mosquitto {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        // mosquitto started as root writes its state after dropping to its own user.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        let extra = format!(
+            "persistence true\npersistence_location {}/\n",
+            dir.path().display()
+        );
+        let mut m = Mosquitto {
+            port: crate::free_port(),
+            tls_port: None,
+            child: None,
+            dir,
+            extra,
+        };
+        m.spawn();
+        m
+    }
+
+    /// The file a persistent broker saves its state to.
+    pub fn persistence_file(&self) -> PathBuf {
+        self.dir.path().join("mosquitto.db")
+    }
+
     /// A broker with an anonymous plain listener on `port` and a TLS listener on `tls_port`
     /// that requires a client certificate signed by `pki`'s CA and the password `password` for
     /// user `user`.
@@ -151,6 +178,18 @@ impl Mosquitto {
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Stops the broker the way a service manager does (SIGTERM): a persistent one saves its
+    /// state first.
+    pub fn stop_gracefully(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            if let Ok(pid) = i32::try_from(c.id()) {
+                // SAFETY: kill(2) with a pid of our own child and a valid signal number.
+                unsafe { libc::kill(pid, libc::SIGTERM) };
+            }
             let _ = c.wait();
         }
     }

@@ -371,13 +371,33 @@ async fn broker_restart_loses_no_seq() {
     );
 }
 
-/// The fault test of the reliability issue: the broker away for 30 s (and back without any
-/// session) while every tag flows at 10 Hz, QoS 1: afterwards no `seq` is missing for any tag.
+/// Fault test 1: the broker stopped for 30 s the way a service manager stops it (it saves its
+/// sessions and retained messages and comes back with them) while every tag flows at 10 Hz,
+/// QoS 1: afterwards no `seq` is missing for any tag.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_30_second_broker_stop_loses_no_sample() {
+    let broker = Mosquitto::start_persistent();
+    thirty_seconds_without_broker(broker, "stop", |b| {
+        b.stop_gracefully();
+        let saved = b.persistence_file();
+        assert!(saved.exists(), "the broker saved no state: {}", b.log());
+    })
+    .await;
+}
+
+/// Fault test 2: the same with a broker killed and back without any session.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_30_second_broker_outage_loses_no_sample() {
-    let mut broker = Mosquitto::start();
+    thirty_seconds_without_broker(Mosquitto::start(), "outage", Mosquitto::stop).await;
+}
+
+async fn thirty_seconds_without_broker(
+    mut broker: Mosquitto,
+    name: &str,
+    stop: fn(&mut Mosquitto),
+) {
     let device = Device::start(memory(), Behaviour::Healthy, 0).await;
-    let cfg = config("outage", &broker.url(), &device.addr.to_string(), "tag");
+    let cfg = config(name, &broker.url(), &device.addr.to_string(), "tag");
     let mut before = Subscriber::start(broker.port, &format!("{PREFIX}/cnc-1/+")).await;
     let gw = GatewayProcess::start(&cfg);
     let mut seen: BTreeMap<String, Vec<u64>> = BTreeMap::new();
@@ -391,7 +411,7 @@ async fn a_30_second_broker_outage_loses_no_sample() {
         }
     };
     record(before.collect_for(Duration::from_secs(2)).await);
-    broker.stop();
+    stop(&mut broker);
     // Whatever was in flight towards the stopped broker is still in `before`'s queue.
     record(before.collect_for(Duration::from_millis(200)).await);
     tokio::time::sleep(Duration::from_secs(30)).await;

@@ -1,7 +1,7 @@
 //! Fuzz targets for everything the gateway reads from outside besides Modbus replies (those are
 //! in `protocols/modbus/tests`): config files, MQTT payloads a recorder receives, the bytes a
 //! broker sends the MQTT sink, spool files found on disk, MQTT messages read back from the
-//! spool, and line-protocol encoding of any names and text. Each runs as a test on stable (bolero), first over its committed corpus in
+//! spool, and line-protocol encoding of any point, read back by InfluxDB's own parser. Each runs as a test on stable (bolero), first over its committed corpus in
 //! `tests/__fuzz__/TARGET/corpus` (real inputs), then on random inputs for
 //! `BOLERO_RANDOM_TEST_TIME_MS` (1 s by default, 60 s in `tests/run`);
 //! `cargo bolero test --package shopfloor --test fuzz_inputs TARGET` fuzzes it with coverage.
@@ -82,13 +82,50 @@ fn any_spool_file_opens_and_drains_without_panic() {
     });
 }
 
+/// The encoder against InfluxDB's own parser: any names (a recorder learns machine ids and tag
+/// names from any publisher), any text, any values: one line that reads back as exactly what
+/// was written, but for the documented changes (control characters in names and CR/LF in text
+/// as spaces, a trailing backslash of a name dropped, an empty name as `-`).
 #[test]
-fn any_names_and_text_encode_to_one_line_per_point() {
-    bolero::check!()
-        .with_type::<(String, String, String, String, f64, i64)>()
-        .for_each(|(machine, kind, tag, text, f, i)| {
+fn any_point_reads_back_through_influxdbs_parser() {
+    // Names and text are drawn from the characters line protocol treats specially (and a few
+    // others): random Unicode would almost never end a name in a backslash.
+    const CHARS: [char; 16] = [
+        'a', 'Z', '0', '_', ' ', ',', '=', '\\', '"', '#', '\n', '\r', '\t', '\0', 'é', '✓',
+    ];
+    let text = |bytes: &[u8]| -> String {
+        bytes
+            .iter()
+            .map(|b| CHARS[usize::from(*b) % CHARS.len()])
+            .collect()
+    };
+    type Bytes = Vec<u8>;
+    type Point = (Bytes, Bytes, Bytes, Bytes, Bytes, f64, i64, u64, bool, i64);
+    bolero::check!().with_type::<Point>().for_each(
+        |(measurement, kind, id, tag, value, f, i, u, b, ts)| {
+            let (measurement, kind, id, tag, text) = (
+                &text(measurement),
+                &text(kind),
+                &text(id),
+                &text(tag),
+                &text(value),
+            );
+            // The config refuses a measurement that is empty, a comment or ends in a backslash.
+            if measurement.is_empty() || measurement.starts_with('#') || measurement.ends_with('\\')
+            {
+                return;
+            }
+            let name = |s: &str| -> String {
+                let s = s.trim_end_matches('\\');
+                if s.is_empty() {
+                    return "-".into();
+                }
+                s.chars()
+                    .map(|c| if c.is_control() { ' ' } else { c })
+                    .collect()
+            };
             let mut catalog = Catalog::new();
-            let tags = ["f", "i", "t"]
+            let tags = ["f", "i", "u", "b", "x"]
                 .iter()
                 .map(|suffix| TagInfo {
                     name: format!("{tag}{suffix}"),
@@ -97,22 +134,64 @@ fn any_names_and_text_encode_to_one_line_per_point() {
                 .collect();
             catalog
                 .add(MachineInfo {
-                    id: machine.clone(),
+                    id: id.clone(),
                     kind: kind.clone(),
                     protocol: "fuzz".into(),
                     tags,
                 })
                 .unwrap();
-            let s = |t: u16, v: Value| Sample::new(MachineId(0), TagId(t), 1, 1, v, Quality::Good);
+            let s =
+                |t: u16, v: Value| Sample::new(MachineId(0), TagId(t), *ts, 1, v, Quality::Good);
             let batch = [
                 s(0, Value::F64(*f)),
                 s(1, Value::I64(*i)),
-                s(2, Value::Text(Text::from(text.as_str()))),
+                s(2, Value::U64(*u)),
+                s(3, Value::Bool(*b)),
+                s(4, Value::Text(Text::from(text.as_str()))),
             ];
             let mut out = String::new();
-            let lines = line::encode(&mut out, &catalog, "shopfloor", &batch);
-            assert_eq!(lines, 1);
+            assert_eq!(line::encode(&mut out, &catalog, measurement, &batch), 1);
             assert!(out.ends_with('\n'));
-            assert_eq!(out.matches('\n').count(), 1, "{out:?}");
-        });
+            let mut lines = influxdb_line_protocol::parse_lines(out.trim_end_matches('\n'));
+            let p = match lines.next() {
+                Some(Ok(p)) => p,
+                other => panic!("{out:?} does not parse: {other:?}"),
+            };
+            assert!(lines.next().is_none(), "{out:?} is more than one line");
+
+            assert_eq!(p.series.measurement.to_string(), name(measurement));
+            let got_tags: Vec<(String, String)> = p
+                .series
+                .tag_set
+                .iter()
+                .flatten()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            assert_eq!(
+                got_tags,
+                vec![("machine".into(), name(id)), ("kind".into(), name(kind))],
+                "{out:?}"
+            );
+            use influxdb_line_protocol::FieldValue as F;
+            let field = |suffix: &str| p.field_value(&name(&format!("{tag}{suffix}")));
+            match field("f") {
+                Some(F::F64(v)) => assert_eq!(*v, *f, "{out:?}"),
+                None => assert!(!f.is_finite(), "{out:?}: {f} missing"),
+                other => panic!("{out:?}: {other:?}"),
+            }
+            assert!(matches!(field("i"), Some(F::I64(v)) if v == i), "{out:?}");
+            assert!(matches!(field("u"), Some(F::U64(v)) if v == u), "{out:?}");
+            assert!(
+                matches!(field("b"), Some(F::Boolean(v)) if v == b),
+                "{out:?}"
+            );
+            let text = text.replace(['\n', '\r'], " ");
+            assert!(
+                matches!(field("x"), Some(F::String(v)) if v.as_str() == text),
+                "{out:?}: {:?}",
+                field("x")
+            );
+            assert_eq!(p.timestamp, Some(*ts));
+        },
+    );
 }

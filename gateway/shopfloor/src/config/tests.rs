@@ -421,4 +421,15 @@ flush_interval = "250ms"
         error_of(&bad_batch),
         "14:14: batch_size must be in 1..=1000000 (points)"
     );
+    for measurement in ["", "#hall", "hall\\\\"] {
+        let named = recorder.replace(
+            "bucket = \"fieldlab\"",
+            &format!("bucket = \"fieldlab\"\nmeasurement = \"{measurement}\""),
+        );
+        assert!(
+            error_of(&named).starts_with("14:15: measurement must not"),
+            "{measurement:?}: {}",
+            error_of(&named)
+        );
+    }
 }

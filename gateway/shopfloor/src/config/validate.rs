@@ -392,11 +392,20 @@ fn influx(v: &mut V<'_>, s: &S<super::raw::RawInflux>) -> Option<InfluxConfig> {
     let org = v.required(&i.org, s.span(), "org");
     let bucket = v.required(&i.bucket, s.span(), "bucket");
     let measurement = match &i.measurement {
-        Some(m) if !m.get_ref().is_empty() => m.get_ref().clone(),
-        Some(m) => {
+        Some(m) if m.get_ref().is_empty() => {
             v.err(m.span(), "measurement must not be empty");
             String::new()
         }
+        // Line protocol has no escape for either: a line starting with `#` is a comment, and a
+        // trailing backslash would escape the separator after it.
+        Some(m) if m.get_ref().starts_with('#') || m.get_ref().ends_with('\\') => {
+            v.err(
+                m.span(),
+                "measurement must not start with '#' or end with a backslash",
+            );
+            String::new()
+        }
+        Some(m) => m.get_ref().clone(),
         None => "shopfloor".into(),
     };
     let token_env = v.env(&i.token_env);

@@ -46,16 +46,35 @@ async fn each_fault_shows_as_a_real_device_would() {
         "[gateway]\nname = \"faulty-hall\"\n[mqtt]\nurl = \"{}\"\ntopic_prefix = \"sim\"\n",
         broker.url()
     );
+    let mut ports = Vec::new();
     for (id, faults) in [
         ("exception", "exception = 2"),
         ("slow", "slow = \"600ms\""),
         ("outage", "offline_every = \"2s\"\n  offline_for = \"1s\""),
         ("dropping", "drop_every = 5"),
     ] {
-        config.push_str(&machine(id, free_port(), faults));
+        let port = free_port();
+        config.push_str(&machine(id, port, faults));
+        ports.push(port);
     }
     let mut sub = Subscriber::start(broker.port, "sim/+/_status").await;
     let sim = GatewayProcess::simulate(&config, &[]);
+    // The gateway starts once every simulated machine listens: a refused connect would be the
+    // first error seen, not the fault under test.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    for port in ports {
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the simulator does not listen on {port}\n{}",
+                sim.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
     let gw = GatewayProcess::start(&config);
 
     // Every state change of every machine, in order, until each has shown its fault.

@@ -43,16 +43,7 @@ impl Mosquitto {
 
     /// A broker with `extra` lines added to its configuration (later lines win).
     pub fn start_with(extra: &str) -> Mosquitto {
-        let dir = tempfile::tempdir().unwrap();
-        let mut m = Mosquitto {
-            port: crate::free_port(),
-            tls_port: None,
-            child: None,
-            dir,
-            extra: extra.into(),
-        };
-        m.spawn();
-        m
+        Self::launch(tempfile::tempdir().unwrap(), None, extra.into())
     }
 
     /// A broker that keeps its sessions and retained messages in its directory across a
@@ -66,15 +57,7 @@ impl Mosquitto {
             "persistence true\npersistence_location {}/\n",
             dir.path().display()
         );
-        let mut m = Mosquitto {
-            port: crate::free_port(),
-            tls_port: None,
-            child: None,
-            dir,
-            extra,
-        };
-        m.spawn();
-        m
+        Self::launch(dir, None, extra)
     }
 
     /// The file a persistent broker saves its state to.
@@ -107,9 +90,14 @@ impl Mosquitto {
             pki.server_key.display(),
             passwd.display()
         );
+        Self::launch(dir, Some(tls_port), extra)
+    }
+
+    /// A broker on a free port with its files in `dir`, started and ready.
+    fn launch(dir: tempfile::TempDir, tls_port: Option<u16>, extra: String) -> Mosquitto {
         let mut m = Mosquitto {
             port: crate::free_port(),
-            tls_port: Some(tls_port),
+            tls_port,
             child: None,
             dir,
             extra,

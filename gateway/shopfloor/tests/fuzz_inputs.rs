@@ -1,7 +1,8 @@
 //! Fuzz targets for everything the gateway reads from outside besides Modbus replies (those are
 //! in `protocols/modbus/tests`): config files, MQTT payloads a recorder receives, the bytes a
 //! broker sends the MQTT sink, spool files found on disk, MQTT messages read back from the
-//! spool, and line-protocol encoding of any point, read back by InfluxDB's own parser. Each runs as a test on stable (bolero), first over its committed corpus in
+//! spool, and line-protocol encoding of any point, read back by InfluxDB's own parser. Each runs
+//! as a test on stable (bolero), first over its committed corpus in
 //! `tests/__fuzz__/TARGET/corpus` (real inputs), then on random inputs for
 //! `BOLERO_RANDOM_TEST_TIME_MS` (1 s by default, 60 s in `tests/run`);
 //! `cargo bolero test --package shopfloor --test fuzz_inputs TARGET` fuzzes it with coverage.

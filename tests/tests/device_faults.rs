@@ -137,11 +137,11 @@ async fn faulty_devices_go_offline_once_and_the_healthy_one_keeps_its_rate() {
     assert!(exc_error.contains("exception"), "{exc_error}");
 
     // The absent device appears: the driver reconnects and data flows with good quality.
-    // Status and samples travel separate paths, so either may arrive first: wait for both.
+    // The status travels among the samples: online arrives before the first good sample.
     let _late = Device::start(speed_and_temp(7), Behaviour::Healthy, late_port).await;
     let mut online = false;
     let mut first_good: Option<Json> = None;
-    while !online || first_good.is_none() {
+    while first_good.is_none() {
         let m = sub
             .expect(
                 Duration::from_secs(15),
@@ -151,8 +151,12 @@ async fn faulty_devices_go_offline_once_and_the_healthy_one_keeps_its_rate() {
             .await;
         let j = m.json();
         if m.topic == "faults/late/_status" {
-            online |= j["state"] == "online" && j["error"].is_null();
-        } else if m.topic == "faults/late/speed" && j["quality"] == "good" && first_good.is_none() {
+            online = j["state"] == "online" && j["error"].is_null();
+        } else if m.topic == "faults/late/speed" && j["quality"] == "good" {
+            assert!(
+                online,
+                "a good sample of the late device before its online status"
+            );
             first_good = Some(j);
         }
     }

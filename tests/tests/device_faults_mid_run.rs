@@ -235,13 +235,10 @@ async fn faults_mid_run_are_detected_within_twice_the_timeout_and_spare_the_heal
             .find(|(s, _)| s == "online")
             .map(|(_, t)| *t)
             .unwrap();
-        // The first good sample of the recovery is stamped as its poll ends, a moment before
-        // the online status is reported: it may precede that status, by much less than a poll.
-        let recovering = back - POLL_MS;
         let stale: Vec<&&Json> = list
             .iter()
             .filter(|j| j["quality"] == "good")
-            .filter(|j| (went_bad..recovering).contains(&j["timestamp_ms"].as_i64().unwrap()))
+            .filter(|j| (went_bad..back).contains(&j["timestamp_ms"].as_i64().unwrap()))
             .collect();
         assert!(
             stale.is_empty(),

@@ -3,6 +3,8 @@
 //! Modules:
 //! - [`sample`]: the [`Sample`] every driver produces and every sink consumes: value, quality,
 //!   timestamp, per-tag sequence number, and interned machine and tag ids.
+//! - [`emit`]: the [`Emitter`], the one place where a reading becomes a sample (`seq`, bad
+//!   once, status changes in their place among the samples).
 //! - [`catalog`]: the interned names behind those ids (machines, their kinds and tags), fixed
 //!   when the configuration loads, or grown by a recorder as it learns them.
 //! - [`ring`]: the bounded multi-producer, single-consumer ring buffer between drivers and the
@@ -15,6 +17,7 @@
 
 pub mod backoff;
 pub mod catalog;
+pub mod emit;
 pub mod phase;
 pub mod ring;
 pub mod sample;
@@ -22,5 +25,6 @@ pub mod status;
 pub mod time;
 
 pub use catalog::{Catalog, CatalogError, MachineInfo, SharedCatalog, TagInfo};
+pub use emit::Emitter;
 pub use sample::{MachineId, Quality, Sample, TagId, Text, Value, ValueRef};
 pub use status::{MachineState, MachineStatus, StatusReporter, StatusTracker};

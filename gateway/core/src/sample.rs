@@ -4,6 +4,7 @@
 //! travel through the ring as plain bytes. Machine and tag names are interned as small ids by the
 //! [`crate::Catalog`] when the configuration loads, so a sample never carries a name.
 
+use crate::status::MachineState;
 use std::fmt;
 use std::sync::Arc;
 
@@ -24,6 +25,10 @@ impl MachineId {
 }
 
 impl TagId {
+    /// The tag id of a status event: no tag of any machine has it (a catalog holds at most
+    /// `u16::MAX` tags per machine, indices below it), so a lookup by it finds nothing.
+    pub const STATUS: TagId = TagId(u16::MAX);
+
     /// The index as `usize`, for slice access.
     #[inline]
     pub fn index(self) -> usize {
@@ -174,6 +179,20 @@ enum Kind {
     U64,
     F64,
     Text,
+    /// A status event: the machine is connecting.
+    Connecting,
+    /// A status event: the machine answers.
+    Online,
+    /// A status event: the machine stopped answering; the payload is the error's [`Text`].
+    Offline,
+}
+
+impl Kind {
+    /// Whether the payload is a `Text` pointer this sample owns one count of.
+    #[inline]
+    fn owns_text(self) -> bool {
+        matches!(self, Kind::Text | Kind::Offline)
+    }
 }
 
 /// The value bits of a [`Sample`]: a number's bits, or the thin pointer of a [`Text`]'s `Arc`.
@@ -289,6 +308,55 @@ impl Sample {
         Sample::new(machine, tag, timestamp_ms, seq, Value::Null, Quality::Bad)
     }
 
+    /// A status event of `machine` at `timestamp_ms`, travelling among its samples so that
+    /// every sink sees it in its place: after the last sample read before the change, before
+    /// the first one read after it. `error` is kept only for [`MachineState::Offline`].
+    pub fn status(
+        machine: MachineId,
+        timestamp_ms: i64,
+        state: MachineState,
+        error: Option<&str>,
+    ) -> Sample {
+        let (kind, payload) = match state {
+            MachineState::Connecting => (Kind::Connecting, Payload { bits: 0 }),
+            MachineState::Online => (Kind::Online, Payload { bits: 0 }),
+            MachineState::Offline => (
+                Kind::Offline,
+                Payload {
+                    text: Arc::into_raw(Arc::new(error.unwrap_or_default().to_owned())),
+                },
+            ),
+        };
+        Sample {
+            timestamp_ms,
+            seq: 0,
+            payload,
+            machine,
+            tag: TagId::STATUS,
+            quality: Quality::Bad,
+            kind,
+        }
+    }
+
+    /// True for a status event (see [`Sample::status`]); it has no value and no `seq`.
+    #[inline]
+    pub fn is_status(&self) -> bool {
+        matches!(self.kind, Kind::Connecting | Kind::Online | Kind::Offline)
+    }
+
+    /// The state and error (empty for none) of a status event; `None` for a reading.
+    pub fn as_status(&self) -> Option<(MachineState, &str)> {
+        match self.kind {
+            Kind::Connecting => Some((MachineState::Connecting, "")),
+            Kind::Online => Some((MachineState::Online, "")),
+            // SAFETY: an Offline kind's payload is the Text pointer `Sample::status` wrote.
+            Kind::Offline => Some((MachineState::Offline, unsafe {
+                (*self.payload.text).as_str()
+            })),
+            _ => None,
+        }
+    }
+
     /// How far the value can be trusted.
     #[inline]
     pub fn quality(&self) -> Quality {
@@ -302,7 +370,7 @@ impl Sample {
         // while this sample holds its reference count.
         unsafe {
             match self.kind {
-                Kind::Null => ValueRef::Null,
+                Kind::Null | Kind::Connecting | Kind::Online | Kind::Offline => ValueRef::Null,
                 Kind::Bool => ValueRef::Bool(self.payload.bits != 0),
                 Kind::I64 => ValueRef::I64(self.payload.bits as i64),
                 Kind::U64 => ValueRef::U64(self.payload.bits),
@@ -336,7 +404,7 @@ impl Sample {
 impl Clone for Sample {
     #[inline]
     fn clone(&self) -> Sample {
-        if self.kind == Kind::Text {
+        if self.kind.owns_text() {
             // SAFETY: the pointer came from Arc::into_raw and this sample owns one count.
             unsafe { Arc::increment_strong_count(self.payload.text) };
         }
@@ -355,7 +423,7 @@ impl Clone for Sample {
 impl Drop for Sample {
     #[inline]
     fn drop(&mut self) {
-        if self.kind == Kind::Text {
+        if self.kind.owns_text() {
             // SAFETY: the pointer came from Arc::into_raw and this sample owns one count.
             unsafe { drop(Arc::from_raw(self.payload.text)) };
         }
@@ -370,6 +438,7 @@ impl PartialEq for Sample {
             && self.tag == other.tag
             && self.quality == other.quality
             && self.value() == other.value()
+            && self.as_status() == other.as_status()
     }
 }
 
@@ -463,6 +532,29 @@ mod tests {
             (s.value(), s.quality()),
             (ValueRef::U64(5), Quality::Uncertain)
         );
+    }
+
+    #[test]
+    fn a_status_event_reads_back_and_releases_its_error() {
+        for (state, error) in [
+            (MachineState::Online, ""),
+            (MachineState::Connecting, ""),
+            (MachineState::Offline, "connect: refused"),
+        ] {
+            let s = Sample::status(MachineId(3), 7, state, Some(error));
+            let c = s.clone();
+            assert!(c.is_status());
+            assert_eq!(c.as_status(), Some((state, error)));
+            assert_eq!(
+                (c.tag, c.value(), c.seq),
+                (TagId::STATUS, ValueRef::Null, 0)
+            );
+            drop(s);
+            assert_eq!(c.as_status(), Some((state, error)));
+        }
+        let reading = Sample::new(MachineId(0), TagId(0), 1, 1, Value::U64(1), Quality::Good);
+        assert!(!reading.is_status());
+        assert_eq!(reading.as_status(), None);
     }
 
     #[test]

@@ -81,9 +81,14 @@ impl StatusTracker {
 
     /// Records `state` (and why, when offline) if it differs from the last one.
     pub fn report(&mut self, state: MachineState, error: Option<String>) {
+        self.report_at(state, error, crate::time::now_ms());
+    }
+
+    /// As [`StatusTracker::report`], the change dated `since_ms`; true when it was a change.
+    pub fn report_at(&mut self, state: MachineState, error: Option<String>, since_ms: i64) -> bool {
         let now = (state, error);
         if self.last.as_ref() == Some(&now) {
-            return;
+            return false;
         }
         match &now {
             (MachineState::Online, _) => tracing::info!(machine = %self.name, "online"),
@@ -94,11 +99,12 @@ impl StatusTracker {
             self.machine,
             MachineStatus {
                 state: now.0,
-                since_ms: crate::time::now_ms(),
+                since_ms,
                 error: now.1.clone(),
             },
         );
         self.last = Some(now);
+        true
     }
 
     /// The last state recorded.

@@ -40,7 +40,7 @@ pub async fn run(mut consumer: Consumer, sinks: Vec<SinkPort>, metrics: Arc<Metr
         // Drains go lane by lane, so a machine's samples come in runs: one add per run.
         for run in buf.chunk_by(|a, b| a.machine == b.machine) {
             if let Some(c) = metrics.samples.get(run[0].machine.index()) {
-                c.fetch_add(run.len() as u64, Ordering::Relaxed);
+                c.fetch_add(crate::sink::readings(run), Ordering::Relaxed);
             }
         }
         metrics

@@ -170,12 +170,10 @@ impl Gateway {
                 open_spool(config, "mqtt")?,
             )?;
             let (tx, rx) = mpsc::channel(SINK_QUEUE);
-            let watch = status.subscribe();
             sink_tasks.spawn(
                 "the mqtt sink",
                 sink.run(
                     rx,
-                    watch,
                     SHUTDOWN_BUDGET - Duration::from_secs(1),
                     config.buffer.fsync_interval,
                 ),

@@ -17,10 +17,7 @@ use crate::register::{Area, TagSpec};
 use shopfloor_core::backoff::Backoff;
 use shopfloor_core::phase;
 use shopfloor_core::ring::Producer;
-use shopfloor_core::{
-    MachineId, MachineState, Quality, Sample, StatusReporter, StatusTracker, TagId, Text, Value,
-    time::{Stamps, now_ms},
-};
+use shopfloor_core::{Emitter, MachineId, Quality, StatusReporter};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -209,83 +206,16 @@ pub async fn connect(address: &str, unit: u8, limit: Duration) -> Result<Context
     }
 }
 
-/// The per-tag state that makes `seq` continuous and bad quality published once.
-struct TagState {
-    seq: u64,
-    bad: bool,
-    last_text: Option<Text>,
-}
-
 /// The running state of one machine's driver.
 struct Poller {
     machine: ModbusMachine,
     plan: Vec<ReadRequest>,
-    tags: Vec<TagState>,
-    batch: Vec<Sample>,
-    producer: Producer,
-    status: StatusTracker,
-    stamps: Stamps,
+    emit: Emitter,
+    /// Refused requests were logged since the machine last answered every request.
+    warned_refusal: bool,
 }
 
 impl Poller {
-    fn push_value(&mut self, tag: usize, ts: i64, value: Value) {
-        let st = &mut self.tags[tag];
-        // Keep one shared copy of text that did not change, instead of a new one every poll.
-        let value = match value {
-            Value::Text(t) => match &st.last_text {
-                Some(old) if old.as_str() == t.as_str() => Value::Text(old.clone()),
-                _ => {
-                    st.last_text = Some(t.clone());
-                    Value::Text(t)
-                }
-            },
-            v => v,
-        };
-        st.seq += 1;
-        let sample = Sample::new(
-            self.machine.id,
-            TagId(tag as u16),
-            ts,
-            st.seq,
-            value,
-            Quality::Good,
-        );
-        st.bad = sample.quality() == Quality::Bad;
-        self.batch.push(sample);
-    }
-
-    /// Queues a bad sample for `tag` unless its last sample already was bad.
-    fn push_bad_once(&mut self, tag: usize, ts: i64) {
-        let st = &mut self.tags[tag];
-        if st.bad {
-            return;
-        }
-        st.bad = true;
-        st.seq += 1;
-        self.batch
-            .push(Sample::bad(self.machine.id, TagId(tag as u16), ts, st.seq));
-    }
-
-    fn flush(&mut self) {
-        if !self.batch.is_empty() {
-            let dropped = self.producer.push_batch(&mut self.batch);
-            if dropped > 0 {
-                debug!(machine = %self.machine.name, dropped, "ring full, samples dropped");
-            }
-        }
-    }
-
-    /// Every tag bad (once), status offline.
-    fn fail(&mut self, error: &ReadError) {
-        let ts = self.stamps.next(now_ms());
-        for tag in 0..self.tags.len() {
-            self.push_bad_once(tag, ts);
-        }
-        self.flush();
-        self.status
-            .report(MachineState::Offline, Some(error.to_string()));
-    }
-
     /// One poll cycle. `Err` means the connection must be dropped.
     async fn poll(&mut self, ctx: &mut Context) -> Result<(), ReadError> {
         let limit = self.machine.timeout;
@@ -296,7 +226,7 @@ impl Poller {
                 reply => replies.push(reply),
             }
         }
-        let ts = self.stamps.next(now_ms());
+        let ts = self.emit.now();
         let mut first_exception = None;
         let mut answered = 0;
         for (i, reply) in replies.into_iter().enumerate() {
@@ -307,20 +237,21 @@ impl Poller {
                     for s in &slots {
                         let range = usize::from(s.offset)..usize::from(s.offset + s.width);
                         match decode_registers(&self.machine.tags[s.tag], &regs[range]) {
-                            Ok(v) => self.push_value(s.tag, ts, v),
-                            Err(_) => self.push_bad_once(s.tag, ts),
+                            Ok(v) => self.emit.reading(s.tag, ts, v, Quality::Good),
+                            Err(_) => self.emit.bad_once(s.tag, ts),
                         }
                     }
                 }
                 Ok(Reply::Bits(bits)) => {
                     answered += 1;
                     for s in &slots {
-                        self.push_value(s.tag, ts, decode_bit(bits[usize::from(s.offset)]));
+                        let bit = decode_bit(bits[usize::from(s.offset)]);
+                        self.emit.reading(s.tag, ts, bit, Quality::Good);
                     }
                 }
                 Err(e) => {
                     for s in &slots {
-                        self.push_bad_once(s.tag, ts);
+                        self.emit.bad_once(s.tag, ts);
                     }
                     if first_exception.is_none() {
                         first_exception = Some(e);
@@ -329,20 +260,22 @@ impl Poller {
             }
             self.plan[i].slots = slots;
         }
-        self.flush();
         match first_exception {
-            Some(e) if answered == 0 => self
-                .status
-                .report(MachineState::Offline, Some(e.to_string())),
+            Some(e) if answered == 0 => self.emit.offline(e.to_string()),
             Some(e) => {
                 // Partly answered: online, and the refused requests are worth a log line.
-                if self.status.state() != Some(MachineState::Online) {
+                if !self.warned_refusal {
                     warn!(machine = %self.machine.name, error = %e, "some tags refused");
+                    self.warned_refusal = true;
                 }
-                self.status.report(MachineState::Online, None);
+                self.emit.online();
             }
-            None => self.status.report(MachineState::Online, None),
+            None => {
+                self.warned_refusal = false;
+                self.emit.online();
+            }
         }
+        self.emit.flush();
         Ok(())
     }
 }
@@ -361,27 +294,20 @@ pub async fn run(
     shutdown: CancellationToken,
 ) {
     let plan = plan_for(&machine);
-    let tags = machine
-        .tags
-        .iter()
-        .map(|_| TagState {
-            seq: 0,
-            bad: false,
-            last_text: None,
-        })
-        .collect();
-    let batch = Vec::with_capacity(machine.tags.len());
-    let status = StatusTracker::new(machine.id, &machine.name, status);
+    let emit = Emitter::new(
+        machine.id,
+        &machine.name,
+        machine.tags.len(),
+        producer,
+        status,
+    );
     let mut p = Poller {
         machine,
         plan,
-        tags,
-        batch,
-        producer,
-        status,
-        stamps: Stamps::default(),
+        emit,
+        warned_refusal: false,
     };
-    p.status.report(MachineState::Connecting, None);
+    p.emit.connecting();
     let mut backoff = Backoff::new(
         p.machine
             .poll_interval
@@ -413,7 +339,7 @@ pub async fn run(
                         _ = shutdown.cancelled() => return,
                         r = p.poll(&mut ctx) => r,
                     };
-                    p.status.poll_done(started.elapsed());
+                    p.emit.poll_done(started.elapsed());
                     match polled {
                         Ok(()) => backoff.reset(),
                         Err(e) => break e,
@@ -421,7 +347,7 @@ pub async fn run(
                 }
             }
         };
-        p.fail(&error);
+        p.emit.offline(error.to_string());
         let delay = backoff.next_delay();
         debug!(machine = %p.machine.name, ?delay, "reconnecting after backoff");
         tokio::select! {

@@ -29,10 +29,7 @@ use opcua::types::{
 use shopfloor_core::backoff::Backoff;
 use shopfloor_core::phase;
 use shopfloor_core::ring::Producer;
-use shopfloor_core::time::{Stamps, now_ms};
-use shopfloor_core::{
-    MachineId, MachineState, Quality, Sample, StatusReporter, StatusTracker, TagId, Value,
-};
+use shopfloor_core::{Emitter, MachineId, StatusReporter};
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -159,68 +156,8 @@ pub enum OpcuaError {
     Lost(StatusCode),
 }
 
-/// Per-tag state that makes `seq` continuous and bad quality published once.
-#[derive(Default, Clone)]
-struct TagState {
-    seq: u64,
-    bad: bool,
-}
-
-/// Turns readings into samples on the ring; shared between the task and the subscription
-/// callback, which runs inside the session's event loop.
-struct Emitter {
-    machine: MachineId,
-    tags: Vec<TagState>,
-    batch: Vec<Sample>,
-    producer: Producer,
-    /// The gateway's clock for readings that come without a timestamp of their own.
-    stamps: Stamps,
-}
-
-impl Emitter {
-    /// The time of a reading taken now: never the same millisecond twice, or the store would
-    /// keep only one of the two.
-    fn now(&mut self) -> i64 {
-        self.stamps.next(now_ms())
-    }
-
-    fn push(&mut self, tag: usize, ts: i64, value: Value, quality: Quality) {
-        let Some(st) = self.tags.get_mut(tag) else {
-            return;
-        };
-        if quality == Quality::Bad {
-            self.push_bad_once(tag, ts);
-            return;
-        }
-        st.seq += 1;
-        let sample = Sample::new(self.machine, TagId(tag as u16), ts, st.seq, value, quality);
-        st.bad = sample.quality() == Quality::Bad;
-        self.batch.push(sample);
-    }
-
-    fn push_bad_once(&mut self, tag: usize, ts: i64) {
-        let Some(st) = self.tags.get_mut(tag) else {
-            return;
-        };
-        if st.bad {
-            return;
-        }
-        st.bad = true;
-        st.seq += 1;
-        self.batch
-            .push(Sample::bad(self.machine, TagId(tag as u16), ts, st.seq));
-    }
-
-    fn flush(&mut self) {
-        if !self.batch.is_empty() {
-            let dropped = self.producer.push_batch(&mut self.batch);
-            if dropped > 0 {
-                debug!(dropped, "ring full, samples dropped");
-            }
-        }
-    }
-}
-
+/// The machine's emitter, shared between the task and the subscription callback, which runs
+/// inside the session's event loop.
 type Shared = Arc<Mutex<Emitter>>;
 
 /// A notification message to samples: a whole message at a time, one lock per message.
@@ -239,7 +176,7 @@ fn deliver(emitter: &Shared, notification: NotificationMessage) {
             // Client handles are tag index + 1 (0 would be given one by the library).
             let tag = (item.client_handle as usize).wrapping_sub(1);
             let (ts, value, quality) = reading(&item.value, || *now.get_or_insert_with(|| e.now()));
-            e.push(tag, ts, value, quality);
+            e.reading(tag, ts, value, quality);
         }
     }
     e.flush();
@@ -255,7 +192,6 @@ enum Link {
 struct Driver {
     machine: OpcuaMachine,
     emitter: Shared,
-    status: StatusTracker,
     /// Nodes already reported missing: told once, not on every reconnect.
     reported: HashSet<usize>,
     /// Subscriptions of the current session.
@@ -272,12 +208,10 @@ fn read_id(node: NodeId) -> ReadValueId {
 }
 
 impl Driver {
-    fn all_bad(&self) {
+    /// Runs `f` on the emitter and pushes what it queued.
+    fn emit(&self, f: impl FnOnce(&mut Emitter)) {
         if let Ok(mut e) = self.emitter.lock() {
-            let ts = e.now();
-            for tag in 0..e.tags.len() {
-                e.push_bad_once(tag, ts);
-            }
+            f(&mut e);
             e.flush();
         }
     }
@@ -290,11 +224,10 @@ impl Driver {
                 "node left out: {why}"
             );
         }
-        if let Ok(mut e) = self.emitter.lock() {
+        self.emit(|e| {
             let ts = e.now();
-            e.push_bad_once(tag, ts);
-            e.flush();
-        }
+            e.bad_once(tag, ts);
+        });
     }
 
     fn client(&self) -> Result<Client, OpcuaError> {
@@ -458,7 +391,7 @@ impl Driver {
             Err(e) => return Some(e),
         };
         backoff.reset();
-        self.status.report(MachineState::Online, None);
+        self.emit(Emitter::online);
         match self.machine.mode {
             Mode::Subscribe => tokio::select! {
                 _ = shutdown.cancelled() => None,
@@ -652,15 +585,14 @@ impl Driver {
                     }
                 }
             }
-            self.status.poll_done(started.elapsed());
-            if let Ok(mut e) = self.emitter.lock() {
+            self.emit(|e| {
+                e.poll_done(started.elapsed());
                 let mut now = None;
                 for ((tag, _), dv) in nodes.iter().zip(&values) {
                     let (ts, value, quality) = reading(dv, || *now.get_or_insert_with(|| e.now()));
-                    e.push(*tag, ts, value, quality);
+                    e.reading(*tag, ts, value, quality);
                 }
-                e.flush();
-            }
+            });
         }
     }
 }
@@ -713,29 +645,26 @@ pub async fn run(
     status: Arc<dyn StatusReporter>,
     shutdown: CancellationToken,
 ) {
-    let tags = vec![TagState::default(); machine.nodes.len()];
-    let emitter = Arc::new(Mutex::new(Emitter {
-        machine: machine.id,
-        tags,
-        batch: Vec::with_capacity(machine.nodes.len().min(4096)),
+    let emitter = Emitter::new(
+        machine.id,
+        &machine.name,
+        machine.nodes.len(),
         producer,
-        stamps: Stamps::default(),
-    }));
-    let status = StatusTracker::new(machine.id, &machine.name, status);
+        status,
+    );
     let mut d = Driver {
         machine,
-        emitter,
-        status,
+        emitter: Arc::new(Mutex::new(emitter)),
         reported: HashSet::new(),
         subscriptions: 0,
     };
-    d.status.report(MachineState::Connecting, None);
+    d.emit(Emitter::connecting);
     let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(30));
     let mut client = match d.client() {
         Ok(c) => c,
         Err(e) => {
             // Only a broken pki folder gets here; say so and keep the machine visible.
-            d.status.report(MachineState::Offline, Some(e.to_string()));
+            d.emit(|em| em.offline(e.to_string()));
             shutdown.cancelled().await;
             return;
         }
@@ -744,9 +673,7 @@ pub async fn run(
         let Some(error) = d.session(&mut client, &mut backoff, &shutdown).await else {
             return;
         };
-        d.all_bad();
-        d.status
-            .report(MachineState::Offline, Some(error.to_string()));
+        d.emit(|e| e.offline(error.to_string()));
         let delay = backoff.next_delay();
         debug!(machine = %d.machine.name, ?delay, "reconnecting after backoff");
         tokio::select! {

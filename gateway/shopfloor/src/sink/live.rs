@@ -65,7 +65,8 @@ impl LiveStore {
 
     /// Records a batch.
     pub fn record(&mut self, batch: &[Sample]) {
-        for s in batch {
+        // Statuses are the status board's; this store keeps readings.
+        for s in batch.iter().filter(|s| !s.is_status()) {
             // A recorder's catalog grows while it runs: make room for ids it added. Ids are
             // u16, so this is bounded.
             let (mi, ti) = (s.machine.index(), s.tag.index());
@@ -131,7 +132,7 @@ pub fn stream_event(catalog: &Catalog, batch: &[Sample]) -> String {
     let mut out = Vec::with_capacity(batch.len() * 128);
     out.push(b'[');
     let mut first = true;
-    for s in batch {
+    for s in batch.iter().filter(|s| !s.is_status()) {
         let (Some(m), Some(t)) = (catalog.machine(s.machine), catalog.tag(s.machine, s.tag)) else {
             continue;
         };
@@ -171,7 +172,9 @@ pub async fn run(
         if events.receiver_count() > 0 {
             let _ = events.send(Arc::from(stream_event(&catalog.load(), &batch)));
         }
-        stats.sent.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        stats
+            .sent
+            .fetch_add(crate::sink::readings(&batch), Ordering::Relaxed);
     }
 }
 

@@ -1,9 +1,11 @@
 //! Sinks: where samples go after the ring.
 //!
 //! Every sink runs as its own task and receives [`Batch`]es from the dispatcher through its own
-//! bounded channel, and machine states through a [`crate::status::StatusBoard`] watch. A sink
-//! that cannot keep up never stalls the dispatcher: the dispatcher drops what does not fit its
-//! channel and counts it in that sink's [`SinkStats`].
+//! bounded channel. A batch holds each machine's readings and its status changes in one order
+//! ([`Sample::status`] events, walked with [`parts`]), so a sink that publishes statuses puts
+//! each in its place among the samples. A sink that cannot keep up never stalls the
+//! dispatcher: the dispatcher drops what does not fit its channel and counts it in that sink's
+//! [`SinkStats`].
 //!
 //! - [`mqtt`]: publishes samples and statuses over MQTT with an acknowledged outbox.
 //! - [`csv`]: one CSV file per machine and UTC day, for data analysis.
@@ -22,6 +24,39 @@ use std::time::{Duration, Instant};
 
 /// Samples as the dispatcher fans them out: shared by all sinks, never copied.
 pub type Batch = Arc<[Sample]>;
+
+/// A piece of a batch: a run of readings, or one status event between them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Part<'a> {
+    /// Readings, in order, with no status event among them.
+    Readings(&'a [Sample]),
+    /// A machine's status change ([`Sample::as_status`] gives it).
+    Status(&'a Sample),
+}
+
+/// Walks `batch` as runs of readings and the status events between them, in order.
+pub fn parts(batch: &[Sample]) -> impl Iterator<Item = Part<'_>> {
+    let mut rest = batch;
+    std::iter::from_fn(move || {
+        let (first, tail) = rest.split_first()?;
+        if first.is_status() {
+            rest = tail;
+            return Some(Part::Status(first));
+        }
+        let end = rest
+            .iter()
+            .position(Sample::is_status)
+            .unwrap_or(rest.len());
+        let (run, tail) = rest.split_at(end);
+        rest = tail;
+        Some(Part::Readings(run))
+    })
+}
+
+/// How many readings `batch` holds, its status events left out (for the counters).
+pub fn readings(batch: &[Sample]) -> u64 {
+    batch.iter().filter(|s| !s.is_status()).count() as u64
+}
 
 /// Counters of one sink, read by `/metrics` and the logs.
 #[derive(Debug, Default)]
@@ -83,6 +118,57 @@ impl Throttle {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use shopfloor_core::{MachineId, MachineState, Quality, TagId, Value};
+
+    fn reading(seq: u64) -> Sample {
+        Sample::new(
+            MachineId(0),
+            TagId(0),
+            1,
+            seq,
+            Value::U64(seq),
+            Quality::Good,
+        )
+    }
+
+    fn status(state: MachineState) -> Sample {
+        Sample::status(MachineId(0), 1, state, None)
+    }
+
+    #[test]
+    fn a_batch_walks_as_runs_of_readings_and_statuses_in_place() {
+        let online = status(MachineState::Online);
+        let offline = status(MachineState::Offline);
+        let cases: Vec<(Vec<Sample>, Vec<&str>)> = vec![
+            (vec![], vec![]),
+            (vec![reading(1), reading(2)], vec!["2"]),
+            (vec![online.clone()], vec!["online"]),
+            (
+                vec![online.clone(), reading(1), reading(2), offline.clone()],
+                vec!["online", "2", "offline"],
+            ),
+            (
+                vec![reading(1), offline, online, reading(2)],
+                vec!["1", "offline", "online", "1"],
+            ),
+        ];
+        for (batch, want) in cases {
+            let got: Vec<String> = parts(&batch)
+                .map(|p| match p {
+                    Part::Readings(r) => r.len().to_string(),
+                    Part::Status(s) => s.as_status().map(|s| s.0.as_str()).unwrap_or("?").into(),
+                })
+                .collect();
+            assert_eq!(got, want);
+            let in_runs: usize = parts(&batch)
+                .map(|p| match p {
+                    Part::Readings(r) => r.len(),
+                    Part::Status(_) => 0,
+                })
+                .sum();
+            assert_eq!(readings(&batch), in_runs as u64);
+        }
+    }
 
     #[test]
     fn a_throttle_lets_one_through_per_interval_and_counts_the_rest() {

@@ -18,8 +18,11 @@
 //! `<spool_dir>/mqtt/` first (handed to the operating system at the end of each batch, forced
 //! to disk every `fsync_interval`), read from there into the outbox a window at a time, and
 //! acknowledged there on its PUBACK: a broker outage fills the disk instead of memory, and what
-//! a stopped or killed gateway had not delivered goes out after its next start. Statuses stay in
-//! memory: every connection publishes them afresh. A message the spool cannot take (a full
+//! a stopped or killed gateway had not delivered goes out after its next start. A machine's
+//! status changes arrive among its samples and take the same way (spool or outbox), so each is
+//! published in its place: `offline` after the machine's last sample before it, `online` before
+//! its first one after it. Every new connection also publishes the latest status of each
+//! machine at once, ahead of any backlog. A message the spool cannot take (a full
 //! disk) waits in the outbox instead, as without a spool and within the same bound: a full disk
 //! must not cost samples while the broker takes them.
 
@@ -32,7 +35,7 @@ pub mod tls;
 pub mod wire;
 
 use crate::config::{Layout, MqttConfig};
-use crate::sink::{Batch, SinkStats, Throttle};
+use crate::sink::{Batch, Part, SinkStats, Throttle, parts};
 use crate::spool::Spool;
 use crate::status::Statuses;
 use bytes::Bytes;
@@ -44,7 +47,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 use thiserror::Error;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 use tracing::{info, warn};
 
@@ -81,6 +84,8 @@ pub struct MqttSink {
     gateway_topic: Arc<str>,
     units: Vec<Vec<Vec<u8>>>,
     machine_seq: Vec<u64>,
+    /// Each machine's latest status as the stream told it, republished on every connection.
+    known: Statuses,
     spool: Option<Box<Spool>>,
     spool_dropped: u64,
     /// Spool failures (a full disk) repeat for every message: logged now and then.
@@ -167,6 +172,12 @@ impl MqttSink {
             );
         }
         let machine_seq = vec![0; catalog.len()];
+        let connecting = MachineStatus {
+            state: MachineState::Connecting,
+            since_ms: now_ms(),
+            error: None,
+        };
+        let known = vec![connecting; catalog.len()];
         let spool_dropped = spool.as_ref().map_or(0, |s| s.counts().dropped_weight);
         if let Some(spool) = &spool {
             spool.report_opened("mqtt");
@@ -181,6 +192,7 @@ impl MqttSink {
             gateway_topic,
             units,
             machine_seq,
+            known,
             spool: spool.map(Box::new),
             spool_dropped,
             spool_trouble: Throttle::new(Duration::from_secs(10)),
@@ -204,7 +216,8 @@ impl MqttSink {
         SinkStats::add(&self.stats.dropped, dropped);
     }
 
-    /// Queues a message of `weight` samples: to the spool when there is one, else the outbox.
+    /// Queues a message of `weight` samples at the sink's QoS: to the spool when there is one,
+    /// else the outbox.
     fn enqueue_samples(
         &mut self,
         outbox: &mut Outbox,
@@ -212,29 +225,41 @@ impl MqttSink {
         payload: Vec<u8>,
         weight: u64,
     ) {
-        let qos = self.cfg.qos;
+        let draft = Draft {
+            topic: Arc::clone(topic),
+            payload: Bytes::from(payload),
+            qos: self.cfg.qos,
+            retain: false,
+            weight,
+            spool: None,
+        };
+        self.enqueue_in_order(outbox, draft);
+    }
+
+    /// Queues a message behind everything queued before it: to the spool when there is one
+    /// (the outbox takes it if the spool cannot), else the outbox.
+    fn enqueue_in_order(&mut self, outbox: &mut Outbox, draft: Draft) {
         let Some(spool) = &mut self.spool else {
-            let dropped = outbox.push(Draft {
-                topic: Arc::clone(topic),
-                payload: Bytes::from(payload),
-                qos,
-                retain: false,
-                weight,
-                spool: None,
-            });
+            let dropped = outbox.push(draft);
             SinkStats::add(&self.stats.dropped, dropped);
             return;
         };
         self.scratch.clear();
-        record::encode(&mut self.scratch, topic, &payload, qos, false);
-        if let Err(e) = spool.push(weight, &self.scratch) {
+        record::encode(
+            &mut self.scratch,
+            &draft.topic,
+            &draft.payload,
+            draft.qos,
+            draft.retain,
+        );
+        if let Err(e) = spool.push(draft.weight, &self.scratch) {
             if self.unspooled >= OUTBOX_CAPACITY {
                 complain(
                     &mut self.push_trouble,
                     &e,
                     "cannot write to the MQTT spool and the memory is full too; dropped",
                 );
-                SinkStats::add(&self.stats.dropped, weight);
+                SinkStats::add(&self.stats.dropped, draft.weight);
                 return;
             }
             complain(
@@ -242,15 +267,10 @@ impl MqttSink {
                 &e,
                 "cannot write to the MQTT spool; messages wait in memory meanwhile",
             );
-            self.unspooled += 1;
-            outbox.push(Draft {
-                topic: Arc::clone(topic),
-                payload: Bytes::from(payload),
-                qos,
-                retain: false,
-                weight,
-                spool: None,
-            });
+            if draft.weight > 0 {
+                self.unspooled += 1;
+            }
+            outbox.push(draft);
         }
     }
 
@@ -381,6 +401,47 @@ impl MqttSink {
     }
 
     fn enqueue_batch(&mut self, outbox: &mut Outbox, batch: &[Sample]) {
+        for part in parts(batch) {
+            match part {
+                Part::Readings(run) => self.enqueue_readings(outbox, run),
+                Part::Status(event) => self.enqueue_status_event(outbox, event),
+            }
+        }
+        self.after_batch();
+    }
+
+    /// A status change from the stream: remembered, and published in its place.
+    fn enqueue_status_event(&mut self, outbox: &mut Outbox, event: &Sample) {
+        let (Some((state, error)), Some(topic)) = (
+            event.as_status(),
+            self.status_topics.get(event.machine.index()),
+        ) else {
+            return;
+        };
+        let status = MachineStatus {
+            state,
+            since_ms: event.timestamp_ms,
+            error: (state == MachineState::Offline).then(|| error.to_owned()),
+        };
+        if let Some(slot) = self.known.get_mut(event.machine.index()) {
+            *slot = status.clone();
+        }
+        if state == MachineState::Connecting {
+            return;
+        }
+        let payload = encode::status_payload(&status, self.kind(event.machine.index()));
+        let draft = Draft {
+            topic: Arc::clone(topic),
+            payload: Bytes::from(payload),
+            qos: 1,
+            retain: true,
+            weight: 0,
+            spool: None,
+        };
+        self.enqueue_in_order(outbox, draft);
+    }
+
+    fn enqueue_readings(&mut self, outbox: &mut Outbox, batch: &[Sample]) {
         match self.cfg.layout {
             Layout::Tag => {
                 for s in batch {
@@ -426,7 +487,6 @@ impl MqttSink {
                 }
             }
         }
-        self.after_batch();
     }
 
     fn kind(&self, machine: usize) -> &str {
@@ -436,17 +496,20 @@ impl MqttSink {
             .map_or("", |m| m.kind.as_str())
     }
 
-    fn enqueue_statuses(&self, outbox: &mut Outbox, now: &Statuses, published: &mut Statuses) {
-        for (i, st) in now.iter().enumerate() {
-            if st.state == MachineState::Connecting || published.get(i) == Some(st) {
+    /// Every machine's latest status, straight into the outbox: a new connection tells the
+    /// broker where each machine stands before it replays any backlog.
+    fn republish_statuses(&self, outbox: &mut Outbox) {
+        for (i, st) in self.known.iter().enumerate() {
+            if st.state == MachineState::Connecting {
                 continue;
             }
             if let Some(topic) = self.status_topics.get(i) {
-                let kind = self.kind(i);
-                self.enqueue(outbox, topic, encode::status_payload(st, kind), true);
-            }
-            if let Some(slot) = published.get_mut(i) {
-                *slot = st.clone();
+                self.enqueue(
+                    outbox,
+                    topic,
+                    encode::status_payload(st, self.kind(i)),
+                    true,
+                );
             }
         }
     }
@@ -458,7 +521,6 @@ impl MqttSink {
     pub async fn run(
         mut self,
         mut input: mpsc::Receiver<Batch>,
-        mut status: watch::Receiver<Statuses>,
         flush_for: Duration,
         fsync: Duration,
     ) {
@@ -476,16 +538,7 @@ impl MqttSink {
         let mut outbox = Outbox::new(capacity, WINDOW);
         let mut sync_tick = tokio::time::interval(fsync);
         sync_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut published: Statuses = status
-            .borrow()
-            .iter()
-            .map(|s| MachineStatus {
-                state: MachineState::Connecting,
-                ..s.clone()
-            })
-            .collect();
         let mut input_open = true;
-        let mut status_open = true;
         let mut flush_deadline: Option<Instant> = None;
         let far = Duration::from_secs(86_400 * 365);
         loop {
@@ -505,12 +558,7 @@ impl MqttSink {
                         outbox.on_reconnect();
                         let gw = Arc::clone(&self.gateway_topic);
                         self.enqueue(&mut outbox, &gw, encode::gateway_payload(true), true);
-                        // A new connection republishes every known state.
-                        for p in published.iter_mut() {
-                            p.state = MachineState::Connecting;
-                        }
-                        let now = status.borrow().clone();
-                        self.enqueue_statuses(&mut outbox, &now, &mut published);
+                        self.republish_statuses(&mut outbox);
                     }
                     LinkEvent::Packet(packet) => {
                         self.on_packet(&mut outbox, packet);
@@ -527,13 +575,6 @@ impl MqttSink {
                         input_open = false;
                         flush_deadline = Some(Instant::now() + flush_for);
                     }
-                },
-                changed = status.changed(), if status_open => match changed {
-                    Ok(()) => {
-                        let now = status.borrow_and_update().clone();
-                        self.enqueue_statuses(&mut outbox, &now, &mut published);
-                    }
-                    Err(_) => status_open = false,
                 },
                 _ = sync_tick.tick(), if self.spool.is_some() => self.sync_spool(),
                 _ = sleep_until(deadline), if flush_deadline.is_some() => {

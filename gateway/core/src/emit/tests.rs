@@ -1,0 +1,182 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use super::*;
+use crate::ring::{self, Consumer, WhenFull};
+use crate::status::MachineStatus;
+use proptest::prelude::*;
+use std::sync::Mutex;
+
+#[derive(Default)]
+struct Board(Mutex<Vec<MachineStatus>>);
+
+impl StatusReporter for Board {
+    fn report(&self, _: MachineId, status: MachineStatus) {
+        self.0.lock().unwrap().push(status);
+    }
+}
+
+fn emitter(tags: usize) -> (Emitter, Consumer, Arc<Board>) {
+    let (mut producers, consumer) = ring::channel(1 << 12, 1, WhenFull::DropNewest).unwrap();
+    let board = Arc::new(Board::default());
+    let e = Emitter::new(
+        MachineId(0),
+        "m",
+        tags,
+        producers.pop().unwrap(),
+        board.clone(),
+    );
+    (e, consumer, board)
+}
+
+fn drain(consumer: &mut Consumer) -> Vec<Sample> {
+    let mut out = Vec::new();
+    consumer.drain(&mut out, usize::MAX);
+    out
+}
+
+/// One step a driver can take.
+#[derive(Debug, Clone)]
+enum Step {
+    Good(usize, i64),
+    Bad(usize),
+    Offline,
+    Online,
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        4 => (0usize..4, any::<i64>()).prop_map(|(t, v)| Step::Good(t, v)),
+        1 => (0usize..4).prop_map(Step::Bad),
+        1 => Just(Step::Offline),
+        1 => Just(Step::Online),
+    ]
+}
+
+proptest! {
+    /// Whatever a driver does: seq per tag runs 1, 2, 3 without a gap; a tag is never bad
+    /// twice in a row; no good sample is sent while the stream says the machine is not online;
+    /// and statuses alternate (no status twice).
+    #[test]
+    fn the_stream_keeps_the_contracts_rules(steps in prop::collection::vec(step(), 0..200)) {
+        let (mut e, mut consumer, board) = emitter(4);
+        let mut ts = 1_000;
+        for s in steps {
+            ts += 1;
+            match s {
+                Step::Good(t, v) => e.reading(t, ts, Value::I64(v), Quality::Good),
+                Step::Bad(t) => e.reading(t, ts, Value::Null, Quality::Bad),
+                Step::Offline => e.offline("gone".into()),
+                Step::Online => e.online(),
+            }
+            e.flush();
+        }
+        let out = drain(&mut consumer);
+        let mut seq = [0u64; 4];
+        let mut bad = [false; 4];
+        let mut last = None;
+        let mut statuses = 0;
+        for s in &out {
+            if let Some((state, _)) = s.as_status() {
+                prop_assert_ne!(Some(state), last, "a status repeated");
+                last = Some(state);
+                statuses += 1;
+                continue;
+            }
+            let online = last == Some(MachineState::Online);
+            let t = s.tag.index();
+            prop_assert_eq!(s.seq, seq[t] + 1);
+            seq[t] = s.seq;
+            let is_bad = s.quality() == Quality::Bad;
+            prop_assert!(!(is_bad && bad[t]), "bad twice in a row");
+            bad[t] = is_bad;
+            prop_assert!(is_bad || online, "a good sample outside online");
+        }
+        prop_assert_eq!(board.0.lock().unwrap().len(), statuses);
+    }
+}
+
+#[test]
+fn offline_follows_the_last_good_sample_and_online_precedes_the_first() {
+    let (mut e, mut consumer, board) = emitter(2);
+    e.connecting();
+    e.reading(0, 10, Value::F64(1.5), Quality::Good);
+    e.reading(1, 10, Value::Bool(true), Quality::Good);
+    e.offline("connect: refused".into());
+    e.offline("connect: refused".into()); // no second round of bad samples or status
+    e.reading(0, 20, Value::F64(2.5), Quality::Good);
+    e.flush();
+    let kinds: Vec<String> = drain(&mut consumer)
+        .iter()
+        .map(|s| match s.as_status() {
+            Some((state, error)) => format!("{}{error}", state.as_str()),
+            None => format!("{}:{}:{}", s.tag.0, s.seq, s.quality().as_str()),
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "connecting",
+            "online",
+            "0:1:good",
+            "1:1:good",
+            "0:2:bad",
+            "1:2:bad",
+            "offlineconnect: refused",
+            "online",
+            "0:3:good",
+        ]
+    );
+    let states: Vec<_> = board.0.lock().unwrap().iter().map(|s| s.state).collect();
+    assert_eq!(
+        states,
+        [
+            MachineState::Connecting,
+            MachineState::Online,
+            MachineState::Offline,
+            MachineState::Online
+        ]
+    );
+}
+
+#[test]
+fn the_status_is_never_dated_after_the_first_good_sample_nor_before_the_last() {
+    let (mut e, mut consumer, _) = emitter(1);
+    let now = now_ms();
+    e.reading(0, now - 5_000, Value::U64(1), Quality::Good);
+    e.offline("timeout".into());
+    e.flush();
+    let out = drain(&mut consumer);
+    assert_eq!(out[0].as_status().map(|s| s.0), Some(MachineState::Online));
+    assert!(out[0].timestamp_ms <= out[1].timestamp_ms);
+    let last = out.last().unwrap();
+    assert_eq!(last.as_status().map(|s| s.0), Some(MachineState::Offline));
+    assert!(last.timestamp_ms >= out[out.len() - 2].timestamp_ms);
+}
+
+#[test]
+fn unchanged_text_shares_one_allocation() {
+    let (mut e, mut consumer, _) = emitter(1);
+    e.reading(0, 1, Value::Text(Text::from("PRG-7")), Quality::Good);
+    e.reading(0, 2, Value::Text(Text::from("PRG-7")), Quality::Good);
+    e.flush();
+    let out = drain(&mut consumer);
+    let texts: Vec<Text> = out
+        .iter()
+        .filter(|s| !s.is_status())
+        .map(|s| match s.to_value() {
+            Value::Text(t) => t,
+            v => panic!("{v:?}"),
+        })
+        .collect();
+    // Two samples, the emitter's memory and the two handles here.
+    assert_eq!(texts[0].strong_count(), 5);
+}
+
+#[test]
+fn a_tag_out_of_range_is_ignored() {
+    let (mut e, mut consumer, _) = emitter(1);
+    e.reading(5, 1, Value::U64(1), Quality::Good);
+    e.bad_once(5, 1);
+    e.flush();
+    assert!(drain(&mut consumer).is_empty());
+}

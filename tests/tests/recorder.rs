@@ -222,3 +222,84 @@ async fn two_recorders_in_a_share_group_split_the_stream() {
         assert!(r.terminate(Duration::from_secs(5)).success(), "{}", r.log());
     }
 }
+
+/// The value of the counter line `name` (with its labels) in a `/metrics` text, 0 if absent.
+fn counter(metrics: &str, name: &str) -> u64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_names_are_skipped_counted_and_never_leave_the_data_directory() {
+    use rumqttc::{AsyncClient, MqttOptions, QoS};
+    let broker = Mosquitto::start();
+    // Retained, so that the recorder gets them whenever its subscription is in place.
+    let (client, mut events) = AsyncClient::new(
+        MqttOptions::new(format!("hostile-{}", free_port()), "127.0.0.1", broker.port),
+        16,
+    );
+    let pump = tokio::spawn(async move { while events.poll().await.is_ok() {} });
+    let payload = br#"{"timestamp_ms":1795379533423,"value":1,"quality":"good","seq":1}"#;
+    for topic in [
+        "hall/../x",
+        "hall/gw/a b/t",
+        "hall/gw/m1/t",
+        "hall/gw/m2/t",
+        "hall/gw/m3/t",
+    ] {
+        client
+            .publish(topic, QoS::AtLeastOnce, true, payload.to_vec())
+            .await
+            .unwrap();
+    }
+    let http = format!("127.0.0.1:{}", free_port());
+    let config = format!(
+        "[gateway]\nname = \"rec\"\nhttp = \"{http}\"\n[record]\nurl = \"{}\"\ntopics = [\"hall/#\"]\nmax_machines = 2\n[csv]\ndir = \"data\"\n",
+        broker.url()
+    );
+    let mut rec = GatewayProcess::start(&config);
+    let addr = http.parse().unwrap();
+    assert!(wait_ready(addr, Duration::from_secs(20)), "{}", rec.log());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let m = get(addr, "/metrics", None).body;
+        let name = counter(&m, "shopfloor_record_skipped_total{reason=\"name\"}");
+        let full = counter(
+            &m,
+            "shopfloor_record_skipped_total{reason=\"max_machines\"}",
+        );
+        if name == 2 && full == 1 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "skipped: name {name}, max_machines {full}\n{}",
+            rec.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        rec.terminate(Duration::from_secs(5)).success(),
+        "{}",
+        rec.log()
+    );
+    pump.abort();
+    let root = rec.dir.path();
+    let mut machines: Vec<String> = std::fs::read_dir(root.join("data"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    machines.sort();
+    assert_eq!(machines, ["m1", "m2"]);
+    let outside: Vec<_> = std::fs::read_dir(root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "csv"))
+        .collect();
+    assert!(
+        outside.is_empty(),
+        "files outside the data directory: {outside:?}"
+    );
+}

@@ -38,6 +38,40 @@ impl Histogram {
     }
 }
 
+/// Why the recorder skipped a message: the `reason` label of
+/// `shopfloor_record_skipped_total`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum SkipReason {
+    /// Not a shopfloor payload (not JSON, another shape, a topic without a machine).
+    Payload,
+    /// A machine or tag name that breaks the contract's name rule.
+    Name,
+    /// A new machine beyond `[record] max_machines`.
+    MaxMachines,
+    /// A new tag beyond `[record] max_tags`.
+    MaxTags,
+}
+
+impl SkipReason {
+    /// Every reason, in the order of [`Metrics::record_skipped`].
+    pub const ALL: [SkipReason; 4] = [
+        SkipReason::Payload,
+        SkipReason::Name,
+        SkipReason::MaxMachines,
+        SkipReason::MaxTags,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SkipReason::Payload => "payload",
+            SkipReason::Name => "name",
+            SkipReason::MaxMachines => "max_machines",
+            SkipReason::MaxTags => "max_tags",
+        }
+    }
+}
+
 /// Everything `/metrics` shows that is not a sink's own counter.
 #[derive(Debug)]
 pub struct Metrics {
@@ -47,6 +81,19 @@ pub struct Metrics {
     pub ring_dropped: AtomicU64,
     /// Poll-cycle durations, per machine.
     pub poll: Vec<Histogram>,
+    /// Messages the recorder skipped, by [`SkipReason`] (in the order of [`SkipReason::ALL`]).
+    pub record_skipped: [AtomicU64; 4],
+}
+
+impl Metrics {
+    /// Counts one message the recorder skipped.
+    pub fn skipped(&self, reason: SkipReason) {
+        let i = SkipReason::ALL
+            .iter()
+            .position(|r| *r == reason)
+            .unwrap_or(0);
+        self.record_skipped[i].fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 impl Metrics {
@@ -56,6 +103,7 @@ impl Metrics {
             samples: (0..machines).map(|_| AtomicU64::new(0)).collect(),
             ring_dropped: AtomicU64::new(0),
             poll: (0..machines).map(|_| Histogram::default()).collect(),
+            record_skipped: Default::default(),
         }
     }
 }
@@ -114,6 +162,18 @@ pub fn render(
         "shopfloor_samples_dropped_total {}",
         load(&metrics.ring_dropped)
     );
+    o.push_str(
+        "# HELP shopfloor_record_skipped_total Messages (past a bound: readings) the recorder skipped, by reason.\n\
+         # TYPE shopfloor_record_skipped_total counter\n",
+    );
+    for (reason, n) in SkipReason::ALL.iter().zip(&metrics.record_skipped) {
+        let _ = writeln!(
+            o,
+            "shopfloor_record_skipped_total{{reason=\"{}\"}} {}",
+            reason.as_str(),
+            load(n)
+        );
+    }
     o.push_str("# HELP shopfloor_machine_up 1 when the machine answers, else 0.\n");
     o.push_str("# TYPE shopfloor_machine_up gauge\n");
     for (id, m) in catalog.machines() {

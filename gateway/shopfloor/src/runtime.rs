@@ -316,8 +316,13 @@ impl Gateway {
         if let Some(record) = &config.record
             && let Some(producer) = producers.next()
         {
-            let recorder =
-                Recorder::new(record, &config.gateway.name, Arc::clone(&shared), producer)?;
+            let recorder = Recorder::new(
+                record,
+                &config.gateway.name,
+                Arc::clone(&shared),
+                producer,
+                Arc::clone(&metrics),
+            )?;
             drivers.spawn("the recorder", recorder.run(driver_stop.child_token()));
             info!(broker = %record.url, topics = ?record.topics, "recorder started");
         }

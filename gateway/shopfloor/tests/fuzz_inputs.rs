@@ -8,14 +8,15 @@
 //! `cargo bolero test --package shopfloor --test fuzz_inputs TARGET` fuzzes it with coverage.
 
 use shopfloor::config::Config;
-use shopfloor::record::parse::{Parsed, parse};
+use shopfloor::record::parse::{Parsed, name_ok, parse};
+use shopfloor::sink::csv;
 use shopfloor::sink::influx::line;
 use shopfloor::sink::mqtt::{record, wire};
 use shopfloor::spool::{Spool, frame};
 use shopfloor_core::{
     Catalog, MachineId, MachineInfo, Quality, Sample, TagId, TagInfo, Text, Value,
 };
-use std::path::Path;
+use std::path::{Component, Path};
 
 #[test]
 fn any_config_text_is_parsed_or_refused() {
@@ -38,6 +39,33 @@ fn any_mqtt_message_is_parsed_or_refused() {
             for r in readings {
                 // The model's rule holds for whatever arrives.
                 assert_eq!(r.value == Value::Null, r.quality == Quality::Bad, "{r:?}");
+            }
+        }
+    });
+}
+
+/// Input as above. No machine name a recorder accepts makes a sink write outside its
+/// directory: the CSV file of any accepted reading is two plain components under it.
+#[test]
+fn any_recorded_name_stays_inside_the_sink_directory() {
+    bolero::check!().for_each(|bytes: &[u8]| {
+        let (topic, payload) = match bytes.iter().position(|b| *b == b'\n') {
+            Some(i) => (&bytes[..i], &bytes[i + 1..]),
+            None => (bytes, &[][..]),
+        };
+        let topic = String::from_utf8_lossy(topic);
+        let dir = Path::new("/data/csv");
+        if let Ok(Parsed::Readings(readings)) = parse(&topic, payload) {
+            for r in readings {
+                let path = csv::day_file(dir, &r.machine, "2026-12-01");
+                let rest = path.strip_prefix(dir).expect("under the directory");
+                let parts: Vec<_> = rest.components().collect();
+                assert_eq!(parts.len(), 2, "{path:?}");
+                assert!(
+                    parts.iter().all(|c| matches!(c, Component::Normal(_))),
+                    "{path:?}"
+                );
+                assert!(name_ok(&r.tag), "{:?}", r.tag);
             }
         }
     });

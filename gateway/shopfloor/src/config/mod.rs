@@ -167,6 +167,17 @@ pub struct RecordConfig {
     pub topics: Vec<String>,
     /// Shared-subscription group.
     pub share_group: Option<String>,
+    /// Machines learnt at most; messages naming more are skipped and counted.
+    pub max_machines: usize,
+    /// Tags learnt at most, over all machines.
+    pub max_tags: usize,
+}
+
+impl RecordConfig {
+    /// `max_machines` when the file does not say.
+    pub const DEFAULT_MAX_MACHINES: usize = 1000;
+    /// `max_tags` when the file does not say.
+    pub const DEFAULT_MAX_TAGS: usize = 100_000;
 }
 
 /// `[csv]`.

@@ -73,6 +73,8 @@ pub(crate) struct RawRecord {
     pub url: Option<S<String>>,
     pub topics: Option<S<Vec<S<String>>>>,
     pub share_group: Option<S<String>>,
+    pub max_machines: Option<S<i64>>,
+    pub max_tags: Option<S<i64>>,
 }
 
 #[derive(Debug, Deserialize)]

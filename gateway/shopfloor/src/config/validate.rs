@@ -458,11 +458,49 @@ fn record(v: &mut V<'_>, s: &S<super::raw::RawRecord>) -> Option<RecordConfig> {
             "share_group must be one topic level without wildcards",
         );
     }
+    // Machine ids are 16-bit, and a catalog must leave room for its own bookkeeping.
+    let max_machines = bounded(
+        v,
+        &x.max_machines,
+        1..=60_000,
+        RecordConfig::DEFAULT_MAX_MACHINES,
+        "max_machines",
+    );
+    let max_tags = bounded(
+        v,
+        &x.max_tags,
+        1..=10_000_000,
+        RecordConfig::DEFAULT_MAX_TAGS,
+        "max_tags",
+    );
     Some(RecordConfig {
         url: url?,
         topics,
         share_group: x.share_group.as_ref().map(|g| g.get_ref().clone()),
+        max_machines,
+        max_tags,
     })
+}
+
+/// A count within `range`, or `default` when the key is absent (or wrong, with an error).
+fn bounded(
+    v: &mut V<'_>,
+    raw: &Option<S<i64>>,
+    range: std::ops::RangeInclusive<i64>,
+    default: usize,
+    key: &str,
+) -> usize {
+    let Some(n) = raw else { return default };
+    match usize::try_from(*n.get_ref()) {
+        Ok(ok) if range.contains(n.get_ref()) => ok,
+        _ => {
+            v.err(
+                n.span(),
+                format!("{key} must be in {}..={}", range.start(), range.end()),
+            );
+            default
+        }
+    }
 }
 
 fn machine(v: &mut V<'_>, s: &S<RawMachine>) -> Option<MachineConfig> {

@@ -6,6 +6,10 @@
 //!
 //! Machines and tags are learnt as they arrive and added to a [`SharedCatalog`]; a machine's
 //! kind comes from its retained `_status`, which the broker hands over before any sample.
+//! What is learnt is bounded: names follow [`parse::name_ok`] (so none can climb out of a
+//! sink's directory), and at most `max_machines` machines and `max_tags` tags are learnt;
+//! every message skipped for either is counted by reason in
+//! `shopfloor_record_skipped_total`.
 //! With `share_group` the subscriptions are `$share/{group}/{filter}`: the broker gives each
 //! message to one member of the group, so recorders split the load and nothing is stored twice.
 //! The session is clean and re-subscribed after every reconnect, with backoff, forever.
@@ -13,6 +17,7 @@
 pub mod parse;
 
 use crate::config::RecordConfig;
+use crate::metrics::{Metrics, SkipReason};
 use crate::sink::mqtt::tls;
 use parse::{Parsed, Reading};
 use rumqttc::{
@@ -76,19 +81,26 @@ pub struct Recorder {
     catalog: Arc<SharedCatalog>,
     producer: Producer,
     machines: HashMap<String, Known>,
-    // Kinds from statuses of machines not seen yet.
+    // Kinds from statuses of machines not seen yet (at most `max_machines` of them).
     kinds: HashMap<String, String>,
     refused: u64,
     batch: Vec<Sample>,
+    max_machines: usize,
+    max_tags: usize,
+    /// Tags learnt so far, over all machines.
+    tags: usize,
+    metrics: Arc<Metrics>,
 }
 
 impl Recorder {
-    /// A recorder of gateway `gateway`, feeding `producer`.
+    /// A recorder of gateway `gateway`, feeding `producer` and counting what it skips in
+    /// `metrics`.
     pub fn new(
         cfg: &RecordConfig,
         gateway: &str,
         catalog: Arc<SharedCatalog>,
         producer: Producer,
+        metrics: Arc<Metrics>,
     ) -> Result<Recorder, RecordError> {
         let mut options = MqttOptions::new(
             format!("shopfloor-record-{gateway}"),
@@ -121,6 +133,10 @@ impl Recorder {
             kinds: HashMap::new(),
             refused: 0,
             batch: Vec::new(),
+            max_machines: cfg.max_machines,
+            max_tags: cfg.max_tags,
+            tags: 0,
+            metrics,
         })
     }
 
@@ -186,8 +202,9 @@ impl Recorder {
         match parse::parse(topic, payload) {
             Ok(Parsed::Readings(readings)) => {
                 for r in readings {
-                    if let Some(s) = self.sample(r) {
-                        self.batch.push(s);
+                    match self.sample(r) {
+                        Ok(s) => self.batch.push(s),
+                        Err(reason) => self.skip(reason, topic, None),
                     }
                 }
                 if !self.batch.is_empty() {
@@ -196,13 +213,26 @@ impl Recorder {
                 }
             }
             Ok(Parsed::Status) => self.learn_kind(topic, payload),
-            Err(e) => {
-                self.refused += 1;
-                // The first, then every thousandth: a stray publisher must not flood the log.
-                if self.refused % 1000 == 1 {
-                    warn!(topic, error = %e, refused = self.refused, "not a shopfloor message; skipped");
-                }
-            }
+            Err(e @ parse::ParseError::Name(_)) => self.skip(SkipReason::Name, topic, Some(&e)),
+            Err(e) => self.skip(SkipReason::Payload, topic, Some(&e)),
+        }
+    }
+
+    /// Counts a skipped message; logs the first, then every thousandth, so that a stray
+    /// publisher cannot flood the log.
+    fn skip(&mut self, reason: SkipReason, topic: &str, error: Option<&parse::ParseError>) {
+        self.metrics.skipped(reason);
+        self.refused += 1;
+        if self.refused % 1000 == 1 {
+            let error = error.map(ToString::to_string).unwrap_or_default();
+            // The topic is the sender's: shown as Debug, so it cannot forge a log line.
+            warn!(
+                topic = ?topic,
+                reason = reason.as_str(),
+                error,
+                skipped = self.refused,
+                "message skipped"
+            );
         }
     }
 
@@ -214,6 +244,10 @@ impl Recorder {
         else {
             return;
         };
+        if !parse::name_ok(machine) {
+            self.skip(SkipReason::Name, topic, None);
+            return;
+        }
         let Some(kind) = serde_json::from_slice::<serde_json::Value>(payload)
             .ok()
             .and_then(|j| j.get("kind").and_then(|k| k.as_str()).map(str::to_owned))
@@ -229,15 +263,16 @@ impl Recorder {
                     }
                 });
             }
-            None => {
+            None if self.kinds.len() < self.max_machines => {
                 self.kinds.insert(machine.to_owned(), kind);
             }
+            None => self.skip(SkipReason::MaxMachines, topic, None),
         }
     }
 
-    fn sample(&mut self, r: Reading) -> Option<Sample> {
+    fn sample(&mut self, r: Reading) -> Result<Sample, SkipReason> {
         let (machine, tag) = self.ids(&r)?;
-        Some(Sample::new(
+        Ok(Sample::new(
             machine,
             tag,
             r.timestamp_ms,
@@ -247,14 +282,18 @@ impl Recorder {
         ))
     }
 
-    /// The ids of a reading's machine and tag, adding them to the catalog the first time.
-    fn ids(&mut self, r: &Reading) -> Option<(MachineId, TagId)> {
+    /// The ids of a reading's machine and tag, adding them to the catalog the first time, within
+    /// the bounds.
+    fn ids(&mut self, r: &Reading) -> Result<(MachineId, TagId), SkipReason> {
         if let Some(known) = self.machines.get(&r.machine)
             && let Some(t) = known.tags.get(&r.tag)
         {
-            return Some((known.id, *t));
+            return Ok((known.id, *t));
         }
         if !self.machines.contains_key(&r.machine) {
+            if self.machines.len() >= self.max_machines {
+                return Err(SkipReason::MaxMachines);
+            }
             let kind = self.kinds.remove(&r.machine).unwrap_or_default();
             let added = self.catalog.update(|c| {
                 c.add(MachineInfo {
@@ -277,11 +316,17 @@ impl Recorder {
                 }
                 Err(e) => {
                     warn!(machine = %r.machine, error = %e, "cannot record another machine");
-                    return None;
+                    return Err(SkipReason::MaxMachines);
                 }
             }
         }
-        let known = self.machines.get_mut(&r.machine)?;
+        if self.tags >= self.max_tags {
+            return Err(SkipReason::MaxTags);
+        }
+        let known = self
+            .machines
+            .get_mut(&r.machine)
+            .ok_or(SkipReason::MaxMachines)?;
         let id = known.id;
         let tag = self
             .catalog
@@ -294,9 +339,12 @@ impl Recorder {
                     },
                 )
             })
-            .map_err(|e| warn!(machine = %r.machine, tag = %r.tag, error = %e, "cannot record another tag"))
-            .ok()?;
+            .map_err(|e| {
+                warn!(machine = %r.machine, tag = %r.tag, error = %e, "cannot record another tag");
+                SkipReason::MaxTags
+            })?;
         known.tags.insert(r.tag.clone(), tag);
-        Some((id, tag))
+        self.tags += 1;
+        Ok((id, tag))
     }
 }

@@ -6,6 +6,9 @@
 //! is a bad reading; the layout carries no other quality). The payload tells the layouts apart,
 //! so one subscription may take both. Statuses (`…/_status`, `…/_gateway/…`) are not readings.
 //!
+//! Names learnt from a topic or payload obey [`name_ok`] or the message is refused
+//! ([`ParseError::Name`]): they become file names and labels downstream.
+//!
 //! Types come back as they went out: the gateway writes floats with a decimal point or an
 //! exponent, so `1200.0` is a float and `1200` an integer (unsigned unless negative).
 
@@ -52,6 +55,34 @@ pub enum ParseError {
     /// The topic has no machine (and tag) segment.
     #[error("topic {0:?} names no machine")]
     Topic(String),
+    /// A machine or tag name breaks the name rule ([`name_ok`]).
+    #[error(
+        "{0:?} is not a name: at most {MAX_NAME} characters of A-Z a-z 0-9 _ . : -, not . or .."
+    )]
+    Name(String),
+}
+
+/// Longest machine or tag name learnt from the network.
+pub const MAX_NAME: usize = 64;
+
+/// The contract's rule for a name learnt from a topic or payload: 1 to [`MAX_NAME`] characters
+/// of `[A-Za-z0-9_.:-]`, and not `.` or `..`, so that it can never be a path of its own.
+pub fn name_ok(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_NAME
+        && name != "."
+        && name != ".."
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'))
+}
+
+fn checked(name: &str) -> Result<&str, ParseError> {
+    if name_ok(name) {
+        Ok(name)
+    } else {
+        Err(ParseError::Name(name.chars().take(MAX_NAME + 1).collect()))
+    }
 }
 
 fn value(v: &serde_json::Value) -> Result<Value, ParseError> {
@@ -115,9 +146,11 @@ pub fn parse(topic: &str, payload: &[u8]) -> Result<Parsed, ParseError> {
         if last.is_empty() {
             return Err(ParseError::Topic(topic.into()));
         }
+        let machine = checked(last)?;
         let readings = values
             .iter()
             .map(|(tag, v)| {
+                checked(tag)?;
                 let value = value(v)?;
                 let quality = if value == Value::Null {
                     Quality::Bad
@@ -125,7 +158,7 @@ pub fn parse(topic: &str, payload: &[u8]) -> Result<Parsed, ParseError> {
                     Quality::Good
                 };
                 Ok(Reading {
-                    machine: last.into(),
+                    machine: machine.into(),
                     tag: tag.clone(),
                     timestamp_ms,
                     seq,
@@ -144,6 +177,8 @@ pub fn parse(topic: &str, payload: &[u8]) -> Result<Parsed, ParseError> {
     if last.is_empty() {
         return Err(ParseError::Topic(topic.into()));
     }
+    let machine = checked(machine)?;
+    let tag = checked(last)?;
     let mut quality = quality(o.get("quality"))?;
     let mut value = value(raw)?;
     // The model's rule: the value is null exactly when the quality is bad.
@@ -154,7 +189,7 @@ pub fn parse(topic: &str, payload: &[u8]) -> Result<Parsed, ParseError> {
     }
     Ok(Parsed::Readings(vec![Reading {
         machine: machine.into(),
-        tag: last.into(),
+        tag: tag.into(),
         timestamp_ms,
         seq,
         value,

@@ -16,6 +16,11 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tracing::warn;
 
+/// The file of `machine`'s samples on `date`: `dir/<machine>/<date>.csv`. A machine name learnt
+/// from the network has passed the recorder's name rule, so it is one plain path component.
+pub fn day_file(dir: &std::path::Path, machine: &str, date: &str) -> std::path::PathBuf {
+    dir.join(machine).join(format!("{date}.csv"))
+}
 /// The header line of every file.
 pub const HEADER: &str = "timestamp_ms,machine,tag,value,quality,unit\n";
 
@@ -123,7 +128,7 @@ impl CsvSink {
                 if let Some(mut old) = self.open.remove(&key) {
                     let _ = old.file.flush();
                 }
-                let path = self.dir.join(&m.id).join(format!("{date}.csv"));
+                let path = day_file(&self.dir, &m.id, &date);
                 match open_day(&path) {
                     Ok(file) => {
                         self.open.insert(key, Open { date, file });

@@ -200,3 +200,51 @@ proptest! {
         let _ = parse(&topic, &payload);
     }
 }
+
+#[test]
+fn names_learnt_from_the_network_keep_the_rule() {
+    let long = "m".repeat(MAX_NAME + 1);
+    let max = "m".repeat(MAX_NAME);
+    let cases: [(&str, bool); 14] = [
+        ("cnc-1", true),
+        ("CNC_1.spindle:rpm", true),
+        (&max, true),
+        ("", false),
+        (".", false),
+        ("..", false),
+        ("...", true),
+        (&long, false),
+        ("a/b", false),
+        ("a\\b", false),
+        ("a b", false),
+        ("ä", false),
+        ("a\0", false),
+        ("%2e%2e", false),
+    ];
+    for (name, ok) in cases {
+        assert_eq!(name_ok(name), ok, "{name:?}");
+    }
+}
+
+#[test]
+fn a_topic_that_climbs_out_of_its_directory_is_refused() {
+    let payload = br#"{"timestamp_ms":1,"value":1,"quality":"good","seq":1}"#;
+    for topic in ["iqblvd/../x", "iqblvd/./x", "iqblvd/a b/x", "iqblvd/m/.."] {
+        assert!(
+            matches!(parse(topic, payload), Err(ParseError::Name(_))),
+            "{topic}"
+        );
+    }
+    let machine = br#"{"timestamp_ms":1,"seq":1,"values":{"..":1}}"#;
+    assert!(matches!(
+        parse("iqblvd/m", machine),
+        Err(ParseError::Name(_))
+    ));
+    assert!(matches!(
+        parse(
+            "iqblvd/..",
+            br#"{"timestamp_ms":1,"seq":1,"values":{"a":1}}"#
+        ),
+        Err(ParseError::Name(_))
+    ));
+}

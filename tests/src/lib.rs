@@ -18,6 +18,7 @@
 
 pub mod browser;
 pub mod device;
+pub mod gate;
 pub mod gateway;
 pub mod http;
 pub mod link;

@@ -1,10 +1,14 @@
 //! `[influx]` against a real VictoriaMetrics: what the gateway read (its CSV file is the record)
 //! is read back through the store's export API, sample by sample: values, types and timestamps.
 //! The store stopped for 30 s mid-run loses nothing; a batch the store refuses is logged with
-//! its reason, counted, set aside and not retried; the token never reaches the log.
+//! its reason, counted, set aside and not retried; a store that refuses the token (401) and
+//! then does not know the bucket (404) loses nothing once fixed, with and without a spool; the
+//! token never reaches the log.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use shopfloor_core::time::now_ms;
 use shopfloor_tests::device::Device;
+use shopfloor_tests::gate::HttpGate;
 use shopfloor_tests::gateway::GatewayProcess;
 use shopfloor_tests::victoria::Victoria;
 use std::collections::{BTreeMap, BTreeSet};
@@ -248,6 +252,63 @@ async fn a_refused_batch_is_logged_counted_and_set_aside() {
         .count();
     assert!(aside >= 2, "{aside} batches set aside");
     assert!(!log.contains(TOKEN), "the token reached the log");
+}
+
+/// The store behind a gate that answers 401, then 404, then lets the writes through: every
+/// point the gateway read arrives in the end.
+async fn refusals_then_fixed_lose_nothing(extra: &str) {
+    let store = Victoria::start();
+    let gate = HttpGate::refusing(
+        store.addr,
+        401,
+        r#"{"code":"unauthorized","message":"unauthorized access"}"#,
+    )
+    .await;
+    let dev = device().await;
+    let url = format!("http://{}", gate.addr);
+    let mut gw = GatewayProcess::start_with_env(
+        &config(&url, &dev.addr.to_string(), extra),
+        &[("SHOPFLOOR_TEST_INFLUX_TOKEN", TOKEN)],
+    );
+    gate.wait_answered(2, Duration::from_secs(30)).await;
+    gate.refuse(
+        404,
+        r#"{"code":"not found","message":"bucket \"fieldlab\" not found"}"#,
+    );
+    gate.wait_answered(4, Duration::from_secs(30)).await;
+    let fixed_at = now_ms();
+    gate.pass();
+    // Batches go oldest first: once a point read after the fix is stored, all before it are.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !stored(&store)
+        .values()
+        .any(|points| points.iter().any(|(t, _)| *t >= fixed_at))
+    {
+        assert!(Instant::now() < deadline, "nothing stored after the fix");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        gw.terminate(Duration::from_secs(5)).success(),
+        "{}",
+        gw.log()
+    );
+    assert_store_matches(&store, gw.dir.path());
+    let log = gw.log();
+    assert!(
+        !log.contains("set aside"),
+        "a refused batch was set aside:\n{log}"
+    );
+    assert!(!log.contains(TOKEN), "the token reached the log");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_refusing_token_then_bucket_loses_nothing_once_fixed() {
+    refusals_then_fixed_lose_nothing("").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_refusing_token_then_bucket_loses_nothing_once_fixed_with_a_spool() {
+    refusals_then_fixed_lose_nothing("\n[buffer]\nspool_dir = \"spool\"").await;
 }
 
 #[test]

@@ -33,15 +33,24 @@ impl fmt::Debug for Token {
 pub enum Outcome {
     /// 2xx: the store has the points.
     Written,
-    /// A 4xx other than 408 and 429: the store will never take this batch; the reason is its
-    /// own message.
+    /// 400, 413 or 422: the store will never take this batch (bad data, too large); the
+    /// reason is its own message.
     Rejected {
         /// HTTP status.
         status: u16,
         /// The store's message.
         reason: String,
     },
-    /// Worth another try later: 5xx, 408, 429, a timeout, a refused or broken connection.
+    /// 401, 403 or 404: the store refuses our token or does not know the bucket. The batch is
+    /// fine and waits until someone fixes the token or makes the bucket.
+    Refused {
+        /// HTTP status.
+        status: u16,
+        /// The store's message.
+        reason: String,
+    },
+    /// Worth another try later: 5xx, 408, 429 and any other answer, a timeout, a refused or
+    /// broken connection.
     Retry(String),
 }
 
@@ -138,16 +147,21 @@ impl WriteClient {
 /// What a non-2xx answer means.
 pub fn classify(status: StatusCode, body: &str) -> Outcome {
     let reason = reason(body);
-    if status.is_client_error()
-        && status != StatusCode::TOO_MANY_REQUESTS
-        && status != StatusCode::REQUEST_TIMEOUT
-    {
-        Outcome::Rejected {
-            status: status.as_u16(),
+    let code = status.as_u16();
+    match status {
+        StatusCode::BAD_REQUEST
+        | StatusCode::PAYLOAD_TOO_LARGE
+        | StatusCode::UNPROCESSABLE_ENTITY => Outcome::Rejected {
+            status: code,
             reason,
+        },
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::NOT_FOUND => {
+            Outcome::Refused {
+                status: code,
+                reason,
+            }
         }
-    } else {
-        Outcome::Retry(format!("HTTP {}: {reason}", status.as_u16()))
+        _ => Outcome::Retry(format!("HTTP {code}: {reason}")),
     }
 }
 
@@ -199,14 +213,10 @@ mod tests {
                 r#"{"code":"invalid","message":"unable to parse 'x y'"}"#,
                 Some("unable to parse 'x y'"),
             ),
-            (401, "", Some("(no reason given)")),
-            (
-                404,
-                "bucket \"x\" not found\n",
-                Some("bucket \"x\" not found"),
-            ),
             (413, "too large", Some("too large")),
+            (422, "field type conflict", Some("field type conflict")),
             (429, "slow down", None),
+            (409, "", None),
             (408, "", None),
             (500, "oops", None),
             (503, "", None),
@@ -223,6 +233,18 @@ mod tests {
                 ),
                 None => assert!(matches!(out, Outcome::Retry(_)), "{code}: {out:?}"),
             }
+        }
+        for (code, body, reason) in [
+            (401, "", "(no reason given)"),
+            (403, "token expired", "token expired"),
+            (404, "bucket \"x\" not found\n", "bucket \"x\" not found"),
+        ] {
+            let out = classify(StatusCode::from_u16(code).unwrap(), body);
+            let want = Outcome::Refused {
+                status: code,
+                reason: reason.into(),
+            };
+            assert_eq!(out, want, "{code}");
         }
     }
 

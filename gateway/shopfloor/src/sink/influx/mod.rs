@@ -7,9 +7,13 @@
 //! Samples are encoded as they arrive and sealed into a batch at `batch_size` points or after
 //! `flush_interval`, whichever comes first. Batches are written one at a time, oldest first, so
 //! the store sees points in order. A batch the store cannot take now (5xx, 429, timeout, no
-//! connection) stays at the head of the backlog and is retried with capped exponential backoff;
-//! one it refuses for good (another 4xx) is logged with the store's reason, counted as rejected,
-//! saved under `<spool_dir>/influx-rejected/` when a spool directory is set, and never retried.
+//! connection) stays at the head of the backlog and is retried with capped exponential backoff
+//! (10 s). One refused for our credentials or bucket (401, 403, 404: a rotated token, a bucket
+//! not made yet) stays as well, retried at most every [`REFUSED_RETRY_CAP`] and logged once per
+//! episode with the store's reason: fixing the token or making the bucket loses nothing. Only a
+//! batch refused as bad data (400, 413, 422) is logged with the store's reason, counted as
+//! rejected, saved under `<spool_dir>/influx-rejected/` when a spool directory is set, and never
+//! retried.
 //!
 //! The backlog of sealed batches is in memory, bounded at [`BACKLOG_BATCHES`] (the oldest
 //! dropped and counted), or, with `[buffer] spool_dir`, in the disk spool under
@@ -43,6 +47,10 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 type Sending = Pin<Box<dyn Future<Output = Outcome> + Send>>;
+
+/// Longest wait between two tries while the store refuses our credentials or bucket: someone is
+/// fixing them, and their fix should show within half a minute.
+pub const REFUSED_RETRY_CAP: Duration = Duration::from_secs(30);
 
 /// Writes samples to one bucket.
 #[derive(Debug)]
@@ -94,7 +102,7 @@ impl InfluxSink {
     fn add(&mut self, batch: &[shopfloor_core::Sample]) {
         let catalog = self.catalog.load();
         self.points += line::encode(&mut self.lines, &catalog, &self.measurement, batch);
-        self.samples += batch.len() as u64;
+        self.samples += crate::sink::readings(batch);
         if self.points >= self.batch_size {
             self.seal();
         }
@@ -169,6 +177,9 @@ impl InfluxSink {
         // Capped at 10 s: a write attempt is one cheap request, and a store back from an
         // upgrade should get its backlog soon.
         let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(10));
+        let mut refused_backoff = Backoff::new(Duration::from_secs(1), REFUSED_RETRY_CAP);
+        // The status of the refusal now being retried, so that each episode is logged once.
+        let mut refusing: Option<u16> = None;
         let mut sending: Option<Sending> = None;
         let mut retry_at: Option<Instant> = None;
         let mut failing = false;
@@ -209,11 +220,13 @@ impl InfluxSink {
                     sending = None;
                     match outcome {
                         Outcome::Written => {
-                            if failing {
+                            if failing || refusing.is_some() {
                                 info!(waiting = self.backlog.samples(), "store reachable again; writing the backlog");
                                 failing = false;
+                                refusing = None;
                             }
                             backoff.reset();
+                            refused_backoff.reset();
                             self.done(|s| &s.sent);
                         }
                         Outcome::Rejected { status, reason } => {
@@ -223,6 +236,22 @@ impl InfluxSink {
                                 self.set_aside(&front.clone(), status);
                             }
                             self.done(|s| &s.rejected);
+                        }
+                        Outcome::Refused { status, reason } => {
+                            SinkStats::add(&self.stats.errors, 1);
+                            let delay = refused_backoff.next_delay();
+                            if refusing != Some(status) {
+                                warn!(
+                                    status,
+                                    %reason,
+                                    retry_in = ?delay,
+                                    "the store refuses our token or bucket; keeping the points and retrying"
+                                );
+                                refusing = Some(status);
+                            } else {
+                                debug!(status, %reason, retry_in = ?delay, "the store still refuses");
+                            }
+                            retry_at = Some(Instant::now() + delay);
                         }
                         Outcome::Retry(why) => {
                             SinkStats::add(&self.stats.errors, 1);

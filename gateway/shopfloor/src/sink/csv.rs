@@ -1,7 +1,9 @@
 //! The CSV sink, for data analysis: one file per machine and UTC day,
 //! `{dir}/{machine}/{YYYY-MM-DD}.csv`, header `timestamp_ms,machine,tag,value,quality,unit`, a
 //! row per sample, flushed every second. A sample's own timestamp picks its day, so a new file
-//! starts at midnight UTC. Appends to an existing file of the day after a restart.
+//! starts at midnight UTC. Appends to an existing file of the day after a restart; a last row
+//! cut short by a crash (no line end) is cut off first, so the next row never glues onto it
+//! and the file stays readable by pandas.
 
 use crate::sink::mqtt::encode::push_value;
 use crate::sink::{Batch, SinkStats};
@@ -94,13 +96,49 @@ fn open_day(path: &Path) -> std::io::Result<BufWriter<File>> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)?;
     }
-    let file = OpenOptions::new().create(true).append(true).open(path)?;
-    let fresh = file.metadata()?.len() == 0;
+    let file = OpenOptions::new()
+        .create(true)
+        .read(true)
+        .append(true)
+        .open(path)?;
+    let fresh = cut_torn_tail(&file, path)? == 0;
     let mut w = BufWriter::with_capacity(64 * 1024, file);
     if fresh {
         w.write_all(HEADER.as_bytes())?;
     }
     Ok(w)
+}
+
+/// Cuts what follows the last line end of `file` (a row torn by a crash) and returns the length
+/// left. A file with no line end at all is emptied, header included, to be written anew.
+fn cut_torn_tail(file: &File, path: &Path) -> std::io::Result<u64> {
+    use std::io::{Read, Seek, SeekFrom};
+    let len = file.metadata()?.len();
+    let mut reader = file;
+    let mut keep = 0;
+    // Back from the end, a block at a time: a torn row is short, the file may be large.
+    let mut end = len;
+    let mut block = vec![0u8; 4096];
+    while end > 0 {
+        let start = end.saturating_sub(block.len() as u64);
+        let n = usize::try_from(end - start).unwrap_or(block.len());
+        reader.seek(SeekFrom::Start(start))?;
+        reader.read_exact(&mut block[..n])?;
+        if let Some(i) = block[..n].iter().rposition(|b| *b == b'\n') {
+            keep = start + i as u64 + 1;
+            break;
+        }
+        end = start;
+    }
+    if keep < len {
+        file.set_len(keep)?;
+        warn!(
+            file = %path.display(),
+            bytes = len - keep,
+            "CSV file ended in a torn row (a crash?); the torn part is cut off"
+        );
+    }
+    Ok(keep)
 }
 
 impl CsvSink {
@@ -178,6 +216,38 @@ impl CsvSink {
             }
         }
         self.flush();
+    }
+}
+
+#[cfg(test)]
+mod torn_tail_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn a_torn_last_row_is_cut_before_appending() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m").join("2026-12-01.csv");
+        let row = "1795379533423,m,t,1,good,\n";
+        let cases = [
+            (
+                format!("{HEADER}{row}1795379533424,m,t,2,go"),
+                format!("{HEADER}{row}"),
+            ),
+            (format!("{HEADER}{row}"), format!("{HEADER}{row}")),
+            ("timestamp_ms,mach".to_owned(), HEADER.to_owned()),
+            (String::new(), HEADER.to_owned()),
+        ];
+        for (before, want) in cases {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, &before).unwrap();
+            let mut w = open_day(&path).unwrap();
+            w.write_all(b"9,m,t,3,good,\n").unwrap();
+            w.flush().unwrap();
+            drop(w);
+            let got = std::fs::read_to_string(&path).unwrap();
+            assert_eq!(got, format!("{want}9,m,t,3,good,\n"), "{before:?}");
+        }
     }
 }
 

@@ -20,7 +20,9 @@
 //!    exactly. Records of it already read (in the sink's memory, on their way) are not counted
 //!    as dropped: the sink delivers or counts them; acknowledging them later changes nothing.
 //! 4. After [`Spool::sync`], everything pushed before it is on disk (`fsync`), and so is the
-//!    acknowledged position. A power cut loses at most what was pushed since the last sync; a
+//!    acknowledged position, and so are the directory's entries: a segment created or deleted
+//!    and the `ack` file renamed into place are made durable by an `fsync` of the directory,
+//!    without which a power cut could lose a whole segment whose data was synced. A power cut loses at most what was pushed since the last sync; a
 //!    crash replays at most what was acknowledged since the last sync (duplicates, never gaps).
 //! 5. Opening a spool replays what was left: every intact record after the acknowledged
 //!    position. A torn or corrupt tail (a frame cut short or failing its checksum) is cut off
@@ -127,6 +129,10 @@ pub struct Spool {
     peeked: Option<Record>,
     counts: SpoolCounts,
     ack_dirty: bool,
+    /// A segment was created or deleted since the directory was last synced.
+    dir_dirty: bool,
+    /// How often the directory was synced (for tests of invariant 4).
+    dir_syncs: u64,
     /// A write to the files failed and the write buffer has not been written out since.
     write_failed: bool,
     scratch: Vec<u8>,
@@ -248,6 +254,9 @@ impl Spool {
             peeked: None,
             counts,
             ack_dirty: false,
+            // Opening created the segment written next.
+            dir_dirty: true,
+            dir_syncs: 0,
             write_failed: false,
             scratch: Vec::new(),
         })
@@ -326,6 +335,7 @@ impl Spool {
         self.note_write(r)?;
         let next = self.segments.back().map_or(0, |s| s.id + 1);
         self.writer = create_segment(&self.dir, next)?;
+        self.dir_dirty = true;
         self.segments.push_back(Segment {
             id: next,
             bytes: 0,
@@ -366,6 +376,7 @@ impl Spool {
             self.ack_dirty = true;
             self.forget_segment(old.id);
             std::fs::remove_file(segment_path(&self.dir, old.id))?;
+            self.dir_dirty = true;
         }
         Ok(())
     }
@@ -559,6 +570,7 @@ impl Spool {
             self.counts.bytes -= old.bytes;
             self.forget_segment(old.id);
             std::fs::remove_file(segment_path(&self.dir, old.id))?;
+            self.dir_dirty = true;
         }
         self.cursor = Cursor::default();
         self.ack_dirty = true;
@@ -597,8 +609,19 @@ impl Spool {
             }
             std::fs::rename(&tmp, self.dir.join("ack"))?;
             self.ack_dirty = false;
+            self.dir_dirty = true;
+        }
+        if self.dir_dirty {
+            File::open(&self.dir)?.sync_all()?;
+            self.dir_dirty = false;
+            self.dir_syncs += 1;
         }
         Ok(())
+    }
+
+    /// How many times [`Spool::sync`] synced the directory itself.
+    pub fn dir_syncs(&self) -> u64 {
+        self.dir_syncs
     }
 }
 

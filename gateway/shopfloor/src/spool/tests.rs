@@ -345,3 +345,28 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn sync_makes_new_segments_and_the_ack_file_durable_in_the_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    // Segments of 64 KiB: 300 records of 300 bytes need more than one.
+    let mut s = Spool::open(dir.path(), 512 << 10).unwrap();
+    s.push(0, &record(0, 300)).unwrap();
+    s.sync().unwrap();
+    assert_eq!(s.dir_syncs(), 1, "the segment created on opening");
+    s.sync().unwrap();
+    assert_eq!(s.dir_syncs(), 1, "nothing new in the directory");
+    for i in 1..300 {
+        s.push(i, &record(i, 300)).unwrap();
+    }
+    s.sync().unwrap();
+    assert_eq!(s.dir_syncs(), 2, "a segment made by rotation");
+    s.peek().unwrap();
+    s.ack().unwrap();
+    s.sync().unwrap();
+    assert_eq!(s.dir_syncs(), 3, "the ack file renamed into place");
+    // A process killed now (no more syncs) leaves every record after the acknowledged one.
+    drop(s);
+    let mut again = Spool::open(dir.path(), 512 << 10).unwrap();
+    assert_eq!(drain(&mut again).len(), 299);
+}

@@ -250,3 +250,48 @@ fn a_missing_token_variable_stops_the_start() {
         "{err}"
     );
 }
+
+/// `/health` answers 200 and `degraded` with each problem named: a broker that refuses the
+/// gateway's credentials (at once, not after the grace) and a machine that does not answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_is_degraded_and_names_each_problem() {
+    let broker = shopfloor_tests::mosquitto::Mosquitto::start_with("allow_anonymous false\n");
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let absent = format!("127.0.0.1:{}", free_port());
+    let config = format!(
+        "[gateway]\nname = \"health\"\nhttp = \"{addr}\"\n[mqtt]\nurl = \"{}\"\ntopic_prefix = \"h\"\n{}",
+        broker.url(),
+        shopfloor_tests::device::speed_and_temp_machine("gone", &absent, 100, 200),
+    );
+    let gw = GatewayProcess::start(&config);
+    assert!(wait_ready(addr, Duration::from_secs(20)), "{}", gw.log());
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let health = loop {
+        let reply = get(addr, "/health", None);
+        assert_eq!(reply.status, 200, "degraded is still 200");
+        let j = reply.json();
+        let problems: Vec<String> = j["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p.as_str().unwrap().to_owned())
+            .collect();
+        let machine = problems
+            .iter()
+            .any(|p| p.starts_with("machine gone offline: "));
+        let mqtt = problems
+            .iter()
+            .any(|p| p.starts_with("mqtt: the destination refuses our credentials"));
+        if machine && mqtt {
+            break j;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "problems {problems:?}\n{}",
+            gw.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(health["status"], "degraded");
+    assert_eq!(health["machines_online"], 0);
+}

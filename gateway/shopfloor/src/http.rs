@@ -122,8 +122,10 @@ async fn health(State(s): State<Shared>) -> Json<serde_json::Value> {
         .iter()
         .filter(|m| m.state == shopfloor_core::MachineState::Online)
         .count();
+    let problems = crate::health::problems(&s.catalog.load(), &statuses, &s.sinks, now_ms());
     Json(serde_json::json!({
-        "status": "ok",
+        "status": if problems.is_empty() { "ok" } else { "degraded" },
+        "problems": problems,
         "gateway": s.gateway,
         "machines": statuses.len(),
         "machines_online": online,

@@ -5,6 +5,7 @@
 //! - [`demo`]: the whole demo hall in one process, with an embedded MQTT broker.
 //! - [`status`]: the status board where drivers report machine states and sinks watch them.
 //! - [`dispatch`]: the ring's consumer, fanning batches out to the sinks.
+//! - [`health`]: what `/health` says, `ok` or `degraded` with each problem named.
 //! - [`http`]: the read-only HTTP API, Server-Sent Events and `/metrics`.
 //! - [`dashboard`]: the live dashboard page, embedded from `dashboards/web`.
 //! - [`metrics`]: counters and histograms, in the Prometheus text format.
@@ -22,6 +23,7 @@ pub mod config;
 pub mod dashboard;
 pub mod demo;
 pub mod dispatch;
+pub mod health;
 pub mod http;
 pub mod metrics;
 pub mod record;

@@ -18,8 +18,8 @@ pub mod live;
 pub mod mqtt;
 
 use shopfloor_core::Sample;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Samples as the dispatcher fans them out: shared by all sinks, never copied.
@@ -71,6 +71,82 @@ pub struct SinkStats {
     pub errors: AtomicU64,
     /// Samples the destination refused for good (an HTTP 4xx), set aside and not retried.
     pub rejected: AtomicU64,
+    /// Whether the sink can deliver now, for `/health`.
+    pub health: SinkHealth,
+}
+
+/// Whether a sink can reach its destination: set by the sink, read by `/health`.
+#[derive(Debug, Default)]
+pub struct SinkHealth {
+    /// When the destination stopped taking what the sink sends (UTC ms), 0 while it takes it.
+    down_since_ms: AtomicI64,
+    /// The destination refuses our credentials (or bucket): waiting will not help.
+    refused: AtomicBool,
+    /// The last reason it could not deliver.
+    reason: Mutex<String>,
+    /// How full the sink's spool is, in thousandths of `spool_max_mb` (0 without one).
+    spool_permille: AtomicU64,
+}
+
+/// A sink's trouble as `/health` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SinkTrouble {
+    /// Since when (UTC ms) it could not deliver.
+    pub since_ms: i64,
+    /// The destination refuses our credentials or bucket.
+    pub refused: bool,
+    /// Why, in the sink's words.
+    pub reason: String,
+}
+
+impl SinkHealth {
+    /// The destination took what was sent.
+    pub fn delivering(&self) {
+        self.down_since_ms.store(0, Ordering::Relaxed);
+        self.refused.store(false, Ordering::Relaxed);
+    }
+
+    /// The destination is away or failing; `refused` when it refuses our credentials.
+    pub fn failing(&self, reason: &str, refused: bool) {
+        let now = shopfloor_core::time::now_ms().max(1);
+        let _ = self
+            .down_since_ms
+            .compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed);
+        self.refused.store(refused, Ordering::Relaxed);
+        if let Ok(mut r) = self.reason.lock() {
+            reason.clone_into(&mut r);
+        }
+    }
+
+    /// The trouble, when the sink cannot deliver now.
+    pub fn trouble(&self) -> Option<SinkTrouble> {
+        let since_ms = self.down_since_ms.load(Ordering::Relaxed);
+        (since_ms != 0).then(|| SinkTrouble {
+            since_ms,
+            refused: self.refused.load(Ordering::Relaxed),
+            reason: self.reason.lock().map(|r| r.clone()).unwrap_or_default(),
+        })
+    }
+
+    /// Records how full the spool is: `bytes` of `max` (no spool: `max` 0).
+    pub fn spool_fill(&self, bytes: u64, max: u64) {
+        let permille = bytes
+            .saturating_mul(1000)
+            .checked_div(max)
+            .unwrap_or_default();
+        self.spool_permille.store(permille, Ordering::Relaxed);
+    }
+
+    /// How full the spool is, in thousandths.
+    pub fn spool_permille(&self) -> u64 {
+        self.spool_permille.load(Ordering::Relaxed)
+    }
+
+    /// Moves the start of the current episode, for tests of what `/health` makes of it.
+    #[cfg(test)]
+    pub fn set_since_for_test(&self, since_ms: i64) {
+        self.down_since_ms.store(since_ms, Ordering::Relaxed);
+    }
 }
 
 impl SinkStats {
@@ -168,6 +244,28 @@ mod tests {
                 .sum();
             assert_eq!(readings(&batch), in_runs as u64);
         }
+    }
+
+    #[test]
+    fn sink_health_keeps_the_start_of_an_episode_and_clears_on_delivery() {
+        let h = SinkHealth::default();
+        assert_eq!(h.trouble(), None);
+        h.failing("connection refused", false);
+        let first = h.trouble().unwrap();
+        h.failing("HTTP 401: unauthorized", true);
+        let second = h.trouble().unwrap();
+        assert_eq!(
+            second.since_ms, first.since_ms,
+            "the episode's start is kept"
+        );
+        assert!(second.refused);
+        assert_eq!(second.reason, "HTTP 401: unauthorized");
+        h.delivering();
+        assert_eq!(h.trouble(), None);
+        h.spool_fill(950, 1000);
+        assert_eq!(h.spool_permille(), 950);
+        h.spool_fill(5, 0);
+        assert_eq!(h.spool_permille(), 0);
     }
 
     #[test]

@@ -287,6 +287,11 @@ impl Spool {
         self.counts
     }
 
+    /// The most the files may hold, in bytes.
+    pub fn max_bytes(&self) -> u64 {
+        self.max_bytes
+    }
+
     /// True when no record waits.
     pub fn is_empty(&self) -> bool {
         self.counts.pending == 0

@@ -47,6 +47,13 @@ pub struct Backlog {
 }
 
 impl Backlog {
+    /// Bytes in the spool's files and the most they may hold; `(0, 0)` without a spool.
+    pub fn spool_fill(&self) -> (u64, u64) {
+        self.spool
+            .as_ref()
+            .map_or((0, 0), |s| (s.counts().bytes, s.max_bytes()))
+    }
+
     /// A backlog in memory only, or on `spool`.
     pub fn new(spool: Option<Spool>) -> Backlog {
         Backlog {

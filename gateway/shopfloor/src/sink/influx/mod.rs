@@ -147,6 +147,8 @@ impl InfluxSink {
         self.stats
             .backlog
             .store(self.backlog.samples() + self.samples, Ordering::Relaxed);
+        let (bytes, max) = self.backlog.spool_fill();
+        self.stats.health.spool_fill(bytes, max);
     }
 
     fn set_aside(&self, chunk: &Chunk, status: u16) {
@@ -227,6 +229,7 @@ impl InfluxSink {
                             }
                             backoff.reset();
                             refused_backoff.reset();
+                            self.stats.health.delivering();
                             self.done(|s| &s.sent);
                         }
                         Outcome::Rejected { status, reason } => {
@@ -239,6 +242,7 @@ impl InfluxSink {
                         }
                         Outcome::Refused { status, reason } => {
                             SinkStats::add(&self.stats.errors, 1);
+                            self.stats.health.failing(&format!("HTTP {status}: {reason}"), true);
                             let delay = refused_backoff.next_delay();
                             if refusing != Some(status) {
                                 warn!(
@@ -255,6 +259,7 @@ impl InfluxSink {
                         }
                         Outcome::Retry(why) => {
                             SinkStats::add(&self.stats.errors, 1);
+                            self.stats.health.failing(&why, false);
                             let delay = backoff.next_delay();
                             if failing {
                                 debug!(error = %why, retry_in = ?delay, "store still unreachable");

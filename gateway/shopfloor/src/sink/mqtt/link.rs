@@ -158,6 +158,7 @@ impl Link {
                 match result {
                     Ok(conn) => {
                         info!(broker = %self.url, "MQTT connected");
+                        self.stats.health.delivering();
                         self.conn = Some(conn);
                         self.last_error = None;
                         self.backoff.reset();
@@ -191,6 +192,8 @@ impl Link {
         } else {
             debug!(broker = %self.url, error = %reason, "MQTT connect failed again");
         }
+        let refused = matches!(e, ConnectionError::Refused(4 | 5));
+        self.stats.health.failing(&reason, refused);
         self.last_error = Some(reason);
         SinkStats::add(&self.stats.errors, 1);
         self.out.clear();

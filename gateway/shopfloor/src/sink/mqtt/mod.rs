@@ -548,6 +548,10 @@ impl MqttSink {
             }
             let backlog = self.backlog(&outbox);
             self.stats.backlog.store(backlog, Ordering::Relaxed);
+            if let Some(spool) = &self.spool {
+                let fill = (spool.counts().bytes, spool.max_bytes());
+                self.stats.health.spool_fill(fill.0, fill.1);
+            }
             if !input_open && outbox.is_empty() && backlog == 0 {
                 break;
             }

@@ -88,7 +88,12 @@ mod tests {
     }
 
     /// Machine states, a sink's trouble (since, refused), its spool fill, the problems wanted.
-    type Case = (Vec<MachineStatus>, Option<(i64, bool)>, u64, Vec<&'static str>);
+    type Case = (
+        Vec<MachineStatus>,
+        Option<(i64, bool)>,
+        u64,
+        Vec<&'static str>,
+    );
 
     #[test]
     fn each_problem_is_named_and_a_short_failure_is_none() {

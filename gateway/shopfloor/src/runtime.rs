@@ -9,17 +9,16 @@ use crate::dispatch::{self, SinkPort};
 use crate::http::HttpState;
 use crate::metrics::{Metrics, Reporter};
 use crate::record::Recorder;
-use crate::sink::SinkStats;
-use crate::sink::csv::CsvSink;
-use crate::sink::influx::InfluxSink;
-use crate::sink::influx::client::{Token, WriteClient};
-use crate::sink::live::{self, LiveStore};
-use crate::sink::mqtt::{MqttError, MqttSink};
-use crate::spool::Spool;
+use crate::sink::live::{LiveSink, LiveStore};
+use crate::sink::mqtt::MqttError;
+use crate::sink::{Build, Sink, SinkContext, SinkStats, csv, influx, mqtt};
 use crate::status::StatusBoard;
 use crate::tasks::{TaskPanic, Tasks};
-use shopfloor_core::ring::{self, RingError};
+use shopfloor_core::ring::{self, Consumer, Producer, RingError};
 use shopfloor_core::{Catalog, CatalogError, SharedCatalog, StatusReporter};
+use shopfloor_modbus::driver::ModbusMachine;
+use shopfloor_opcua::OpcuaMachine;
+use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use thiserror::Error;
@@ -63,20 +62,6 @@ pub enum StartError {
     /// The HTTP token variable is missing.
     #[error(transparent)]
     Secret(#[from] crate::config::ConfigError),
-}
-
-/// The spool of sink `name` under `[buffer] spool_dir`, if set. The sinks that spool (MQTT,
-/// the store) share `spool_max_mb` equally, so the directory as a whole stays within it.
-fn open_spool(config: &Config, name: &str) -> Result<Option<Spool>, StartError> {
-    let Some(dir) = &config.buffer.spool_dir else {
-        return Ok(None);
-    };
-    let sinks = u64::from(config.mqtt.is_some()) + u64::from(config.influx.is_some());
-    let max = config.buffer.spool_max_mb.saturating_mul(1 << 20) / sinks.max(1);
-    let dir = dir.join(name);
-    Spool::open(&dir, max)
-        .map(Some)
-        .map_err(|e| StartError::Spool(format!("{}: {e}", dir.display())))
 }
 
 /// Makes (or finds) the gateway's OPC UA certificate and says where it is: a server that
@@ -125,182 +110,223 @@ fn lane_capacity(config: &Config, tags: usize) -> usize {
     share.max(2 * tags).max(64)
 }
 
+/// Every sink the gateway can run from a config section, in start order. Adding a sink is its
+/// folder under `sink/`, its config section and one line here. (The live store is the HTTP
+/// server's, started with it.)
+const SINKS: [Build; 3] = [mqtt::build, csv::build, influx::build];
+
+/// The sinks started so far: their tasks, the dispatcher's ports and their counters.
+#[derive(Debug, Default)]
+struct Sinks {
+    ports: Vec<SinkPort>,
+    stats: Vec<(&'static str, Arc<SinkStats>)>,
+    tasks: Tasks,
+}
+
+impl Sinks {
+    /// Builds every sink of the table whose section is in the config.
+    fn from_table(ctx: &SinkContext<'_>) -> Result<Sinks, StartError> {
+        let mut sinks = Sinks::default();
+        for build in SINKS {
+            let stats = Arc::new(SinkStats::default());
+            if let Some(sink) = build(ctx, Arc::clone(&stats))? {
+                sinks.start(sink, stats);
+            }
+        }
+        Ok(sinks)
+    }
+
+    /// Starts `sink` as its own task, fed by a port of the dispatcher.
+    fn start(&mut self, sink: Box<dyn Sink>, stats: Arc<SinkStats>) {
+        let name = sink.name();
+        let (tx, rx) = mpsc::channel(SINK_QUEUE);
+        self.tasks.spawn(
+            format!("the {name} sink"),
+            sink.run(rx, SHUTDOWN_BUDGET - Duration::from_secs(1)),
+        );
+        self.ports.push(SinkPort {
+            name,
+            tx,
+            stats: Arc::clone(&stats),
+        });
+        self.stats.push((name, stats));
+    }
+}
+
+/// The ring's lanes by owner: a machine's id, or [`RECORDER_LANE`].
+type Lanes = HashMap<String, Producer>;
+
+/// The lane of the recorder (no machine id can be this: ids are `[a-z0-9_-]+`).
+const RECORDER_LANE: &str = "[record]";
+
+/// The ring with a lane per machine (and one for a recorder), and its consumer.
+fn ring_lanes(config: &Config) -> Result<(Lanes, Consumer), StartError> {
+    let mut owners: Vec<(String, usize)> = config
+        .machines
+        .iter()
+        .map(|m| (m.id.clone(), lane_capacity(config, m.tags.len())))
+        .collect();
+    if config.record.is_some() || owners.is_empty() {
+        // A recorder's one lane takes the whole stream of every gateway it records (and a
+        // ring needs a lane).
+        owners.push((RECORDER_LANE.into(), config.buffer.capacity.max(1024)));
+    }
+    let capacities: Vec<usize> = owners.iter().map(|(_, c)| *c).collect();
+    let (producers, consumer) = ring::with_lanes(&capacities, config.buffer.when_full)?;
+    let lanes = owners.into_iter().map(|(o, _)| o).zip(producers).collect();
+    Ok((lanes, consumer))
+}
+
+/// What the HTTP server shows and how it is stopped.
+#[derive(Debug)]
+struct Http {
+    addr: Option<std::net::SocketAddr>,
+    stop: CancellationToken,
+    task: Tasks,
+}
+
+/// Starts the HTTP server and its live store (a sink), when `[gateway] http` is set.
+fn start_http(
+    ctx: &SinkContext<'_>,
+    status: &Arc<StatusBoard>,
+    metrics: &Arc<Metrics>,
+    sinks: &mut Sinks,
+) -> Result<Http, StartError> {
+    let mut http = Http {
+        addr: None,
+        stop: CancellationToken::new(),
+        task: Tasks::new(),
+    };
+    let config = ctx.config;
+    let Some(addr) = config.gateway.http else {
+        return Ok(http);
+    };
+    let token = match &config.gateway.http_token_env {
+        Some(env) => Some(env.resolve()?),
+        None => None,
+    };
+    let listener = std::net::TcpListener::bind(addr)
+        .and_then(|l| l.set_nonblocking(true).map(|()| l))
+        .and_then(tokio::net::TcpListener::from_std)
+        .map_err(|e| {
+            StartError::Http(format!(
+                "cannot listen on {addr}: {e}; change [gateway] http"
+            ))
+        })?;
+    http.addr = listener.local_addr().ok();
+    let store = Arc::new(RwLock::new(LiveStore::new(
+        ctx.catalog,
+        config.gateway.history,
+        LIVE_POINTS,
+    )));
+    let (events, _) = broadcast::channel(256);
+    let stats = Arc::new(SinkStats::default());
+    let live = LiveSink {
+        catalog: Arc::clone(ctx.shared),
+        store: Arc::clone(&store),
+        events: events.clone(),
+        stats: Arc::clone(&stats),
+    };
+    sinks.start(Box::new(live), stats);
+    let state = Arc::new(HttpState {
+        gateway: config.gateway.name.clone(),
+        catalog: Arc::clone(ctx.shared),
+        store,
+        status: Arc::clone(status),
+        metrics: Arc::clone(metrics),
+        sinks: sinks.stats.clone(),
+        events,
+        token,
+        started: std::time::Instant::now(),
+    });
+    let served = crate::http::serve(listener, state, http.stop.clone());
+    http.task.spawn("the HTTP server", served);
+    info!(address = ?http.addr, "HTTP API listening");
+    Ok(http)
+}
+
+/// Every machine's driver settings, resolved before anything runs (a missing password
+/// variable stops the start).
+enum DriverSettings {
+    Modbus(ModbusMachine),
+    Opcua(OpcuaMachine),
+}
+
+fn driver_settings(config: &Config) -> Result<Vec<(String, DriverSettings)>, StartError> {
+    let mut out = Vec::with_capacity(config.machines.len());
+    for (index, m) in config.machines.iter().enumerate() {
+        let settings = match &m.protocol {
+            ProtocolConfig::ModbusTcp(_) => {
+                config.modbus_machine(index).map(DriverSettings::Modbus)
+            }
+            ProtocolConfig::Opcua(_) => match config.opcua_machine(index) {
+                Some(ua) => Some(DriverSettings::Opcua(ua?)),
+                None => None,
+            },
+        };
+        if let Some(s) = settings {
+            out.push((m.id.clone(), s));
+        }
+    }
+    if out
+        .iter()
+        .any(|(_, s)| matches!(s, DriverSettings::Opcua(_)))
+    {
+        own_certificate(config);
+    }
+    Ok(out)
+}
+
+/// Starts each machine's driver on its own lane.
+fn start_drivers(
+    settings: Vec<(String, DriverSettings)>,
+    lanes: &mut Lanes,
+    reporter: &Arc<dyn StatusReporter>,
+    stop: &CancellationToken,
+    drivers: &mut Tasks,
+) {
+    for (id, s) in settings {
+        let Some(lane) = lanes.remove(&id) else {
+            continue;
+        };
+        let name = format!("the driver of machine {id}");
+        let (reporter, stop) = (Arc::clone(reporter), stop.child_token());
+        match s {
+            DriverSettings::Modbus(m) => {
+                drivers.spawn(name, shopfloor_modbus::driver::run(m, lane, reporter, stop))
+            }
+            DriverSettings::Opcua(m) => {
+                drivers.spawn(name, shopfloor_opcua::run(m, lane, reporter, stop))
+            }
+        }
+    }
+}
+
 impl Gateway {
     /// Starts drivers, dispatcher and sinks. Must run inside a tokio runtime.
     pub fn start(config: &Config) -> Result<Gateway, StartError> {
         let catalog = Arc::new(config.catalog()?);
-        // OPC UA settings first: a missing password variable stops the start before anything runs.
-        let mut opcua = Vec::new();
-        for index in 0..config.machines.len() {
-            if let Some(m) = config.opcua_machine(index) {
-                opcua.push(m?);
-            }
-        }
-        if !opcua.is_empty() {
-            own_certificate(config);
-        }
-        let mut opcua = opcua.into_iter();
+        let settings = driver_settings(config)?;
         // What the sinks that can take recorded samples read: it grows as a recorder learns
         // machines and tags; a gateway's own machines are all in it from the start.
         let shared = Arc::new(SharedCatalog::from_arc(Arc::clone(&catalog)));
         let status = Arc::new(StatusBoard::new(catalog.len()));
-        let mut capacities: Vec<usize> = config
-            .machines
-            .iter()
-            .map(|m| lane_capacity(config, m.tags.len()))
-            .collect();
-        if config.record.is_some() {
-            // A recorder's one lane takes the whole stream of every gateway it records.
-            capacities.push(config.buffer.capacity.max(1024));
-        } else if capacities.is_empty() {
-            capacities.push(64); // a ring needs a lane
-        }
-        let (producers, consumer) = ring::with_lanes(&capacities, config.buffer.when_full)?;
-
-        let mut ports = Vec::new();
-        let mut sinks = Vec::new();
-        let mut sink_tasks = Tasks::new();
-        if let Some(mqtt) = &config.mqtt {
-            let stats = Arc::new(SinkStats::default());
-            let sink = MqttSink::new(
-                mqtt.clone(),
-                &config.gateway.name,
-                Arc::clone(&catalog),
-                Arc::clone(&stats),
-                open_spool(config, "mqtt")?,
-            )?;
-            let (tx, rx) = mpsc::channel(SINK_QUEUE);
-            sink_tasks.spawn(
-                "the mqtt sink",
-                sink.run(
-                    rx,
-                    SHUTDOWN_BUDGET - Duration::from_secs(1),
-                    config.buffer.fsync_interval,
-                ),
-            );
-            ports.push(SinkPort {
-                name: "mqtt",
-                tx,
-                stats: Arc::clone(&stats),
-            });
-            sinks.push(("mqtt", stats));
-            info!(broker = %mqtt.url, prefix = %mqtt.topic_prefix, "publishing to MQTT");
-        }
-        if let Some(csv) = &config.csv {
-            let stats = Arc::new(SinkStats::default());
-            let sink = CsvSink::new(csv.dir.clone(), Arc::clone(&shared), Arc::clone(&stats));
-            let (tx, rx) = mpsc::channel(SINK_QUEUE);
-            sink_tasks.spawn("the csv sink", sink.run(rx));
-            ports.push(SinkPort {
-                name: "csv",
-                tx,
-                stats: Arc::clone(&stats),
-            });
-            sinks.push(("csv", stats));
-            info!(dir = %csv.dir.display(), "writing CSV files");
-        }
-        if let Some(influx) = &config.influx {
-            let token = match &influx.token_env {
-                Some(env) => Some(Token::new(env.resolve()?)),
-                None => None,
-            };
-            let client = WriteClient::new(influx, token)?;
-            let stats = Arc::new(SinkStats::default());
-            let rejected_dir = config
-                .buffer
-                .spool_dir
-                .as_ref()
-                .map(|d| d.join("influx-rejected"));
-            let spool = open_spool(config, "influx")?;
-            let sink = InfluxSink::new(
-                influx,
-                client,
-                Arc::clone(&shared),
-                Arc::clone(&stats),
-                rejected_dir,
-                spool,
-            );
-            let (tx, rx) = mpsc::channel(SINK_QUEUE);
-            sink_tasks.spawn(
-                "the influx sink",
-                sink.run(
-                    rx,
-                    SHUTDOWN_BUDGET - Duration::from_secs(1),
-                    config.buffer.fsync_interval,
-                ),
-            );
-            ports.push(SinkPort {
-                name: "influx",
-                tx,
-                stats: Arc::clone(&stats),
-            });
-            sinks.push(("influx", stats));
-        }
         let metrics = Arc::new(Metrics::new(catalog.len()));
-        let http_stop = CancellationToken::new();
-        let mut http_task = Tasks::new();
-        let mut http = None;
-        if let Some(addr) = config.gateway.http {
-            let token = match &config.gateway.http_token_env {
-                Some(env) => Some(env.resolve()?),
-                None => None,
-            };
-            let listener = std::net::TcpListener::bind(addr)
-                .and_then(|l| l.set_nonblocking(true).map(|()| l))
-                .and_then(tokio::net::TcpListener::from_std)
-                .map_err(|e| {
-                    StartError::Http(format!(
-                        "cannot listen on {addr}: {e}; change [gateway] http"
-                    ))
-                })?;
-            http = listener.local_addr().ok();
-            let store = Arc::new(RwLock::new(LiveStore::new(
-                &catalog,
-                config.gateway.history,
-                LIVE_POINTS,
-            )));
-            let (events, _) = broadcast::channel(256);
-            let stats = Arc::new(SinkStats::default());
-            let (tx, rx) = mpsc::channel(SINK_QUEUE);
-            sink_tasks.spawn(
-                "the live store",
-                live::run(
-                    Arc::clone(&shared),
-                    Arc::clone(&store),
-                    events.clone(),
-                    Arc::clone(&stats),
-                    rx,
-                ),
-            );
-            ports.push(SinkPort {
-                name: "live",
-                tx,
-                stats: Arc::clone(&stats),
-            });
-            sinks.push(("live", stats));
-            let state = Arc::new(HttpState {
-                gateway: config.gateway.name.clone(),
-                catalog: Arc::clone(&shared),
-                store,
-                status: Arc::clone(&status),
-                metrics: Arc::clone(&metrics),
-                sinks: sinks.clone(),
-                events,
-                token,
-                started: std::time::Instant::now(),
-            });
-            http_task.spawn(
-                "the HTTP server",
-                crate::http::serve(listener, state, http_stop.clone()),
-            );
-            info!(address = ?http, "HTTP API listening");
-        }
-        if ports.is_empty() {
+        let (mut lanes, consumer) = ring_lanes(config)?;
+        let ctx = SinkContext {
+            config,
+            catalog: &catalog,
+            shared: &shared,
+        };
+        let mut sinks = Sinks::from_table(&ctx)?;
+        let http = start_http(&ctx, &status, &metrics, &mut sinks)?;
+        if sinks.ports.is_empty() {
             warn!(
                 "no sink configured: samples are read but go nowhere (add [mqtt], [influx], [csv] or http)"
             );
         }
         let mut dispatcher = Tasks::new();
+        let ports = std::mem::take(&mut sinks.ports);
         dispatcher.spawn(
             "the dispatcher",
             dispatch::run(consumer, ports, Arc::clone(&metrics)),
@@ -312,53 +338,18 @@ impl Gateway {
         });
         let driver_stop = CancellationToken::new();
         let mut drivers = Tasks::new();
-        let mut producers = producers.into_iter();
-        if let Some(record) = &config.record
-            && let Some(producer) = producers.next()
-        {
+        if let (Some(record), Some(lane)) = (&config.record, lanes.remove(RECORDER_LANE)) {
             let recorder = Recorder::new(
                 record,
                 &config.gateway.name,
                 Arc::clone(&shared),
-                producer,
+                lane,
                 Arc::clone(&metrics),
             )?;
             drivers.spawn("the recorder", recorder.run(driver_stop.child_token()));
             info!(broker = %record.url, topics = ?record.topics, "recorder started");
         }
-        for (index, producer) in producers.enumerate() {
-            let Some(m) = config.machines.get(index) else {
-                continue;
-            };
-            match &m.protocol {
-                ProtocolConfig::ModbusTcp(_) => {
-                    if let Some(machine) = config.modbus_machine(index) {
-                        drivers.spawn(
-                            format!("the driver of machine {}", m.id),
-                            shopfloor_modbus::driver::run(
-                                machine,
-                                producer,
-                                Arc::clone(&reporter),
-                                driver_stop.child_token(),
-                            ),
-                        );
-                    }
-                }
-                ProtocolConfig::Opcua(_) => {
-                    if let Some(machine) = opcua.next() {
-                        drivers.spawn(
-                            format!("the driver of machine {}", m.id),
-                            shopfloor_opcua::run(
-                                machine,
-                                producer,
-                                Arc::clone(&reporter),
-                                driver_stop.child_token(),
-                            ),
-                        );
-                    }
-                }
-            }
-        }
+        start_drivers(settings, &mut lanes, &reporter, &driver_stop, &mut drivers);
         info!(
             machines = config.machines.len(),
             gateway = %config.gateway.name,
@@ -367,15 +358,15 @@ impl Gateway {
         Ok(Gateway {
             catalog,
             status,
-            sinks,
+            sinks: sinks.stats,
             metrics,
-            http,
-            http_stop,
-            http_task,
+            http: http.addr,
+            http_stop: http.stop,
+            http_task: http.task,
             drivers,
             driver_stop,
             dispatcher,
-            sink_tasks,
+            sink_tasks: sinks.tasks,
         })
     }
 

@@ -5,8 +5,9 @@
 //! cut short by a crash (no line end) is cut off first, so the next row never glues onto it
 //! and the file stays readable by pandas.
 
+use crate::runtime::StartError;
 use crate::sink::mqtt::encode::push_value;
-use crate::sink::{Batch, SinkStats};
+use crate::sink::{Batch, Sink, SinkContext, SinkStats, SinkTask};
 use shopfloor_core::{Quality, Sample, SharedCatalog};
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -16,7 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::sync::mpsc;
-use tracing::warn;
+use tracing::{info, warn};
 
 /// The file of `machine`'s samples on `date`: `dir/<machine>/<date>.csv`. A machine name learnt
 /// from the network has passed the recorder's name rule, so it is one plain path component.
@@ -139,6 +140,30 @@ fn cut_torn_tail(file: &File, path: &Path) -> std::io::Result<u64> {
         );
     }
     Ok(keep)
+}
+
+/// The CSV sink of `[csv]`, if the section is there.
+pub fn build(
+    ctx: &SinkContext<'_>,
+    stats: Arc<SinkStats>,
+) -> Result<Option<Box<dyn Sink>>, StartError> {
+    let Some(csv) = &ctx.config.csv else {
+        return Ok(None);
+    };
+    info!(dir = %csv.dir.display(), "writing CSV files");
+    let sink = CsvSink::new(csv.dir.clone(), Arc::clone(ctx.shared), stats);
+    Ok(Some(Box::new(sink)))
+}
+
+impl Sink for CsvSink {
+    fn name(&self) -> &'static str {
+        "csv"
+    }
+
+    /// Writes are local and flushed every second: it needs no budget of its own.
+    fn run(self: Box<Self>, input: mpsc::Receiver<Batch>, _budget: Duration) -> SinkTask {
+        Box::pin((*self).run(input))
+    }
 }
 
 impl CsvSink {

@@ -156,8 +156,42 @@ pub fn stream_event(catalog: &Catalog, batch: &[Sample]) -> String {
     String::from_utf8(out).unwrap_or_default()
 }
 
+/// The live store's sink: what the HTTP server shows, fed like any other sink.
+#[derive(Debug)]
+pub struct LiveSink {
+    /// Names behind the ids, as the catalog grows.
+    pub catalog: Arc<SharedCatalog>,
+    /// Latest values and history.
+    pub store: Arc<RwLock<LiveStore>>,
+    /// `/api/stream`'s events.
+    pub events: broadcast::Sender<Arc<str>>,
+    /// Its counters.
+    pub stats: Arc<SinkStats>,
+}
+
+impl crate::sink::Sink for LiveSink {
+    fn name(&self) -> &'static str {
+        "live"
+    }
+
+    /// Memory only: nothing to flush, no budget needed.
+    fn run(
+        self: Box<Self>,
+        input: mpsc::Receiver<Batch>,
+        _budget: std::time::Duration,
+    ) -> crate::sink::SinkTask {
+        Box::pin(run(
+            self.catalog,
+            self.store,
+            self.events,
+            self.stats,
+            input,
+        ))
+    }
+}
+
 /// Runs the live sink until its input closes.
-pub async fn run(
+async fn run(
     catalog: Arc<SharedCatalog>,
     store: Arc<RwLock<LiveStore>>,
     events: broadcast::Sender<Arc<str>>,

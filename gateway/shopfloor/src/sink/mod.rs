@@ -7,6 +7,10 @@
 //! dispatcher: the dispatcher drops what does not fit its channel and counts it in that sink's
 //! [`SinkStats`].
 //!
+//! Every sink implements [`Sink`] and has a [`Build`] function that makes it from its config
+//! section (nothing when the section is absent); the runtime's table of builders is the one
+//! place a new sink is registered.
+//!
 //! - [`mqtt`]: publishes samples and statuses over MQTT with an acknowledged outbox.
 //! - [`csv`]: one CSV file per machine and UTC day, for data analysis.
 //! - [`influx`]: writes points over the InfluxDB v2 write API (InfluxDB 2/3, VictoriaMetrics).
@@ -17,13 +21,65 @@ pub mod influx;
 pub mod live;
 pub mod mqtt;
 
-use shopfloor_core::Sample;
+use crate::config::Config;
+use crate::runtime::StartError;
+use crate::spool::Spool;
+use shopfloor_core::{Catalog, Sample, SharedCatalog};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
 
 /// Samples as the dispatcher fans them out: shared by all sinks, never copied.
 pub type Batch = Arc<[Sample]>;
+
+/// A sink's task: runs until its input closes, then flushes what it holds within the budget.
+pub type SinkTask = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// One sink, built from its config section and ready to run as its own task.
+pub trait Sink: Send {
+    /// Its name in logs, metrics (`sink` label) and spool directories.
+    fn name(&self) -> &'static str;
+
+    /// The task, fed batches through `input`. When `input` closes the sink flushes for at
+    /// most `budget`, then ends; what a spool holds stays there for the next start.
+    fn run(self: Box<Self>, input: mpsc::Receiver<Batch>, budget: Duration) -> SinkTask;
+}
+
+/// Makes a sink from the configuration, or `None` when its section is absent.
+pub type Build = fn(&SinkContext<'_>, Arc<SinkStats>) -> Result<Option<Box<dyn Sink>>, StartError>;
+
+/// What every sink builder gets from the runtime.
+#[derive(Debug)]
+pub struct SinkContext<'a> {
+    /// The validated configuration.
+    pub config: &'a Config,
+    /// The gateway's own machines and tags.
+    pub catalog: &'a Arc<Catalog>,
+    /// The catalog as it grows (a recorder learns machines): for sinks that take recorded
+    /// samples.
+    pub shared: &'a Arc<SharedCatalog>,
+}
+
+impl SinkContext<'_> {
+    /// The spool of sink `name` under `[buffer] spool_dir`, if set. The sinks that spool
+    /// (MQTT, the store) share `spool_max_mb` equally, so the directory as a whole stays
+    /// within it.
+    pub fn spool(&self, name: &str) -> Result<Option<Spool>, StartError> {
+        let config = self.config;
+        let Some(dir) = &config.buffer.spool_dir else {
+            return Ok(None);
+        };
+        let sinks = u64::from(config.mqtt.is_some()) + u64::from(config.influx.is_some());
+        let max = config.buffer.spool_max_mb.saturating_mul(1 << 20) / sinks.max(1);
+        let dir = dir.join(name);
+        Spool::open(&dir, max)
+            .map(Some)
+            .map_err(|e| StartError::Spool(format!("{}: {e}", dir.display())))
+    }
+}
 
 /// A piece of a batch: a run of readings, or one status event between them.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -27,12 +27,14 @@ pub mod client;
 pub mod line;
 
 use crate::config::InfluxConfig;
-use crate::sink::{Batch, SinkStats};
+use crate::runtime::StartError;
+use crate::sink::{Batch, Sink, SinkContext, SinkStats, SinkTask};
 use crate::spool::Spool;
 pub use backlog::BACKLOG_BATCHES;
 use backlog::{Backlog, Chunk};
 use bytes::Bytes;
-use client::{Outcome, WriteClient};
+use client::Outcome;
+use client::{Token, WriteClient};
 use shopfloor_core::SharedCatalog;
 use shopfloor_core::backoff::Backoff;
 use std::future::Future;
@@ -51,6 +53,53 @@ type Sending = Pin<Box<dyn Future<Output = Outcome> + Send>>;
 /// Longest wait between two tries while the store refuses our credentials or bucket: someone is
 /// fixing them, and their fix should show within half a minute.
 pub const REFUSED_RETRY_CAP: Duration = Duration::from_secs(30);
+
+/// The store sink of `[influx]`, if the section is there: the token resolved and the client
+/// made now, so that a missing variable stops the start.
+pub fn build(
+    ctx: &SinkContext<'_>,
+    stats: Arc<SinkStats>,
+) -> Result<Option<Box<dyn Sink>>, StartError> {
+    let Some(influx) = &ctx.config.influx else {
+        return Ok(None);
+    };
+    let token = match &influx.token_env {
+        Some(env) => Some(Token::new(env.resolve()?)),
+        None => None,
+    };
+    let client = WriteClient::new(influx, token)?;
+    let buffer = &ctx.config.buffer;
+    let rejected_dir = buffer.spool_dir.as_ref().map(|d| d.join("influx-rejected"));
+    let sink = InfluxSink::new(
+        influx,
+        client,
+        Arc::clone(ctx.shared),
+        stats,
+        rejected_dir,
+        ctx.spool("influx")?,
+    );
+    Ok(Some(Box::new(Running {
+        sink,
+        fsync: buffer.fsync_interval,
+    })))
+}
+
+/// The store sink with its spool's fsync interval, as the runtime runs it.
+#[derive(Debug)]
+struct Running {
+    sink: InfluxSink,
+    fsync: Duration,
+}
+
+impl Sink for Running {
+    fn name(&self) -> &'static str {
+        "influx"
+    }
+
+    fn run(self: Box<Self>, input: mpsc::Receiver<Batch>, budget: Duration) -> SinkTask {
+        Box::pin(self.sink.run(input, budget, self.fsync))
+    }
+}
 
 /// Writes samples to one bucket.
 #[derive(Debug)]

@@ -35,7 +35,8 @@ pub mod tls;
 pub mod wire;
 
 use crate::config::{Layout, MqttConfig};
-use crate::sink::{Batch, Part, SinkStats, Throttle, parts};
+use crate::runtime::StartError;
+use crate::sink::{Batch, Part, Sink, SinkContext, SinkStats, SinkTask, Throttle, parts};
 use crate::spool::Spool;
 use crate::status::Statuses;
 use bytes::Bytes;
@@ -69,6 +70,45 @@ pub enum MqttError {
     /// The password variable is missing.
     #[error(transparent)]
     Secret(#[from] crate::config::ConfigError),
+}
+
+/// The MQTT sink of `[mqtt]`, if the section is there.
+pub fn build(
+    ctx: &SinkContext<'_>,
+    stats: Arc<SinkStats>,
+) -> Result<Option<Box<dyn Sink>>, StartError> {
+    let Some(mqtt) = &ctx.config.mqtt else {
+        return Ok(None);
+    };
+    let sink = MqttSink::new(
+        mqtt.clone(),
+        &ctx.config.gateway.name,
+        Arc::clone(ctx.catalog),
+        stats,
+        ctx.spool("mqtt")?,
+    )?;
+    info!(broker = %mqtt.url, prefix = %mqtt.topic_prefix, "publishing to MQTT");
+    Ok(Some(Box::new(Running {
+        sink,
+        fsync: ctx.config.buffer.fsync_interval,
+    })))
+}
+
+/// The MQTT sink with its spool's fsync interval, as the runtime runs it.
+#[derive(Debug)]
+struct Running {
+    sink: MqttSink,
+    fsync: Duration,
+}
+
+impl Sink for Running {
+    fn name(&self) -> &'static str {
+        "mqtt"
+    }
+
+    fn run(self: Box<Self>, input: mpsc::Receiver<Batch>, budget: Duration) -> SinkTask {
+        Box::pin(self.sink.run(input, budget, self.fsync))
+    }
 }
 
 /// Everything the sink needs, built before it starts so that setup errors stop the gateway.

@@ -1,8 +1,8 @@
 //! A TCP link between the gateway and a real server that a test can break the ways a network or a
 //! device breaks: cut (connections closed, new ones refused), reset (RST on every open
 //! connection), half-open (open connections go silent without FIN or RST, new ones work), a
-//! power cycle (everything silent, then RST for the old connections when it is back) and a crawl
-//! (answers at a byte a second). The server, and whoever else is connected to it, stays up.
+//! power cycle (everything silent, then RST for the old connections when it is back), a crawl
+//! (answers at a byte a second) and a stall (nothing read, so the sender's writes hang). The server, and whoever else is connected to it, stays up.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,6 +23,9 @@ enum Mode {
     Silent,
     /// Bytes towards the client flow at one a second.
     Crawl,
+    /// Nothing is read from either side (a peer that stopped reading): the sender's buffers
+    /// fill and its writes hang.
+    Stalled,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -114,6 +117,12 @@ impl Link {
         });
     }
 
+    /// Stops reading on every connection, open and new, until [`Link::restore`], which carries
+    /// on where it stopped.
+    pub fn stall(&self) {
+        self.state.send_modify(|s| s.mode = Mode::Stalled);
+    }
+
     /// Answers crawl at a byte a second, on open and new connections, until [`Link::restore`].
     pub fn crawl(&self) {
         self.state.send_modify(|s| s.mode = Mode::Crawl);
@@ -164,20 +173,21 @@ async fn forward(
                 return;
             }
         };
+        let reading = mode != Mode::Stalled;
         tokio::select! {
             changed = watch.changed() => {
                 if changed.is_err() {
                     return;
                 }
             }
-            n = client.read(&mut up) => {
+            n = client.read(&mut up), if reading => {
                 let Ok(n @ 1..) = n else { return };
                 // Silent: swallowed, as by a peer that is gone.
                 if mode != Mode::Silent && server.write_all(&up[..n]).await.is_err() {
                     return;
                 }
             }
-            n = server.read(&mut down) => {
+            n = server.read(&mut down), if reading => {
                 let Ok(n @ 1..) = n else { return };
                 match mode {
                     Mode::Silent => {}

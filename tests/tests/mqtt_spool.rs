@@ -98,7 +98,7 @@ struct Seen {
 impl Seen {
     fn record(&mut self, msgs: Vec<Msg>) {
         for m in msgs {
-            if m.topic.ends_with("/_status") {
+            if m.topic.ends_with("/_status") || m.topic.contains("/_gateway/") {
                 continue;
             }
             let j = m.json();
@@ -317,4 +317,87 @@ async fn an_outage_longer_than_the_spool_drops_the_oldest_and_counts_exactly() {
     );
     assert_eq!(distinct, sent, "what the subscriber saw: {counts}");
     assert_eq!(last - distinct, dropped, "the seqs missing: {counts}");
+}
+
+/// A broker link that stops reading for 20 s (a stalled write, then connections that are
+/// accepted and never answered), with the spool on: the sink keeps taking its input while its
+/// writes hang, so nothing is dropped on the way, and afterwards every `seq` arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_link_stalled_for_20_s_drops_nothing_with_the_spool() {
+    let broker = Mosquitto::start();
+    let link = Link::start(format!("127.0.0.1:{}", broker.port).parse().unwrap()).await;
+    let dev = device(100).await;
+    let dir = tempfile::tempdir().unwrap();
+    let http = free_port();
+    // Five machines of 100 tags every 100 ms: 5000 messages and 50 batches a second, enough to
+    // fill the socket buffers so that a write hangs; a sink that stopped taking its input for
+    // those 10 s would overflow its channel of 256 batches.
+    let mut cfg = config(&Setup {
+        broker: link.addr,
+        device: dev.addr,
+        spool: &dir.path().join("spool"),
+        spool_max_mb: 256,
+        tags: 100,
+        poll: "100ms",
+        http,
+    });
+    let machine = cfg[cfg.find("[[machine]]").unwrap()..].to_owned();
+    for i in 2..=5 {
+        cfg.push_str(&machine.replace("id = \"cnc-1\"", &format!("id = \"cnc-{i}\"")));
+    }
+    let mut seen = Seen::default();
+    let mut sub = Subscriber::start(broker.port, &format!("{PREFIX}/+/+")).await;
+    let gw = GatewayProcess::start(&cfg);
+    let metrics = |name: &str| {
+        let addr: SocketAddr = format!("127.0.0.1:{http}").parse().unwrap();
+        metric(&get(addr, "/metrics", None).body, name)
+    };
+    let sent = "shopfloor_sink_sent_total{sink=\"mqtt\"}";
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while seen.messages < 1000 {
+        assert!(Instant::now() < deadline, "no messages\n{}", gw.log());
+        seen.record(sub.collect_for(Duration::from_millis(100)).await);
+    }
+    link.stall();
+    // The stall is the scenario: 20 s without a byte read from the gateway.
+    let stall_end = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < stall_end {
+        seen.record(sub.collect_for(Duration::from_millis(200)).await);
+    }
+    link.restore();
+    let stalled_at = seen.messages;
+    // Caught up: everything read has been delivered and the backlog is empty.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let read: u64 = (1..=5)
+            .map(|i| metrics(&format!("shopfloor_samples_total{{machine=\"cnc-{i}\"}}")))
+            .sum();
+        // Sent is read a moment after read: caught up, it has passed that figure by then.
+        seen.record(sub.collect_for(Duration::from_millis(200)).await);
+        let backlog = metrics("shopfloor_sink_backlog{sink=\"mqtt\"}");
+        if seen.messages > stalled_at && backlog < 5000 && metrics(sent) >= read {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not caught up: read {read}, sent {}, backlog {backlog}\n{}",
+            metrics(sent),
+            gw.log()
+        );
+    }
+    assert_eq!(
+        metrics("shopfloor_sink_dropped_total{sink=\"mqtt\"}"),
+        0,
+        "{}",
+        gw.log()
+    );
+    // Let the last acknowledged messages reach the subscriber, then check every seq.
+    seen.record(sub.collect_for(Duration::from_secs(1)).await);
+    assert_eq!(seen.seqs.len(), 500, "5 machines of 100 tags");
+    for (topic, seqs) in &seen.seqs {
+        let distinct: BTreeSet<u64> = seqs.iter().map(|(s, _)| *s).collect();
+        let last = *distinct.last().unwrap();
+        assert_eq!(distinct.len() as u64, last, "{topic}: a gap in seq");
+        assert_eq!(*distinct.first().unwrap(), 1, "{topic}");
+    }
 }

@@ -2,12 +2,13 @@
 //! without waiting for any of them.
 
 use crate::metrics::Metrics;
-use crate::sink::{Batch, SinkStats};
+use crate::sink::{Batch, SinkStats, Throttle};
 use shopfloor_core::ring::Consumer;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 use tokio::sync::mpsc;
-use tracing::debug;
+use tracing::{debug, warn};
 
 /// Largest batch taken from the ring at once.
 pub const MAX_BATCH: usize = 8192;
@@ -27,6 +28,11 @@ pub struct SinkPort {
 /// which tells them to flush and stop.
 pub async fn run(mut consumer: Consumer, sinks: Vec<SinkPort>, metrics: Arc<Metrics>) {
     let mut buf = Vec::with_capacity(MAX_BATCH);
+    // A sink that stays behind drops every batch: one warning per sink every 10 s, with a count.
+    let mut behind: Vec<Throttle> = sinks
+        .iter()
+        .map(|_| Throttle::new(Duration::from_secs(10)))
+        .collect();
     loop {
         consumer.ready().await;
         buf.clear();
@@ -48,16 +54,16 @@ pub async fn run(mut consumer: Consumer, sinks: Vec<SinkPort>, metrics: Arc<Metr
             .store(consumer.dropped(), Ordering::Relaxed);
         // One exact-size allocation per batch; `buf` keeps its capacity for the next drain.
         let batch: Batch = buf.drain(..).collect();
-        for s in &sinks {
+        for (s, throttle) in sinks.iter().zip(&mut behind) {
             if s.tx.try_send(Arc::clone(&batch)).is_err() {
-                s.stats
-                    .dropped
-                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
-                debug!(
-                    sink = s.name,
-                    samples = batch.len(),
-                    "sink behind, batch dropped"
-                );
+                let samples = crate::sink::readings(&batch);
+                s.stats.dropped.fetch_add(samples, Ordering::Relaxed);
+                if let Some(repeats) = throttle.ready() {
+                    warn!(
+                        sink = s.name,
+                        samples, repeats, "sink behind: a batch dropped for it"
+                    );
+                }
             }
         }
     }

@@ -111,6 +111,24 @@ impl Sink for Running {
     }
 }
 
+/// The sink's input, taken in the main loop and during writes alike.
+#[derive(Debug)]
+struct Intake {
+    rx: mpsc::Receiver<Batch>,
+    /// When the input closed: the flush budget runs from then.
+    closed_at: Option<Instant>,
+}
+
+impl Intake {
+    fn is_open(&self) -> bool {
+        self.closed_at.is_none()
+    }
+
+    fn close(&mut self) {
+        self.closed_at.get_or_insert_with(Instant::now);
+    }
+}
+
 /// Everything the sink needs, built before it starts so that setup errors stop the gateway.
 #[derive(Debug)]
 pub struct MqttSink {
@@ -388,8 +406,10 @@ impl MqttSink {
         }
     }
 
-    /// Writes what the outbox lets out, in buffers of up to `WRITE_CHUNK`.
-    async fn write_outbox(&mut self, link: &mut Link, outbox: &mut Outbox) {
+    /// Writes what the outbox lets out, in buffers of up to `WRITE_CHUNK`. A write to a slow
+    /// broker can take up to `NETWORK_TIMEOUT`: the input is taken (and spooled) meanwhile, so
+    /// that the dispatcher never finds this sink's channel full because of a slow write.
+    async fn write_outbox(&mut self, link: &mut Link, outbox: &mut Outbox, intake: &mut Intake) {
         loop {
             let out = link.out();
             let mut more = false;
@@ -401,7 +421,21 @@ impl MqttSink {
                     break;
                 }
             }
-            if !link.flush().await {
+            let flushed = {
+                let flush = link.flush();
+                tokio::pin!(flush);
+                loop {
+                    tokio::select! {
+                        ok = &mut flush => break ok,
+                        batch = intake.rx.recv(), if intake.is_open() => match batch {
+                            // New messages join the queue; what is being written stays apart.
+                            Some(b) => self.enqueue_batch(outbox, &b),
+                            None => intake.close(),
+                        },
+                    }
+                }
+            };
+            if !flushed {
                 // Lost: the outbox puts everything back on the next connection.
                 return;
             }
@@ -558,12 +592,7 @@ impl MqttSink {
     /// has passed since it closed (what is left then stays in the spool, if there is one).
     /// Announces the gateway online (retained, with an offline last will) on every connection,
     /// and offline when it stops. `fsync` is how often the spool is forced to disk.
-    pub async fn run(
-        mut self,
-        mut input: mpsc::Receiver<Batch>,
-        flush_for: Duration,
-        fsync: Duration,
-    ) {
+    pub async fn run(mut self, input: mpsc::Receiver<Batch>, flush_for: Duration, fsync: Duration) {
         let mut link = Link::new(
             Arc::clone(&self.target),
             self.cfg.url.to_string(),
@@ -578,13 +607,15 @@ impl MqttSink {
         let mut outbox = Outbox::new(capacity, WINDOW);
         let mut sync_tick = tokio::time::interval(fsync);
         sync_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut input_open = true;
-        let mut flush_deadline: Option<Instant> = None;
+        let mut intake = Intake {
+            rx: input,
+            closed_at: None,
+        };
         let far = Duration::from_secs(86_400 * 365);
         loop {
             if link.is_up() {
                 self.refill(&mut outbox);
-                self.write_outbox(&mut link, &mut outbox).await;
+                self.write_outbox(&mut link, &mut outbox, &mut intake).await;
             }
             let backlog = self.backlog(&outbox);
             self.stats.backlog.store(backlog, Ordering::Relaxed);
@@ -592,9 +623,10 @@ impl MqttSink {
                 let fill = (spool.counts().bytes, spool.max_bytes());
                 self.stats.health.spool_fill(fill.0, fill.1);
             }
-            if !input_open && outbox.is_empty() && backlog == 0 {
+            if !intake.is_open() && outbox.is_empty() && backlog == 0 {
                 break;
             }
+            let flush_deadline = intake.closed_at.map(|t| t + flush_for);
             let deadline = flush_deadline.unwrap_or_else(|| Instant::now() + far);
             tokio::select! {
                 event = link.next() => match event {
@@ -613,12 +645,9 @@ impl MqttSink {
                     }
                     LinkEvent::Lost | LinkEvent::PingDue => {}
                 },
-                batch = input.recv(), if input_open => match batch {
+                batch = intake.rx.recv(), if intake.is_open() => match batch {
                     Some(batch) => self.enqueue_batch(&mut outbox, &batch),
-                    None => {
-                        input_open = false;
-                        flush_deadline = Some(Instant::now() + flush_for);
-                    }
+                    None => intake.close(),
                 },
                 _ = sync_tick.tick(), if self.spool.is_some() => self.sync_spool(),
                 _ = sleep_until(deadline), if flush_deadline.is_some() => {

@@ -80,6 +80,8 @@ impl EnvRef {
 pub struct GatewayConfig {
     /// This gateway instance; used in client ids and status topics.
     pub name: String,
+    /// Whether the file gave `name` (else it is the default, shared by every such gateway).
+    pub named: bool,
     /// Where the HTTP server listens, if anywhere.
     pub http: Option<SocketAddr>,
     /// The bearer token's variable, required when `http` is not loopback.

@@ -219,6 +219,7 @@ pub(super) fn validate(path: &Path, source: &str) -> Result<Config, ConfigErrors
 fn gateway(v: &mut V<'_>, raw: &RawConfig) -> GatewayConfig {
     let mut g = GatewayConfig {
         name: "shopfloor".into(),
+        named: false,
         http: None,
         http_token_env: None,
         history: Duration::from_secs(600),
@@ -229,6 +230,7 @@ fn gateway(v: &mut V<'_>, raw: &RawConfig) -> GatewayConfig {
     if let Some(n) = &rg.name {
         if is_id(n.get_ref()) {
             g.name = n.get_ref().clone();
+            g.named = true;
         } else {
             v.err(
                 n.span(),

@@ -80,9 +80,18 @@ pub fn build(
     let Some(mqtt) = &ctx.config.mqtt else {
         return Ok(None);
     };
+    let gateway = &ctx.config.gateway;
+    // Two gateways left at the default name would take each other's session: the broker
+    // drops one whenever the other connects. The host name tells them apart.
+    let client_id = if gateway.named {
+        format!("shopfloor-{}", gateway.name)
+    } else {
+        format!("shopfloor-{}", host_name())
+    };
     let sink = MqttSink::new(
         mqtt.clone(),
-        &ctx.config.gateway.name,
+        &gateway.name,
+        client_id,
         Arc::clone(ctx.catalog),
         stats,
         ctx.spool("mqtt")?,
@@ -92,6 +101,24 @@ pub fn build(
         sink,
         fsync: ctx.config.buffer.fsync_interval,
     })))
+}
+
+/// This machine's host name, cut to what a client id may safely hold (letters, digits, `-`,
+/// `_`, `.`, at most 40), or the process id when there is none.
+fn host_name() -> String {
+    let name: String = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .unwrap_or_default()
+        .trim()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        .take(40)
+        .collect();
+    if name.is_empty() {
+        format!("pid-{}", std::process::id())
+    } else {
+        name
+    }
 }
 
 /// The MQTT sink with its spool's fsync interval, as the runtime runs it.
@@ -163,17 +190,17 @@ fn complain(trouble: &mut Throttle, e: &std::io::Error, what: &str) {
 }
 
 impl MqttSink {
-    /// Prepares the sink of gateway `gateway` for the machines of `catalog`; `spool` holds
-    /// the sample messages on disk until the broker has them, when set.
+    /// Prepares the sink of gateway `gateway` (connecting as `client_id`) for the machines of
+    /// `catalog`; `spool` holds the sample messages on disk until the broker has them, when set.
     pub fn new(
         cfg: MqttConfig,
         gateway: &str,
+        client_id: String,
         catalog: Arc<Catalog>,
         stats: Arc<SinkStats>,
         spool: Option<Spool>,
     ) -> Result<MqttSink, MqttError> {
         let prefix = cfg.topic_prefix.clone();
-        let client_id = format!("shopfloor-{gateway}");
         let gateway_topic: Arc<str> = encode::gateway_topic(&prefix, gateway).into();
         let password = match (&cfg.username, &cfg.password_env) {
             (Some(_), Some(env)) => Some(env.resolve()?),

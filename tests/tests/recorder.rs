@@ -303,3 +303,72 @@ async fn hostile_names_are_skipped_counted_and_never_leave_the_data_directory() 
         "files outside the data directory: {outside:?}"
     );
 }
+
+/// The recorder keeps a persistent session: stopped and started again while a gateway goes on
+/// publishing, it gets from the broker what was published meanwhile, and between its two runs
+/// every sample the gateway published is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recorder_restarted_mid_stream_stores_what_was_published_while_it_was_away() {
+    let broker = Mosquitto::start();
+    let dev = device().await;
+    let config = recorder(&broker, "rec", None, None);
+    let mut first = GatewayProcess::start(&config);
+    assert!(
+        first.wait_for_log("recording", Duration::from_secs(20)),
+        "{}",
+        first.log()
+    );
+    let mut gw = GatewayProcess::start(&gateway(&broker, "gw-a", "press-1", "tag", &dev));
+    assert!(
+        wait_for_rows(&[first.dir.path()], "press-1", 50) >= 50,
+        "{}",
+        first.log()
+    );
+    assert!(
+        first.terminate(Duration::from_secs(5)).success(),
+        "{}",
+        first.log()
+    );
+    // Away while the gateway publishes on: at least 100 more rows of it.
+    let published_then = rows(gw.dir.path(), "press-1").len();
+    assert!(
+        wait_for_rows(&[gw.dir.path()], "press-1", published_then + 100) >= published_then + 100,
+        "{}",
+        gw.log()
+    );
+    let mut second = GatewayProcess::start(&config);
+    assert!(
+        second.wait_for_log("recording", Duration::from_secs(20)),
+        "{}",
+        second.log()
+    );
+    assert!(
+        wait_for_rows(&[second.dir.path()], "press-1", 50) >= 50,
+        "{}",
+        second.log()
+    );
+    assert!(
+        gw.terminate(Duration::from_secs(5)).success(),
+        "{}",
+        gw.log()
+    );
+    let published = rows(gw.dir.path(), "press-1");
+    let dirs = [first.dir.path(), second.dir.path()];
+    wait_for_rows(&dirs, "press-1", published.len());
+    let recorded: BTreeSet<String> = rows(first.dir.path(), "press-1")
+        .union(&rows(second.dir.path(), "press-1"))
+        .cloned()
+        .collect();
+    let missing: Vec<_> = published.difference(&recorded).take(5).collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} published rows never stored, e.g. {missing:?}",
+        published.difference(&recorded).count(),
+        published.len()
+    );
+    assert!(
+        second.terminate(Duration::from_secs(5)).success(),
+        "{}",
+        second.log()
+    );
+}

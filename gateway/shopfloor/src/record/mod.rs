@@ -12,7 +12,12 @@
 //! `shopfloor_record_skipped_total`.
 //! With `share_group` the subscriptions are `$share/{group}/{filter}`: the broker gives each
 //! message to one member of the group, so recorders split the load and nothing is stored twice.
-//! The session is clean and re-subscribed after every reconnect, with backoff, forever.
+//!
+//! The session is persistent (clean session off, client id `shopfloor-record-{name}`) at QoS 1,
+//! so the broker keeps what is published while the recorder is stopped or restarting and hands
+//! it over on the next connection. A message is acknowledged by hand, once its samples are in
+//! the ring (on their way to the sinks, which a clean stop drains); the subscriptions are
+//! renewed on every connection, and the connection is retried with backoff, forever.
 
 pub mod parse;
 
@@ -27,7 +32,7 @@ use rumqttc::{
 use shopfloor_core::backoff::Backoff;
 use shopfloor_core::ring::Producer;
 use shopfloor_core::{MachineId, MachineInfo, Sample, SharedCatalog, TagId, TagInfo};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -108,7 +113,8 @@ impl Recorder {
             cfg.url.port,
         );
         options
-            .set_clean_session(true)
+            .set_clean_session(false)
+            .set_manual_acks(true)
             .set_keep_alive(Duration::from_secs(15))
             .set_max_packet_size(1 << 20, 1 << 20);
         if cfg.url.scheme == "mqtts" {
@@ -142,8 +148,11 @@ impl Recorder {
 
     /// Runs until `stop`.
     pub async fn run(mut self, stop: CancellationToken) {
-        let (client, eventloop) = AsyncClient::new(self.options.clone(), 64);
+        let (client, eventloop) = AsyncClient::new(self.options.clone(), 1024);
         let mut polling = Some(poll_owned(eventloop));
+        // Acknowledgements the client's request queue could not take yet; sent before anything
+        // else, in order, so the broker's in-flight window never stays full.
+        let mut acks: VecDeque<rumqttc::Publish> = VecDeque::new();
         let mut backoff = Backoff::default();
         let mut down = false;
         loop {
@@ -175,7 +184,10 @@ impl Recorder {
                         info!(filters = ?self.filters, "recording");
                     }
                 }
-                Ok(Event::Incoming(Packet::Publish(p))) => self.on_message(&p.topic, &p.payload),
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    self.on_message(&p.topic, &p.payload);
+                    acks.push_back(p);
+                }
                 Ok(_) => {}
                 Err(e) => {
                     let delay = backoff.next_delay();
@@ -189,9 +201,16 @@ impl Recorder {
                         () = stop.cancelled() => break,
                         () = tokio::time::sleep(delay) => {}
                     }
-                    // A fresh connection: the clean session is subscribed again on ConnAck.
+                    // A fresh connection: the broker hands over again what was not acknowledged.
+                    acks.clear();
                     eventloop.clean();
                 }
+            }
+            while let Some(p) = acks.front() {
+                if client.try_ack(p).is_err() {
+                    break;
+                }
+                acks.pop_front();
             }
             polling = Some(poll_owned(eventloop));
         }

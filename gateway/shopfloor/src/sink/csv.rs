@@ -1,6 +1,7 @@
 //! The CSV sink, for data analysis: one file per machine and UTC day,
 //! `{dir}/{machine}/{YYYY-MM-DD}.csv`, header `timestamp_ms,machine,tag,value,quality,unit`, a
-//! row per sample, flushed every second. A sample's own timestamp picks its day, so a new file
+//! row per sample, written on a thread of the blocking pool and flushed as soon as the sink
+//! has caught up with its input. A sample's own timestamp picks its day, so a new file
 //! starts at midnight UTC. Appends to an existing file of the day after a restart; a last row
 //! cut short by a crash (no line end) is cut off first, so the next row never glues onto it
 //! and the file stays readable by pandas.
@@ -228,19 +229,24 @@ impl CsvSink {
         }
     }
 
-    /// Runs until `input` closes; flushes every second and at the end.
+    /// Runs until `input` closes, on a thread of the blocking pool, so that file writes never
+    /// hold up the async workers. Flushes whenever it has caught up with its input (so a row is
+    /// in the file within a batch of being read), and at the end.
     pub async fn run(mut self, mut input: mpsc::Receiver<Batch>) {
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        loop {
-            tokio::select! {
-                batch = input.recv() => match batch {
-                    Some(b) => self.write_batch(&b),
-                    None => break,
-                },
-                _ = tick.tick() => self.flush(),
+        let writer = tokio::task::spawn_blocking(move || {
+            while let Some(b) = input.blocking_recv() {
+                self.write_batch(&b);
+                if input.is_empty() {
+                    self.flush();
+                }
             }
+            self.flush();
+        });
+        if let Err(e) = writer.await
+            && e.is_panic()
+        {
+            std::panic::resume_unwind(e.into_panic());
         }
-        self.flush();
     }
 }
 

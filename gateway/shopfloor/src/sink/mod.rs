@@ -48,6 +48,34 @@ pub trait Sink: Send {
     fn run(self: Box<Self>, input: mpsc::Receiver<Batch>, budget: Duration) -> SinkTask;
 }
 
+/// A sink that spools: its task also takes how often the spool is forced to disk.
+pub trait Spooling: Send + 'static {
+    /// See [`Sink::name`].
+    const NAME: &'static str;
+
+    /// See [`Sink::run`]; `fsync` is the spool's sync interval.
+    fn serve(self, input: mpsc::Receiver<Batch>, budget: Duration, fsync: Duration) -> SinkTask;
+}
+
+/// A [`Spooling`] sink with its fsync interval, as the runtime runs it.
+#[derive(Debug)]
+pub struct WithFsync<S> {
+    /// The sink.
+    pub sink: S,
+    /// `[buffer] fsync_interval`.
+    pub fsync: Duration,
+}
+
+impl<S: Spooling> Sink for WithFsync<S> {
+    fn name(&self) -> &'static str {
+        S::NAME
+    }
+
+    fn run(self: Box<Self>, input: mpsc::Receiver<Batch>, budget: Duration) -> SinkTask {
+        self.sink.serve(input, budget, self.fsync)
+    }
+}
+
 /// Makes a sink from the configuration, or `None` when its section is absent.
 pub type Build = fn(&SinkContext<'_>, Arc<SinkStats>) -> Result<Option<Box<dyn Sink>>, StartError>;
 

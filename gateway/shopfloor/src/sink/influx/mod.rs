@@ -28,7 +28,7 @@ pub mod line;
 
 use crate::config::InfluxConfig;
 use crate::runtime::StartError;
-use crate::sink::{Batch, Sink, SinkContext, SinkStats, SinkTask};
+use crate::sink::{Batch, Sink, SinkContext, SinkStats, SinkTask, Spooling, WithFsync};
 use crate::spool::Spool;
 pub use backlog::BACKLOG_BATCHES;
 use backlog::{Backlog, Chunk};
@@ -78,26 +78,17 @@ pub fn build(
         rejected_dir,
         ctx.spool("influx")?,
     );
-    Ok(Some(Box::new(Running {
+    Ok(Some(Box::new(WithFsync {
         sink,
         fsync: buffer.fsync_interval,
     })))
 }
 
-/// The store sink with its spool's fsync interval, as the runtime runs it.
-#[derive(Debug)]
-struct Running {
-    sink: InfluxSink,
-    fsync: Duration,
-}
+impl Spooling for InfluxSink {
+    const NAME: &'static str = "influx";
 
-impl Sink for Running {
-    fn name(&self) -> &'static str {
-        "influx"
-    }
-
-    fn run(self: Box<Self>, input: mpsc::Receiver<Batch>, budget: Duration) -> SinkTask {
-        Box::pin(self.sink.run(input, budget, self.fsync))
+    fn serve(self, input: mpsc::Receiver<Batch>, budget: Duration, fsync: Duration) -> SinkTask {
+        Box::pin(self.run(input, budget, fsync))
     }
 }
 

@@ -36,7 +36,9 @@ pub mod wire;
 
 use crate::config::{Layout, MqttConfig};
 use crate::runtime::StartError;
-use crate::sink::{Batch, Part, Sink, SinkContext, SinkStats, SinkTask, Throttle, parts};
+use crate::sink::{
+    Batch, Part, Sink, SinkContext, SinkStats, SinkTask, Spooling, Throttle, WithFsync, parts,
+};
 use crate::spool::Spool;
 use crate::status::Statuses;
 use bytes::Bytes;
@@ -97,7 +99,7 @@ pub fn build(
         ctx.spool("mqtt")?,
     )?;
     info!(broker = %mqtt.url, prefix = %mqtt.topic_prefix, "publishing to MQTT");
-    Ok(Some(Box::new(Running {
+    Ok(Some(Box::new(WithFsync {
         sink,
         fsync: ctx.config.buffer.fsync_interval,
     })))
@@ -121,20 +123,23 @@ fn host_name() -> String {
     }
 }
 
-/// The MQTT sink with its spool's fsync interval, as the runtime runs it.
-#[derive(Debug)]
-struct Running {
-    sink: MqttSink,
-    fsync: Duration,
+impl Spooling for MqttSink {
+    const NAME: &'static str = "mqtt";
+
+    fn serve(self, input: mpsc::Receiver<Batch>, budget: Duration, fsync: Duration) -> SinkTask {
+        Box::pin(self.run(input, budget, fsync))
+    }
 }
 
-impl Sink for Running {
-    fn name(&self) -> &'static str {
-        "mqtt"
-    }
-
-    fn run(self: Box<Self>, input: mpsc::Receiver<Batch>, budget: Duration) -> SinkTask {
-        Box::pin(self.sink.run(input, budget, self.fsync))
+/// A status message: retained, at QoS 1, carrying no samples.
+fn retained(topic: &Arc<str>, payload: Vec<u8>) -> Draft {
+    Draft {
+        topic: Arc::clone(topic),
+        payload: Bytes::from(payload),
+        qos: 1,
+        retain: true,
+        weight: 0,
+        spool: None,
     }
 }
 
@@ -531,14 +536,7 @@ impl MqttSink {
             return;
         }
         let payload = encode::status_payload(&status, self.kind(event.machine.index()));
-        let draft = Draft {
-            topic: Arc::clone(topic),
-            payload: Bytes::from(payload),
-            qos: 1,
-            retain: true,
-            weight: 0,
-            spool: None,
-        };
+        let draft = retained(topic, payload);
         self.enqueue_in_order(outbox, draft);
     }
 
@@ -710,14 +708,7 @@ impl MqttSink {
         // A fresh outbox: whatever is still in flight stays unacknowledged (and spooled).
         let mut goodbye = Outbox::new(usize::MAX, WINDOW);
         let mut draft = |topic: &Arc<str>, payload: Vec<u8>| {
-            goodbye.push(Draft {
-                topic: Arc::clone(topic),
-                payload: Bytes::from(payload),
-                qos: 1,
-                retain: true,
-                weight: 0,
-                spool: None,
-            });
+            goodbye.push(retained(topic, payload));
         };
         for (i, topic) in self.status_topics.iter().enumerate() {
             draft(topic, encode::status_payload(&stopped, self.kind(i)));

@@ -358,11 +358,58 @@ fn demo_with_influx_fills_the_store_with_every_machine() {
     assert_eq!(power.len(), 1, "{power:?}");
     assert_eq!(power[0].labels["kind"], "energy-meter");
     assert!(power[0].points.iter().all(|(_, w)| *w > 0.0));
+    every_dashboard_query_returns_data_of_the_hall(&store, &want);
     assert!(
         demo.interrupt(Duration::from_secs(5)).success(),
         "{}",
         demo.log()
     );
+}
+
+/// Every `expr` of a dashboard's JSON, in order.
+fn exprs(j: &serde_json::Value, out: &mut Vec<String>) {
+    match j {
+        serde_json::Value::Object(o) => {
+            if let Some(e) = o.get("expr").and_then(|e| e.as_str()) {
+                out.push(e.to_owned());
+            }
+            o.values().for_each(|v| exprs(v, out));
+        }
+        serde_json::Value::Array(a) => a.iter().for_each(|v| exprs(v, out)),
+        _ => {}
+    }
+}
+
+/// Each query of the VictoriaMetrics dashboard, run against the store the demo hall fills,
+/// returns at least one series: with `$machine` for at least one machine of the hall.
+fn every_dashboard_query_returns_data_of_the_hall(store: &Victoria, machines: &BTreeSet<String>) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../dashboards/grafana/hall-victoriametrics.json");
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut queries = Vec::new();
+    exprs(&dashboard, &mut queries);
+    assert!(queries.len() >= 10, "{queries:?}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for q in &queries {
+        loop {
+            let answered = if q.contains("$machine") {
+                machines
+                    .iter()
+                    .any(|m| store.query_series(&q.replace("$machine", m)) > 0)
+            } else {
+                store.query_series(q) > 0
+            };
+            if answered {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no data for the dashboard query {q}"
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
 }
 
 /// Good samples of `machine` in the CSV files under `dir` as (tag, timestamp, value bits).

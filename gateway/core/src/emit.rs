@@ -129,16 +129,6 @@ impl Emitter {
         self.flush();
     }
 
-    /// The state last reported.
-    pub fn state(&self) -> Option<MachineState> {
-        self.status.state()
-    }
-
-    /// How many tags the machine has.
-    pub fn tags(&self) -> usize {
-        self.tags.len()
-    }
-
     /// Records the duration of one poll cycle.
     pub fn poll_done(&self, duration: Duration) {
         self.status.poll_done(duration);

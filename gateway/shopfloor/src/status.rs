@@ -1,4 +1,5 @@
-//! The status board: every machine's latest state, fed by drivers and watched by sinks.
+//! The status board: every machine's latest state, fed by drivers and read by `/health`,
+//! `/metrics` and `/api/machines` (sinks take statuses from the stream instead).
 
 use shopfloor_core::{MachineId, MachineState, MachineStatus, StatusReporter, time::now_ms};
 use tokio::sync::watch;
@@ -6,7 +7,7 @@ use tokio::sync::watch;
 /// Latest state per machine, indexed by [`MachineId`].
 pub type Statuses = Vec<MachineStatus>;
 
-/// Drivers report here; sinks [`StatusBoard::subscribe`].
+/// Drivers report here; the HTTP server reads a [`StatusBoard::snapshot`].
 #[derive(Debug)]
 pub struct StatusBoard {
     tx: watch::Sender<Statuses>,
@@ -23,11 +24,6 @@ impl StatusBoard {
         StatusBoard {
             tx: watch::Sender::new(vec![initial; machines]),
         }
-    }
-
-    /// A receiver that sees every change (the latest state, not every intermediate one).
-    pub fn subscribe(&self) -> watch::Receiver<Statuses> {
-        self.tx.subscribe()
     }
 
     /// The current states.

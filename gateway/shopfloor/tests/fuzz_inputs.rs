@@ -26,15 +26,20 @@ fn any_config_text_is_parsed_or_refused() {
     });
 }
 
+/// A fuzz input as an MQTT message: the topic, a line break, the payload.
+fn message(bytes: &[u8]) -> (std::borrow::Cow<'_, str>, &[u8]) {
+    let (topic, payload) = match bytes.iter().position(|b| *b == b'\n') {
+        Some(i) => (&bytes[..i], &bytes[i + 1..]),
+        None => (bytes, &[][..]),
+    };
+    (String::from_utf8_lossy(topic), payload)
+}
+
 /// Input: the topic, a line break, the payload.
 #[test]
 fn any_mqtt_message_is_parsed_or_refused() {
     bolero::check!().for_each(|bytes: &[u8]| {
-        let (topic, payload) = match bytes.iter().position(|b| *b == b'\n') {
-            Some(i) => (&bytes[..i], &bytes[i + 1..]),
-            None => (bytes, &[][..]),
-        };
-        let topic = String::from_utf8_lossy(topic);
+        let (topic, payload) = message(bytes);
         if let Ok(Parsed::Readings(readings)) = parse(&topic, payload) {
             for r in readings {
                 // The model's rule holds for whatever arrives.
@@ -49,11 +54,7 @@ fn any_mqtt_message_is_parsed_or_refused() {
 #[test]
 fn any_recorded_name_stays_inside_the_sink_directory() {
     bolero::check!().for_each(|bytes: &[u8]| {
-        let (topic, payload) = match bytes.iter().position(|b| *b == b'\n') {
-            Some(i) => (&bytes[..i], &bytes[i + 1..]),
-            None => (bytes, &[][..]),
-        };
-        let topic = String::from_utf8_lossy(topic);
+        let (topic, payload) = message(bytes);
         let dir = Path::new("/data/csv");
         if let Ok(Parsed::Readings(readings)) = parse(&topic, payload) {
             for r in readings {

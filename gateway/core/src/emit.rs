@@ -10,12 +10,19 @@
 //!   before the first good sample read after it, `offline` after the last sample read before
 //!   it, so that every sink sees them in their place.
 //!
+//! - report by exception ([`change`]): under `publish = "change"` a reading that did not change
+//!   is not sent, heartbeats are, and the first reading after start or after the machine is
+//!   back online always goes out.
+//!
 //! Text that did not change shares one allocation instead of a new one every poll.
+
+pub mod change;
 
 use crate::ring::Producer;
 use crate::sample::{MachineId, Quality, Sample, TagId, Text, Value};
 use crate::status::{MachineState, StatusReporter, StatusTracker};
 use crate::time::{Stamps, now_ms};
+pub use change::{ChangeFilter, Publish};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,6 +43,7 @@ pub struct Emitter {
     producer: Producer,
     stamps: Stamps,
     status: StatusTracker,
+    change: ChangeFilter,
 }
 
 impl Emitter {
@@ -55,7 +63,14 @@ impl Emitter {
             producer,
             stamps: Stamps::default(),
             status: StatusTracker::new(machine, name, reporter),
+            change: ChangeFilter::new(Publish::Every, tags),
         }
+    }
+
+    /// The same emitter publishing under `publish` (report by exception).
+    pub fn with_publish(mut self, publish: Publish) -> Emitter {
+        self.change = ChangeFilter::new(publish, self.tags.len());
+        self
     }
 
     /// The time of a reading taken now by the gateway's clock: never the same millisecond
@@ -65,15 +80,52 @@ impl Emitter {
     }
 
     /// A reading of tag `tag` at `ts`. A bad one is sent once; a good or uncertain one makes
-    /// the machine online first if it was not. A tag index out of range is ignored.
+    /// the machine online first if it was not, and is sent unless report by exception holds it
+    /// back. A tag index out of range is ignored.
     pub fn reading(&mut self, tag: usize, ts: i64, value: Value, quality: Quality) {
         if quality == Quality::Bad || tag >= self.tags.len() {
             self.bad_once(tag, ts);
             return;
         }
+        let now = now_ms();
         if self.status.state() != Some(MachineState::Online) {
-            self.set_status(MachineState::Online, None, ts.min(now_ms()));
+            self.set_status(MachineState::Online, None, ts.min(now));
         }
+        if matches!(value, Value::F64(f) if !f.is_finite()) {
+            self.bad_once(tag, ts);
+            return;
+        }
+        if !self.change.wants(tag, &value, quality, now) {
+            return;
+        }
+        self.send(tag, ts, value, quality, now);
+    }
+
+    /// Sends again, stamped now, the last value of every tag whose heartbeat is due; for a
+    /// producer that only hears of changes. Returns how many were queued.
+    pub fn heartbeats(&mut self) -> usize {
+        if self.status.state() != Some(MachineState::Online) {
+            return 0;
+        }
+        let now = now_ms();
+        let due = self.change.due(now);
+        if due.is_empty() {
+            return 0;
+        }
+        let ts = self.now();
+        let n = due.len();
+        for (tag, value, quality) in due {
+            self.send(tag, ts, value, quality, now);
+        }
+        n
+    }
+
+    /// When the next heartbeat falls due (gateway milliseconds), if any tag has one pending.
+    pub fn next_heartbeat(&self) -> Option<i64> {
+        self.change.next_due()
+    }
+
+    fn send(&mut self, tag: usize, ts: i64, value: Value, quality: Quality, now: i64) {
         let Some(st) = self.tags.get_mut(tag) else {
             return;
         };
@@ -87,11 +139,11 @@ impl Emitter {
             },
             v => v,
         };
+        self.change.sent(tag, &value, quality, now);
         st.seq += 1;
-        let sample = Sample::new(self.machine, tag_id(tag), ts, st.seq, value, quality);
-        // A float that is not finite became a bad sample: the next bad one is not sent again.
-        st.bad = sample.quality() == Quality::Bad;
-        self.batch.push(sample);
+        st.bad = false;
+        self.batch
+            .push(Sample::new(self.machine, tag_id(tag), ts, st.seq, value, quality));
     }
 
     /// A bad sample of `tag` at `ts`, unless its last sample already was bad.
@@ -106,6 +158,7 @@ impl Emitter {
         st.seq += 1;
         self.batch
             .push(Sample::bad(self.machine, tag_id(tag), ts, st.seq));
+        self.change.sent(tag, &Value::Null, Quality::Bad, now_ms());
     }
 
     /// The machine answers (before any reading of this poll is pushed).
@@ -154,6 +207,10 @@ impl Emitter {
         let event = Sample::status(self.machine, ts, state, error.as_deref());
         if self.status.report_at(state, error, ts) {
             self.batch.push(event);
+            if state == MachineState::Online {
+                // Back online: whatever a subscriber saw before is old, so every tag goes out.
+                self.change.reset();
+            }
         }
     }
 }

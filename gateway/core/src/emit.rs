@@ -142,8 +142,14 @@ impl Emitter {
         self.change.sent(tag, &value, quality, now);
         st.seq += 1;
         st.bad = false;
-        self.batch
-            .push(Sample::new(self.machine, tag_id(tag), ts, st.seq, value, quality));
+        self.batch.push(Sample::new(
+            self.machine,
+            tag_id(tag),
+            ts,
+            st.seq,
+            value,
+            quality,
+        ));
     }
 
     /// A bad sample of `tag` at `ts`, unless its last sample already was bad.

@@ -15,6 +15,7 @@ use crate::decode::{decode_bit, decode_registers};
 use crate::plan::{PlanLimits, ReadRequest, plan};
 use crate::register::{Area, TagSpec};
 use shopfloor_core::backoff::Backoff;
+use shopfloor_core::emit::Publish;
 use shopfloor_core::phase;
 use shopfloor_core::ring::Producer;
 use shopfloor_core::{Emitter, MachineId, Quality, StatusReporter};
@@ -48,6 +49,8 @@ pub struct ModbusMachine {
     pub tags: Vec<TagSpec>,
     /// Planner limits.
     pub limits: PlanLimits,
+    /// Every reading, or report by exception.
+    pub publish: Publish,
 }
 
 /// Why a request or a connection failed.
@@ -300,7 +303,8 @@ pub async fn run(
         machine.tags.len(),
         producer,
         status,
-    );
+    )
+    .with_publish(machine.publish.clone());
     let mut p = Poller {
         machine,
         plan,

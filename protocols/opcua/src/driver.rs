@@ -27,6 +27,7 @@ use opcua::types::{
     Variant,
 };
 use shopfloor_core::backoff::Backoff;
+use shopfloor_core::emit::Publish;
 use shopfloor_core::phase;
 use shopfloor_core::ring::Producer;
 use shopfloor_core::{Emitter, MachineId, StatusReporter};
@@ -96,6 +97,8 @@ pub struct OpcuaMachine {
     pub timeout: Duration,
     /// The nodes; a node's index here is its [`TagId`].
     pub nodes: Vec<NodeRef>,
+    /// Every reading, or report by exception (deadbands are also sent to the server).
+    pub publish: Publish,
 }
 
 /// Why a session ended or could not be set up.
@@ -651,7 +654,8 @@ pub async fn run(
         machine.nodes.len(),
         producer,
         status,
-    );
+    )
+    .with_publish(machine.publish.clone());
     let mut d = Driver {
         machine,
         emitter: Arc::new(Mutex::new(emitter)),

@@ -17,6 +17,7 @@ mod validate;
 pub use error::{ConfigError, ConfigErrors};
 pub use url::Url;
 
+use shopfloor_core::emit::Publish;
 use shopfloor_core::ring::WhenFull;
 use shopfloor_core::{Catalog, CatalogError, MachineInfo, TagInfo};
 use shopfloor_modbus::TagSpec;
@@ -200,6 +201,8 @@ pub struct MachineConfig {
     pub protocol: ProtocolConfig,
     /// Tag names and units, in file order.
     pub tags: Vec<TagInfo>,
+    /// Every reading, or report by exception with its heartbeat and per-tag deadbands.
+    pub publish: Publish,
 }
 
 /// A machine's protocol settings.
@@ -333,6 +336,7 @@ impl Config {
             interval: ua.publishing_interval,
             timeout: ua.timeout,
             nodes: ua.nodes.clone(),
+            publish: m.publish.clone(),
         }))
     }
 
@@ -351,6 +355,7 @@ impl Config {
             timeout: mb.timeout,
             tags: mb.tags.clone(),
             limits: PlanLimits::default(),
+            publish: m.publish.clone(),
         })
     }
 }

@@ -91,6 +91,8 @@ pub(crate) struct RawMachine {
     pub id: Option<S<String>>,
     pub kind: Option<S<String>>,
     pub protocol: Option<S<String>>,
+    pub publish: Option<S<String>>,
+    pub heartbeat: Option<S<String>>,
     // modbus-tcp
     pub address: Option<S<String>>,
     pub unit_id: Option<S<i64>>,
@@ -127,6 +129,7 @@ pub(crate) struct RawFaults {
 pub(crate) struct RawTag {
     pub name: Option<S<String>>,
     pub unit: Option<S<String>>,
+    pub deadband: Option<S<f64>>,
     // modbus-tcp
     pub area: Option<S<String>>,
     pub address: Option<S<i64>>,

@@ -1,4 +1,5 @@
 use super::*;
+use shopfloor_core::emit::Publish;
 
 const GOOD: &str = r#"
 [gateway]
@@ -431,5 +432,63 @@ flush_interval = "250ms"
             "{measurement:?}: {}",
             error_of(&named)
         );
+    }
+}
+
+#[test]
+fn report_by_exception_is_checked_and_defaults_to_a_minute_heartbeat() {
+    let spindle = "  unit = \"rpm\"";
+    let change = with_line(line_of("unit_id = 1"), "unit_id = 1\npublish = \"change\"");
+    let with_deadband = change.replace(spindle, "  unit = \"rpm\"\n  deadband = 5.0");
+    let c = parse(&with_deadband).unwrap();
+    assert_eq!(
+        c.machines[0].publish,
+        Publish::Change {
+            heartbeat: Some(Duration::from_secs(60)),
+            deadbands: vec![5.0, 0.0, 0.0, 0.0],
+        }
+    );
+    assert_eq!(c.machines[1].publish, Publish::Every);
+    assert_eq!(c.modbus_machine(0).unwrap().publish, c.machines[0].publish);
+    let never = change.replace(
+        "publish = \"change\"",
+        "publish = \"change\"\nheartbeat = \"0s\"",
+    );
+    assert!(matches!(
+        parse(&never).unwrap().machines[0].publish,
+        Publish::Change {
+            heartbeat: None,
+            ..
+        }
+    ));
+    let cases = [
+        (
+            GOOD.replace(spindle, "  unit = \"rpm\"\n  deadband = 5.0"),
+            "deadband applies with publish = \"change\" only",
+        ),
+        (
+            with_deadband.replace("deadband = 5.0", "deadband = -1.0"),
+            "deadband must be a number of 0 or more",
+        ),
+        (
+            change.replace("  bit = 3", "  bit = 3\n  deadband = 1.0"),
+            "deadband applies only to numbers, not bool",
+        ),
+        (
+            change.replace("  length = 8", "  length = 8\n  deadband = 1.0"),
+            "deadband applies only to numbers, not string",
+        ),
+        (
+            change.replace("publish = \"change\"", "publish = \"sometimes\""),
+            "publish \"sometimes\": use \"every\" or \"change\"",
+        ),
+        (
+            with_line(line_of("unit_id = 1"), "unit_id = 1\nheartbeat = \"10s\""),
+            "heartbeat applies with publish = \"change\" only",
+        ),
+    ];
+    for (src, want) in cases {
+        let e = error_of(&src);
+        assert!(e.contains(want), "{e} should say {want}");
     }
 }

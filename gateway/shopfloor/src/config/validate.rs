@@ -553,6 +553,7 @@ fn machine(v: &mut V<'_>, s: &S<RawMachine>) -> Option<MachineConfig> {
     if tags.len() > usize::from(u16::MAX) {
         v.err(s.span(), "more than 65535 tags on one machine");
     }
+    let publish = publish(v, m);
     let protocol = match protocol.get_ref().as_str() {
         "modbus-tcp" => ProtocolConfig::ModbusTcp(modbus(v, s)?),
         "opcua" => ProtocolConfig::Opcua(opcua(v, s)?),
@@ -569,7 +570,54 @@ fn machine(v: &mut V<'_>, s: &S<RawMachine>) -> Option<MachineConfig> {
         kind,
         protocol,
         tags,
+        publish,
     })
+}
+
+/// `publish`, `heartbeat` and the tags' `deadband`: report by exception.
+fn publish(v: &mut V<'_>, m: &RawMachine) -> Publish {
+    let change = match &m.publish {
+        None => false,
+        Some(p) => match p.get_ref().as_str() {
+            "every" => false,
+            "change" => true,
+            other => {
+                v.err(
+                    p.span(),
+                    format!("publish {other:?}: use \"every\" or \"change\""),
+                );
+                false
+            }
+        },
+    };
+    let why = "applies with publish = \"change\" only";
+    let mut deadbands = Vec::with_capacity(m.tag.len());
+    for t in &m.tag {
+        let Some(d) = &t.get_ref().deadband else {
+            deadbands.push(0.0);
+            continue;
+        };
+        if !change {
+            v.err(d.span(), format!("deadband {why}"));
+        } else if !(d.get_ref().is_finite() && *d.get_ref() >= 0.0) {
+            v.err(d.span(), "deadband must be a number of 0 or more");
+        }
+        deadbands.push(d.get_ref().max(0.0));
+    }
+    if !change {
+        if let Some(h) = &m.heartbeat {
+            v.err(h.span(), format!("heartbeat {why}"));
+        }
+        return Publish::Every;
+    }
+    let heartbeat = match &m.heartbeat {
+        Some(h) if ["0", "0s", "0ms", "0m", "0h"].contains(&h.get_ref().as_str()) => None,
+        h => Some(v.duration(h, Duration::from_secs(60))),
+    };
+    Publish::Change {
+        heartbeat,
+        deadbands,
+    }
 }
 
 fn modbus(v: &mut V<'_>, s: &S<RawMachine>) -> Option<ModbusConfig> {
@@ -750,6 +798,14 @@ fn modbus_tag(v: &mut V<'_>, s: &S<RawTag>) -> Option<TagSpec> {
         },
     };
     let mut spec = TagSpec::new(area, address, data_type);
+    if let Some(d) = &t.deadband
+        && !data_type.is_number()
+    {
+        v.err(
+            d.span(),
+            format!("deadband applies only to numbers, not {data_type}"),
+        );
+    }
     if area.is_bits() {
         if data_type != DataType::Bool {
             let span = t.data_type.as_ref().map_or(s.span(), |d| d.span());

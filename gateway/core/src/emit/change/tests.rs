@@ -28,13 +28,13 @@ fn a_table_of_readings_and_what_is_sent() {
     let good = Quality::Good;
     // (value, quality, now, sent?) for one tag with deadband 0.5 and a 10 s heartbeat.
     let table: &[(Value, Quality, i64, bool)] = &[
-        (Value::F64(20.0), good, 0, true),  // first reading after start
-        (Value::F64(20.4), good, 100, false), // within the deadband
-        (Value::F64(20.5), good, 200, false), // exactly the deadband: not "more than"
-        (Value::F64(20.6), good, 300, true),  // beyond it
-        (Value::F64(20.2), good, 400, false), // within it of 20.6, the value last sent
+        (Value::F64(20.0), good, 0, true),     // first reading after start
+        (Value::F64(20.4), good, 100, false),  // within the deadband
+        (Value::F64(20.5), good, 200, false),  // exactly the deadband: not "more than"
+        (Value::F64(20.6), good, 300, true),   // beyond it
+        (Value::F64(20.2), good, 400, false),  // within it of 20.6, the value last sent
         (Value::F64(20.15), good, 500, false), // 0.45 from 20.6
-        (Value::F64(20.09), good, 600, true), // 0.51 below 20.6: the drift adds up
+        (Value::F64(20.09), good, 600, true),  // 0.51 below 20.6: the drift adds up
         (Value::F64(20.09), Quality::Uncertain, 700, true), // quality changed
         (Value::F64(20.09), good, 800, true),
         (Value::F64(20.09), good, 10_799, false),

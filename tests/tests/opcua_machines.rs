@@ -6,6 +6,7 @@
 
 use serde_json::{Value as Json, json};
 use shopfloor_sim::SimKind;
+use shopfloor_sim::profile::Deadbands;
 use shopfloor_tests::free_port;
 use shopfloor_tests::gateway::GatewayProcess;
 use shopfloor_tests::http::{get, wait_ready};
@@ -208,7 +209,7 @@ async fn a_server_restarted_twenty_times_is_back_every_time_without_growth() {
          publishing_interval = \"100ms\"\ntimeout = \"1s\"\n\n{}",
         dir.path().join("gateway").display(),
         server.endpoint(),
-        shopfloor_sim::ua_profile::to_toml(SimKind::Cnc)
+        shopfloor_sim::ua_profile::to_toml(SimKind::Cnc, Deadbands::Suggested)
     );
     let mut gw = GatewayProcess::start(&config);
     let pid = gw.pid().unwrap();

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use shopfloor_sim::SimKind;
+use shopfloor_sim::profile::Deadbands;
 use shopfloor_sim::ua_server::UaOptions;
 use shopfloor_tests::free_port;
 use shopfloor_tests::gateway::GatewayProcess;
@@ -52,7 +53,7 @@ async fn signed_and_encrypted_once_trust_is_set_up_both_ways() {
          publishing_interval = \"100ms\"\ntimeout = \"2s\"\n\n{}",
         gateway_pki.display(),
         _server.port,
-        shopfloor_sim::ua_profile::to_toml(SimKind::InjectionMoulding)
+        shopfloor_sim::ua_profile::to_toml(SimKind::InjectionMoulding, Deadbands::Suggested)
     );
     let mut gw = GatewayProcess::start_with_env(&config, &[("UA_PW", "s3cret")]);
     assert!(wait_ready(http, Duration::from_secs(30)), "{}", gw.log());

@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use shopfloor_sim::SimKind;
-use shopfloor_sim::profile::to_toml;
+use shopfloor_sim::profile::{Deadbands, to_toml};
 use shopfloor_tests::free_port;
 use shopfloor_tests::gateway::{GatewayProcess, run_to_end};
 use shopfloor_tests::mosquitto::Mosquitto;
@@ -20,6 +20,9 @@ const MACHINES: [(&str, SimKind, u16, bool); 5] = [
     ("imm-2", SimKind::InjectionMoulding, 4842, true),
     ("energy-1", SimKind::EnergyMeter, 5024, false),
 ];
+
+/// Every machine of the hall reports by exception, with the deadbands of its profile.
+const BY_EXCEPTION: &str = "publish = \"change\"\nheartbeat = \"60s\"\n";
 
 /// The text of `config/demo-hall.toml`.
 fn demo_hall() -> String {
@@ -41,16 +44,16 @@ fn demo_hall() -> String {
             out.push_str(&format!(
                 "\n[[machine]]\nid = \"{id}\"\nkind = \"{kind}\"\nprotocol = \"opcua\"\n\
                  endpoint = \"opc.tcp://127.0.0.1:{port}\"\nsimulator = \"{kind}\"\n\
-                 publishing_interval = \"500ms\"\n"
+                 publishing_interval = \"500ms\"\n{BY_EXCEPTION}"
             ));
-            shopfloor_sim::ua_profile::to_toml(kind)
+            shopfloor_sim::ua_profile::to_toml(kind, Deadbands::Set)
         } else {
             out.push_str(&format!(
                 "\n[[machine]]\nid = \"{id}\"\nkind = \"{kind}\"\nprotocol = \"modbus-tcp\"\n\
                  address = \"127.0.0.1:{port}\"\nsimulator = \"{kind}\"\n\
-                 poll_interval = \"500ms\"\ntimeout = \"500ms\"\n"
+                 poll_interval = \"500ms\"\ntimeout = \"500ms\"\n{BY_EXCEPTION}"
             ));
-            to_toml(kind)
+            to_toml(kind, Deadbands::Set)
         };
         let body: Vec<&str> = profile.lines().skip_while(|l| l.starts_with('#')).collect();
         out.push_str(&body.join("\n"));

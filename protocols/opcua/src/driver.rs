@@ -14,6 +14,7 @@
 //! call; when a subscription is full, the rest go into another one.
 
 use crate::convert::reading;
+use crate::exception;
 use crate::node::NodeRef;
 use crate::publish;
 use crate::security;
@@ -199,6 +200,8 @@ struct Driver {
     reported: HashSet<usize>,
     /// Subscriptions of the current session.
     subscriptions: usize,
+    /// Tags whose node the server monitors only without a deadband filter.
+    unfiltered: HashSet<usize>,
 }
 
 fn read_id(node: NodeId) -> ReadValueId {
@@ -405,6 +408,7 @@ impl Driver {
                 s = publish::run(session, self.subscriptions, |m| deliver(&self.emitter, m)) => {
                     Some(OpcuaError::Service { what: "publish", status: s })
                 }
+                () = exception::heartbeats(&self.emitter, Duration::from_secs(1)) => None,
             },
             Mode::Poll => tokio::select! {
                 _ = shutdown.cancelled() => None,
@@ -491,7 +495,11 @@ impl Driver {
                     requested_parameters: MonitoringParameters {
                         client_handle: *tag as u32 + 1,
                         sampling_interval: sampling,
-                        filter: Default::default(),
+                        filter: if self.unfiltered.contains(tag) {
+                            Default::default()
+                        } else {
+                            exception::filter(&self.machine.publish, *tag)
+                        },
                         queue_size: 1,
                         discard_oldest: true,
                     },
@@ -512,6 +520,14 @@ impl Driver {
                             full.push((tag, id));
                         } else if status.is_good() {
                             in_subscription += 1;
+                        } else if exception::refused_filter(status) && self.unfiltered.insert(tag) {
+                            warn!(
+                                machine = %self.machine.name,
+                                node = %self.machine.nodes[tag],
+                                "the server takes no deadband on this node ({status}); \
+                                 the gateway filters it"
+                            );
+                            rest.push_back((tag, id));
                         } else {
                             self.missing(tag, &status.to_string());
                         }
@@ -661,6 +677,7 @@ pub async fn run(
         emitter: Arc::new(Mutex::new(emitter)),
         reported: HashSet::new(),
         subscriptions: 0,
+        unfiltered: HashSet::new(),
     };
     d.emit(Emitter::connecting);
     let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(30));

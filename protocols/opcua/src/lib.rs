@@ -5,12 +5,14 @@
 //! - [`convert`]: OPC UA variants, status codes and data values into samples. Pure.
 //! - [`security`]: security policy and mode words, and the gateway's own certificate.
 //! - [`driver`]: one task per machine: session, subscription or poll, rebuilt after any loss.
+//! - [`exception`]: report by exception: deadband filters for the server, heartbeats here.
 //! - [`publish`]: subscriptions and their Publish loop, without per-item state.
 //! - [`browse`]: the address space as a tree, and ready `[[machine.tag]]` entries.
 
 pub mod browse;
 pub mod convert;
 pub mod driver;
+pub mod exception;
 pub mod node;
 pub mod publish;
 pub mod security;

@@ -22,6 +22,29 @@ pub struct ProfileTag {
     pub unit: Option<&'static str>,
     /// What the numbers mean, for enumerations.
     pub note: Option<&'static str>,
+    /// How far the value moves before it is worth a sample under `publish = "change"`: about
+    /// the signal's noise and resolution (a tenth of a degree, a few rpm). `None`: any change.
+    pub deadband: Option<f64>,
+}
+
+/// How a profile's TOML carries its deadbands.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Deadbands {
+    /// As a comment beside the tag, for a machine with `publish = "every"` (the default).
+    Suggested,
+    /// As `deadband` keys, for a machine with `publish = "change"`.
+    Set,
+}
+
+impl Deadbands {
+    /// The TOML line of `deadband`, if there is one.
+    pub fn line(self, deadband: Option<f64>) -> Option<String> {
+        let d = deadband?;
+        Some(match self {
+            Deadbands::Suggested => format!("  # deadband = {d:?}   (with publish = \"change\")"),
+            Deadbands::Set => format!("  deadband = {d:?}"),
+        })
+    }
 }
 
 fn tag(name: &'static str, area: Area, address: u16, t: DataType) -> ProfileTag {
@@ -30,6 +53,7 @@ fn tag(name: &'static str, area: Area, address: u16, t: DataType) -> ProfileTag 
         spec: TagSpec::new(area, address, t),
         unit: None,
         note: None,
+        deadband: None,
     }
 }
 
@@ -54,6 +78,11 @@ impl ProfileTag {
         self.unit = Some(u);
         self
     }
+    fn deadband(mut self, d: f64) -> Self {
+        self.deadband = Some(d);
+        self
+    }
+
     fn note(mut self, n: &'static str) -> Self {
         self.note = Some(n);
         self
@@ -72,23 +101,50 @@ fn cnc() -> Vec<ProfileTag> {
         tag("part_count", H, 11, U32),
         tag("good_count", H, 13, U32),
         tag("scrap_count", H, 15, U32),
-        tag("cycle_time", H, 17, F32).order(CDAB).unit("s"),
-        tag("spindle_speed", H, 19, F32).order(CDAB).unit("rpm"),
-        tag("spindle_load", H, 21, U16).scale(0.1).unit("%"),
-        tag("feed_rate", H, 22, F32).order(CDAB).unit("mm/min"),
+        tag("cycle_time", H, 17, F32)
+            .order(CDAB)
+            .unit("s")
+            .deadband(0.1),
+        tag("spindle_speed", H, 19, F32)
+            .order(CDAB)
+            .unit("rpm")
+            .deadband(5.0),
+        tag("spindle_load", H, 21, U16)
+            .scale(0.1)
+            .unit("%")
+            .deadband(1.0),
+        tag("feed_rate", H, 22, F32)
+            .order(CDAB)
+            .unit("mm/min")
+            .deadband(5.0),
         tag("feed_override", H, 24, U16).unit("%"),
-        tag("x_position", H, 25, F32).order(CDAB).unit("mm"),
-        tag("y_position", H, 27, F32).order(CDAB).unit("mm"),
-        tag("z_position", H, 29, F32).order(CDAB).unit("mm"),
+        tag("x_position", H, 25, F32)
+            .order(CDAB)
+            .unit("mm")
+            .deadband(1.0),
+        tag("y_position", H, 27, F32)
+            .order(CDAB)
+            .unit("mm")
+            .deadband(1.0),
+        tag("z_position", H, 29, F32)
+            .order(CDAB)
+            .unit("mm")
+            .deadband(1.0),
         tag("active_tool", H, 31, U16),
-        tag("tool_wear", H, 32, U16).scale(0.1).unit("%"),
+        tag("tool_wear", H, 32, U16)
+            .scale(0.1)
+            .unit("%")
+            .deadband(0.5),
         tag("coolant_on", H, 33, Bool).bit(0),
         tag("door_open", H, 33, Bool).bit(1),
         tag("alarm_active", H, 33, Bool).bit(2),
         tag("spindle_running", H, 33, Bool).bit(3),
         tag("alarm_code", H, 34, U16),
         tag("alarm_text", H, 35, String).len(16),
-        tag("power", H, 51, F32).order(CDAB).unit("kW"),
+        tag("power", H, 51, F32)
+            .order(CDAB)
+            .unit("kW")
+            .deadband(0.1),
     ]
 }
 
@@ -100,17 +156,22 @@ fn imm() -> Vec<ProfileTag> {
         tag("phase", H, 1, U16).note("0 close, 1 inject, 2 hold, 3 cool, 4 open, 5 eject"),
         tag("shot_count", H, 2, U32),
         tag("reject_count", H, 4, U32),
-        tag("barrel_zone_1", H, 6, F32).unit("°C"),
-        tag("barrel_zone_2", H, 8, F32).unit("°C"),
-        tag("barrel_zone_3", H, 10, F32).unit("°C"),
-        tag("barrel_zone_4", H, 12, F32).unit("°C"),
-        tag("barrel_zone_5", H, 14, F32).unit("°C"),
-        tag("mould_temperature", H, 16, I16).scale(0.1).unit("°C"),
-        tag("injection_pressure", H, 17, F32).unit("bar"),
-        tag("peak_pressure", H, 19, F32).unit("bar"),
-        tag("screw_position", H, 21, F32).unit("mm"),
-        tag("cushion", H, 23, F32).unit("mm"),
-        tag("cycle_time", H, 25, F32).unit("s"),
+        tag("barrel_zone_1", H, 6, F32).unit("°C").deadband(0.1),
+        tag("barrel_zone_2", H, 8, F32).unit("°C").deadband(0.1),
+        tag("barrel_zone_3", H, 10, F32).unit("°C").deadband(0.1),
+        tag("barrel_zone_4", H, 12, F32).unit("°C").deadband(0.1),
+        tag("barrel_zone_5", H, 14, F32).unit("°C").deadband(0.1),
+        tag("mould_temperature", H, 16, I16)
+            .scale(0.1)
+            .unit("°C")
+            .deadband(0.2),
+        tag("injection_pressure", H, 17, F32)
+            .unit("bar")
+            .deadband(5.0),
+        tag("peak_pressure", H, 19, F32).unit("bar").deadband(5.0),
+        tag("screw_position", H, 21, F32).unit("mm").deadband(1.0),
+        tag("cushion", H, 23, F32).unit("mm").deadband(0.1),
+        tag("cycle_time", H, 25, F32).unit("s").deadband(0.1),
         tag("heaters_on", H, 27, Bool).bit(0),
         tag("mould_closed", H, 27, Bool).bit(1),
         tag("alarm_active", H, 27, Bool).bit(2),
@@ -124,19 +185,19 @@ fn energy() -> Vec<ProfileTag> {
     use Area::Input as I;
     use DataType::F32;
     vec![
-        tag("voltage_l1", I, 0, F32).unit("V"),
-        tag("voltage_l2", I, 2, F32).unit("V"),
-        tag("voltage_l3", I, 4, F32).unit("V"),
-        tag("current_l1", I, 6, F32).unit("A"),
-        tag("current_l2", I, 8, F32).unit("A"),
-        tag("current_l3", I, 10, F32).unit("A"),
-        tag("power_l1", I, 12, F32).unit("W"),
-        tag("power_l2", I, 14, F32).unit("W"),
-        tag("power_l3", I, 16, F32).unit("W"),
-        tag("power_total", I, 52, F32).unit("W"),
-        tag("power_factor", I, 62, F32),
-        tag("frequency", I, 70, F32).unit("Hz"),
-        tag("energy_import", I, 72, F32).unit("kWh"),
+        tag("voltage_l1", I, 0, F32).unit("V").deadband(0.5),
+        tag("voltage_l2", I, 2, F32).unit("V").deadband(0.5),
+        tag("voltage_l3", I, 4, F32).unit("V").deadband(0.5),
+        tag("current_l1", I, 6, F32).unit("A").deadband(0.1),
+        tag("current_l2", I, 8, F32).unit("A").deadband(0.1),
+        tag("current_l3", I, 10, F32).unit("A").deadband(0.1),
+        tag("power_l1", I, 12, F32).unit("W").deadband(50.0),
+        tag("power_l2", I, 14, F32).unit("W").deadband(50.0),
+        tag("power_l3", I, 16, F32).unit("W").deadband(50.0),
+        tag("power_total", I, 52, F32).unit("W").deadband(100.0),
+        tag("power_factor", I, 62, F32).deadband(0.01),
+        tag("frequency", I, 70, F32).unit("Hz").deadband(0.02),
+        tag("energy_import", I, 72, F32).unit("kWh").deadband(0.01),
     ]
 }
 
@@ -178,7 +239,7 @@ pub fn raw_value(spec: &TagSpec, value: &Value) -> Value {
 }
 
 /// The profile as `[[machine.tag]]` TOML, as in `config/profiles/<kind>.toml`.
-pub fn to_toml(kind: SimKind) -> String {
+pub fn to_toml(kind: SimKind, deadbands: Deadbands) -> String {
     let mut out = format!(
         "# Register map of the simulated {} machine (`simulator = \"{}\"`).\n\
          # Generated from protocols/sim/src/profile.rs; paste the entries under a [[machine]]\n\
@@ -210,6 +271,9 @@ pub fn to_toml(kind: SimKind) -> String {
         }
         if let Some(u) = t.unit {
             let _ = writeln!(out, "  unit = \"{u}\"");
+        }
+        if let Some(line) = deadbands.line(t.deadband) {
+            let _ = writeln!(out, "{line}");
         }
     }
     out

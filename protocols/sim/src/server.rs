@@ -71,6 +71,7 @@ impl Registers {
             spec,
             unit: None,
             note: None,
+            deadband: None,
         };
         self.write(std::slice::from_ref(&tag), &[value]);
     }

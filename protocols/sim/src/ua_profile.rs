@@ -8,7 +8,7 @@
 //! follows what a controller would expose (counters UInt32, temperatures Double, ...).
 
 use crate::model::SimKind;
-use crate::profile::{ProfileTag, profile};
+use crate::profile::{Deadbands, ProfileTag, profile};
 use shopfloor_modbus::DataType;
 use std::fmt::Write as _;
 
@@ -179,7 +179,7 @@ pub fn serves_opcua(kind: SimKind) -> bool {
 }
 
 /// The `[[machine.tag]]` entries that read `kind` over OPC UA.
-pub fn to_toml(kind: SimKind) -> String {
+pub fn to_toml(kind: SimKind, deadbands: Deadbands) -> String {
     let uri = namespace_uri(kind);
     let notes = profile(kind);
     let mut out = format!(
@@ -196,6 +196,9 @@ pub fn to_toml(kind: SimKind) -> String {
         let _ = writeln!(out, "  node = \"nsu={uri};s={}\"", n.path);
         if let Some(u) = n.unit {
             let _ = writeln!(out, "  unit = \"{u}\"");
+        }
+        if let Some(line) = deadbands.line(notes.get(n.index).and_then(|t| t.deadband)) {
+            let _ = writeln!(out, "{line}");
         }
     }
     out

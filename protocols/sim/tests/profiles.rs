@@ -7,7 +7,7 @@ use shopfloor_core::Value;
 use shopfloor_modbus::Area;
 use shopfloor_modbus::decode::{decode_bit, decode_registers};
 use shopfloor_sim::SimKind;
-use shopfloor_sim::profile::{profile, to_toml};
+use shopfloor_sim::profile::{Deadbands, profile, to_toml};
 use shopfloor_sim::server::Registers;
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -99,7 +99,10 @@ fn profile_file_is(name: &str, want: &str) {
 #[test]
 fn profile_files_match_the_code() {
     for kind in SimKind::ALL {
-        profile_file_is(&format!("{}.toml", kind.as_str()), &to_toml(kind));
+        profile_file_is(
+            &format!("{}.toml", kind.as_str()),
+            &to_toml(kind, Deadbands::Suggested),
+        );
     }
 }
 
@@ -109,7 +112,7 @@ fn opcua_node_list_files_match_the_code() {
         .into_iter()
         .filter(|k| shopfloor_sim::ua_profile::serves_opcua(*k))
     {
-        let want = shopfloor_sim::ua_profile::to_toml(kind);
+        let want = shopfloor_sim::ua_profile::to_toml(kind, Deadbands::Suggested);
         profile_file_is(&format!("{}-opcua.toml", kind.as_str()), &want);
     }
 }

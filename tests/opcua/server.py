@@ -3,8 +3,11 @@
 Usage: python3 server.py PORT
 Serves opc.tcp://127.0.0.1:PORT/shopfloor/test/ with one variable of every type the gateway
 reads (fixed, known values), a counter that changes every 100 ms, a node with a Bad status,
-one with an Uncertain status, and one with a fixed source timestamp. Prints READY when it
-accepts connections and runs until killed.
+one with an Uncertain status, one with a fixed source timestamp, and a "wobble" that moves by
+0.1 every 100 ms and jumps by 5 every second. Prints READY when it accepts connections and runs
+until killed. For the report-by-exception tests it also prints, on stdout, every data-change
+filter a client asks for (FILTER node type value) and every notification it queues for a
+client (NOTIFY client_handle).
 """
 
 import asyncio
@@ -12,6 +15,8 @@ import datetime
 import sys
 
 from asyncua import Server, ua
+from asyncua.server.internal_subscription import InternalSubscription
+from asyncua.server.monitored_item_service import MonitoredItemService
 
 NS = "urn:shopfloor:test"
 SOURCE_TIME = datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc)
@@ -36,7 +41,31 @@ TYPES = [
 ]
 
 
+WOBBLE = [0.0, 0.1, 0.2, 0.3, 0.2, 0.1, 0.0, 0.1, 0.2, 0.3]
+
+
+def report_filters_and_notifications():
+    """Wraps the server's monitored-item service so that a test can see what it was asked."""
+    create = MonitoredItemService._create_data_change_monitored_item
+    enqueue = InternalSubscription.enqueue_datachange_event
+
+    async def logged_create(self, params):
+        flt = params.RequestedParameters.Filter
+        if hasattr(flt, "DeadbandType"):
+            print(f"FILTER {params.ItemToMonitor.NodeId.to_string()} "
+                  f"{ua.DeadbandType(flt.DeadbandType).name} {flt.DeadbandValue}", flush=True)
+        return await create(self, params)
+
+    async def logged_enqueue(self, mid, eventdata, maxsize):
+        print(f"NOTIFY {eventdata.ClientHandle}", flush=True)
+        return await enqueue(self, mid, eventdata, maxsize)
+
+    MonitoredItemService._create_data_change_monitored_item = logged_create
+    InternalSubscription.enqueue_datachange_event = logged_enqueue
+
+
 async def main(port):
+    report_filters_and_notifications()
     server = Server()
     await server.init()
     server.set_endpoint(f"opc.tcp://127.0.0.1:{port}/shopfloor/test/")
@@ -58,6 +87,8 @@ async def main(port):
         ua.NodeId("T.Unsure", idx), "Unsure", ua.Variant(2.0, ua.VariantType.Double))
     stamped = await machine.add_variable(
         ua.NodeId("T.Stamped", idx), "Stamped", ua.Variant(3.0, ua.VariantType.Double))
+    wobble = await machine.add_variable(
+        ua.NodeId("T.Wobble", idx), "Wobble", ua.Variant(10.0, ua.VariantType.Double))
     async with server:
         await server.write_attribute_value(broken.nodeid, ua.DataValue(
             ua.Variant(1.0, ua.VariantType.Double),
@@ -73,6 +104,8 @@ async def main(port):
             await asyncio.sleep(0.1)
             n += 1
             await counter.write_value(ua.Variant(n, ua.VariantType.UInt32))
+            level = 10.0 + 5.0 * (n // 10) + WOBBLE[n % 10]
+            await wobble.write_value(ua.Variant(level, ua.VariantType.Double))
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ use shopfloor_sim::ua_server::{UaOptions, serve_opcua};
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 pub struct PyOpcua {
     pub port: u16,
     child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
 }
 
 impl PyOpcua {
@@ -35,10 +36,14 @@ impl PyOpcua {
             .expect("python3 (with `pip install asyncua`) is needed for the OPC UA tests");
         let stdout = child.stdout.take().expect("piped stdout");
         let (tx, rx) = mpsc::channel();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::clone(&lines);
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if line.starts_with("READY") {
                     let _ = tx.send(());
+                } else {
+                    seen.lock().unwrap().push(line);
                 }
             }
         });
@@ -46,7 +51,12 @@ impl PyOpcua {
             rx.recv_timeout(Duration::from_secs(60)).is_ok(),
             "the asyncua server did not start (is `pip install asyncua` done?)"
         );
-        PyOpcua { port, child }
+        PyOpcua { port, child, lines }
+    }
+
+    /// What the server reported on stdout since it started (`FILTER …`, `NOTIFY …`).
+    pub fn lines(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
     }
 
     /// Its endpoint URL.

@@ -38,7 +38,7 @@ fn browse_shows_an_independent_servers_tree_and_prints_tags_check_accepts() {
 
     let (code, toml, err) = run_to_end(&["browse", &server.endpoint(), "--toml"]);
     assert_eq!(code, 0, "{err}");
-    assert_eq!(toml.matches("  [[machine.tag]]\n").count(), 19, "{toml}");
+    assert_eq!(toml.matches("  [[machine.tag]]\n").count(), 20, "{toml}");
     assert!(
         toml.contains("node = \"nsu=urn:shopfloor:test;s=T.Boolean\""),
         "{toml}"

@@ -51,6 +51,7 @@ struct Tally {
     messages: u64,
     mqtt_bytes: u64,
     points: u64,
+    store_bytes: u64,
     /// Largest |device − last sent| ÷ deadband over the numeric tags with a deadband.
     worst_ratio: f64,
     /// Largest |device − last sent| over the tags without a deadband (must be 0).
@@ -148,6 +149,7 @@ impl Replay {
         }
         let mut lines = String::new();
         t.points += line::encode(&mut lines, catalog, "machine", &readings) as u64;
+        t.store_bytes += lines.len() as u64;
         for (tag, &i) in self.model_index.iter().enumerate() {
             let device = &values[i];
             let Some(last) = &self.last_sent[tag] else {
@@ -220,23 +222,26 @@ fn main() {
         PRODUCTION.as_secs()
     );
     println!(
-        "{:<8} {:>12} {:>12} {:>12}",
-        "publish", "msgs/s", "bytes/s", "points"
+        "{:<8} {:>12} {:>12} {:>12} {:>14}",
+        "publish", "msgs/s", "bytes/s", "points", "store bytes/s"
     );
     for (name, t) in [("every", &every), ("change", &change)] {
         println!(
-            "{name:<8} {:>12.1} {:>12.0} {:>12}",
+            "{name:<8} {:>12.1} {:>12.0} {:>12} {:>14.0}",
             t.messages as f64 / secs,
             t.mqtt_bytes as f64 / secs,
-            t.points
+            t.points,
+            t.store_bytes as f64 / secs
         );
     }
     let less = |a: u64, b: u64| 100.0 * (1.0 - b as f64 / a.max(1) as f64);
     println!(
-        "change sends {:.1} % fewer MQTT messages, {:.1} % fewer bytes, {:.1} % fewer points",
+        "change sends {:.1} % fewer MQTT messages, {:.1} % fewer MQTT bytes, {:.1} % fewer \
+         points, {:.1} % fewer store bytes",
         less(every.messages, change.messages),
         less(every.mqtt_bytes, change.mqtt_bytes),
-        less(every.points, change.points)
+        less(every.points, change.points),
+        less(every.store_bytes, change.store_bytes)
     );
     println!(
         "largest error at any read: {:.3} of the deadband (tags with one); {} (tags without one); \

@@ -100,10 +100,12 @@ impl Emitter {
         if self.status.state() != Some(MachineState::Online) {
             self.set_status(MachineState::Online, None, ts.min(now));
         }
-        if matches!(value, Value::F64(f) if !f.is_finite()) {
-            self.bad_once(tag, ts);
-            return;
-        }
+        // A float that is not finite is a bad reading, but still a reading: under "every" it is
+        // sent each poll like any other, under "change" once.
+        let (value, quality) = match value {
+            Value::F64(f) if !f.is_finite() => (Value::Null, Quality::Bad),
+            v => (v, quality),
+        };
         if !self.change.wants(tag, &value, quality, now) {
             return;
         }
@@ -150,7 +152,7 @@ impl Emitter {
         };
         self.change.sent(tag, &value, quality, now);
         st.seq += 1;
-        st.bad = false;
+        st.bad = quality == Quality::Bad;
         self.batch.push(Sample::new(
             self.machine,
             tag_id(tag),

@@ -233,3 +233,32 @@ fn unchanged_readings_wait_for_their_heartbeat_and_keep_seq_without_gaps() {
         ]
     );
 }
+
+#[test]
+fn a_float_that_is_not_finite_is_bad_each_poll_under_every_and_once_under_change() {
+    for (publish, want) in [
+        (Publish::Every, 3),
+        (
+            Publish::Change {
+                heartbeat: None,
+                deadbands: vec![0.0],
+            },
+            1,
+        ),
+    ] {
+        let (e, mut consumer, _) = emitter(1);
+        let mut e = e.with_publish(publish);
+        for ts in 1..=3 {
+            e.reading(0, ts, Value::F64(f64::NAN), Quality::Good);
+        }
+        e.bad_once(0, 4);
+        e.flush();
+        let bad: Vec<u64> = drain(&mut consumer)
+            .iter()
+            .filter(|s| !s.is_status())
+            .inspect(|s| assert_eq!(s.quality(), Quality::Bad))
+            .map(|s| s.seq)
+            .collect();
+        assert_eq!(bad.len(), want, "{bad:?}");
+    }
+}

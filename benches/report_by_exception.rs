@@ -52,6 +52,8 @@ struct Tally {
     mqtt_bytes: u64,
     points: u64,
     store_bytes: u64,
+    /// Messages per `machine/tag`.
+    per_tag: std::collections::HashMap<String, u64>,
     /// Largest |device − last sent| ÷ deadband over the numeric tags with a deadband.
     worst_ratio: f64,
     /// Largest |device − last sent| over the tags without a deadband (must be 0).
@@ -144,6 +146,9 @@ impl Replay {
             packet.clear();
             wire::publish(&mut packet, &topic, &payload, 1, false, 1);
             t.messages += 1;
+            *t.per_tag
+                .entry(format!("{}/{}", self.name, self.tags[tag]))
+                .or_default() += 1;
             t.mqtt_bytes += packet.len() as u64;
             self.last_sent[tag] = Some(s.to_value());
         }
@@ -248,6 +253,14 @@ fn main() {
          {} reads of an exact tag left unsent",
         change.worst_ratio, change.worst_exact, change.missed
     );
+    let mut busiest: Vec<(&String, &u64)> = change.per_tag.iter().collect();
+    busiest.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    let top: Vec<String> = busiest
+        .iter()
+        .take(6)
+        .map(|(tag, n)| format!("{tag} {:.0} %", 100.0 * **n as f64 / change.messages as f64))
+        .collect();
+    println!("busiest tags under change: {}", top.join(", "));
     let floor = less(every.messages, change.messages) >= 80.0
         && change.worst_ratio <= 1.0
         && change.missed == 0;

@@ -93,6 +93,22 @@ impl Subscriber {
     }
 
     /// Every message received during `window`.
+    /// Collects into `log` until `done` holds for it; panics after `within`, naming `what`.
+    pub async fn collect_until(
+        &mut self,
+        log: &mut Vec<Msg>,
+        within: Duration,
+        what: &str,
+        done: impl Fn(&[Msg]) -> bool,
+    ) {
+        let deadline = Instant::now() + within;
+        while !done(log) {
+            assert!(Instant::now() < deadline, "no {what} within {within:?}");
+            log.extend(self.collect_for(Duration::from_millis(50)).await);
+        }
+    }
+
+    /// Everything that arrives within `window`.
     pub async fn collect_for(&mut self, window: Duration) -> Vec<Msg> {
         let deadline = Instant::now() + window;
         let mut out = Vec::new();

@@ -24,7 +24,6 @@ use shopfloor_tests::opcua::PyOpcua;
 use shopfloor_tests::subscriber::{Msg, Subscriber};
 use std::collections::HashMap;
 use std::time::Duration;
-use tokio::time::Instant;
 use tokio_modbus::ExceptionCode;
 
 const POLL_MS: i64 = 50;
@@ -177,11 +176,8 @@ async fn collect_until(
     what: &str,
     done: impl Fn(&[Msg]) -> bool,
 ) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !done(log) {
-        assert!(Instant::now() < deadline, "no {what} within 30 s");
-        log.extend(sub.collect_for(Duration::from_millis(50)).await);
-    }
+    sub.collect_until(log, Duration::from_secs(30), what, done)
+        .await;
 }
 
 /// The device holds still for `ms`, long enough for several polls; then the time and what the

@@ -10,7 +10,6 @@ use shopfloor_tests::link::Link;
 use shopfloor_tests::mosquitto::Mosquitto;
 use shopfloor_tests::subscriber::{Msg, Subscriber};
 use std::time::Duration;
-use tokio::time::Instant;
 use tokio_modbus::ExceptionCode;
 
 const PREFIX: &str = "order";
@@ -59,11 +58,8 @@ async fn until(
     what: &str,
     done: impl Fn(&[Msg]) -> bool,
 ) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !done(log) {
-        assert!(Instant::now() < deadline, "no {what} within 20 s");
-        log.extend(sub.collect_for(Duration::from_millis(50)).await);
-    }
+    sub.collect_until(log, Duration::from_secs(20), what, done)
+        .await;
 }
 
 /// Checks the order rule on what arrived for `machine`, and that it went through every round.

@@ -171,3 +171,12 @@ pub fn first_event(addr: SocketAddr, path: &str, token: Option<&str>) -> String 
     }
     panic!("no event on {path}");
 }
+
+/// The value of the Prometheus sample `name` (with its labels, as written) in a `/metrics` body.
+pub fn metric(body: &str, name: &str) -> u64 {
+    body.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no {name} in\n{body}"))
+        .parse()
+        .unwrap()
+}

@@ -9,7 +9,7 @@ use shopfloor_modbus::{Area, DataType, WordOrder};
 use shopfloor_tests::device::{Behaviour, Device, Memory};
 use shopfloor_tests::free_port;
 use shopfloor_tests::gateway::GatewayProcess;
-use shopfloor_tests::http::get;
+use shopfloor_tests::http::{get, metric};
 use shopfloor_tests::mosquitto::Mosquitto;
 use shopfloor_tests::subscriber::{Msg, Subscriber};
 use shopfloor_tests::tmpfs::Tmpfs;
@@ -62,14 +62,6 @@ timeout = "500ms"
         ));
     }
     c
-}
-
-fn metric(body: &str, name: &str) -> u64 {
-    body.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
-        .unwrap_or_else(|| panic!("no {name} in\n{body}"))
-        .parse()
-        .unwrap()
 }
 
 /// Distinct seqs seen per tag topic.

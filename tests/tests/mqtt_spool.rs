@@ -9,7 +9,7 @@ use shopfloor_modbus::{Area, DataType, WordOrder};
 use shopfloor_tests::device::{Behaviour, Device, Memory};
 use shopfloor_tests::free_port;
 use shopfloor_tests::gateway::GatewayProcess;
-use shopfloor_tests::http::get;
+use shopfloor_tests::http::{get, metric};
 use shopfloor_tests::link::Link;
 use shopfloor_tests::mosquitto::Mosquitto;
 use shopfloor_tests::subscriber::{Msg, Subscriber};
@@ -108,14 +108,6 @@ impl Seen {
             self.messages += 1;
         }
     }
-}
-
-fn metric(body: &str, name: &str) -> u64 {
-    body.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
-        .unwrap_or_else(|| panic!("no {name} in\n{body}"))
-        .parse()
-        .unwrap()
 }
 
 fn dir_bytes(dir: &Path) -> u64 {

@@ -6,11 +6,14 @@
 use shopfloor_core::Value;
 use shopfloor_modbus::{Area, DataType, WordOrder};
 use shopfloor_tests::device::{Behaviour, Device, Memory};
+use shopfloor_tests::free_port;
 use shopfloor_tests::gateway::GatewayProcess;
+use shopfloor_tests::http::{get, metric, wait_ready};
 use shopfloor_tests::mosquitto::Mosquitto;
 use shopfloor_tests::pki::Pki;
 use shopfloor_tests::subscriber::Subscriber;
-use std::time::Duration;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 
 fn config(pki: &Pki, tls_port: u16, device: &str, qos: u8) -> String {
     format!(
@@ -81,24 +84,52 @@ async fn tls_with_client_certificate_and_password_delivers_at_qos_0_and_1() {
     }
 }
 
+/// A wrong password: `/health` names the refused credentials, and the gateway keeps going: it
+/// tries the broker again and again (its error counter rises) while it keeps reading the
+/// machine (its sample counter rises) and answering HTTP.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_password_is_refused_and_the_gateway_keeps_running() {
     let pki = Pki::new();
     let broker = Mosquitto::start_tls(&pki, "gateway", "s3cret");
     let dev = device().await;
-    let mut gw = GatewayProcess::start_with_env(
-        &config(&pki, broker.tls_port.unwrap(), &dev.addr.to_string(), 1),
-        &[("SHOPFLOOR_TEST_MQTT_PASSWORD", "wrong")],
+    let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let cfg = config(&pki, broker.tls_port.unwrap(), &dev.addr.to_string(), 1).replace(
+        "name = \"tls-gw\"\n",
+        &format!("name = \"tls-gw\"\nhttp = \"{http}\"\n"),
     );
+    let mut gw = GatewayProcess::start_with_env(&cfg, &[("SHOPFLOOR_TEST_MQTT_PASSWORD", "wrong")]);
+    assert!(wait_ready(http, Duration::from_secs(30)), "{}", gw.log());
+    let counters = || {
+        let body = get(http, "/metrics", None).body;
+        (
+            metric(&body, "shopfloor_sink_errors_total{sink=\"mqtt\"}"),
+            metric(&body, "shopfloor_samples_total{machine=\"press-1\"}"),
+        )
+    };
+    let (errors, samples) = counters();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (e, s) = counters();
+        if e >= errors + 3 && s > samples {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "errors {errors} -> {e}, samples {samples} -> {s}\n{}",
+            gw.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(gw.is_running(), "{}", gw.log());
+    let health = get(http, "/health", None).json();
     assert!(
-        gw.wait_for_log(
-            "broker refused the connection (NotAuthorized)",
-            Duration::from_secs(15)
-        ),
-        "{}",
-        gw.log()
+        health["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p.as_str().unwrap().contains("refuses our credentials")),
+        "{health}"
     );
-    assert!(gw.is_running());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,6 +12,8 @@ pub struct Msg {
     pub topic: String,
     pub payload: Vec<u8>,
     pub retain: bool,
+    /// The QoS it was delivered with: the publisher's, since the subscription is at QoS 1.
+    pub qos: u8,
 }
 
 impl Msg {
@@ -60,6 +62,7 @@ impl Subscriber {
                             topic: p.topic.clone(),
                             payload: p.payload.to_vec(),
                             retain: p.retain,
+                            qos: p.qos as u8,
                         });
                     }
                     Ok(_) => {}

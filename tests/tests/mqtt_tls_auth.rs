@@ -79,6 +79,7 @@ async fn tls_with_client_certificate_and_password_delivers_at_qos_0_and_1() {
             .await;
         let j = m.json();
         assert_eq!(j["value"], 812.25, "qos {qos}");
+        assert_eq!(m.qos, qos, "the sample was published at another QoS");
         assert_eq!(j["unit"], "bar");
         drop(gw);
     }

@@ -96,10 +96,17 @@ impl Emitter {
             self.bad_once(tag, ts);
             return;
         }
-        let now = (self.clock)();
         if self.status.state() != Some(MachineState::Online) {
+            let now = (self.clock)();
             self.set_status(MachineState::Online, None, ts.min(now));
         }
+        // The clock is read only where report by exception needs it: not once per reading
+        // under "every".
+        let now = if self.change.filters() {
+            (self.clock)()
+        } else {
+            0
+        };
         // A float that is not finite is a bad reading, but still a reading: under "every" it is
         // sent each poll like any other, under "change" once.
         let (value, quality) = match value {

@@ -180,12 +180,13 @@ async fn collect_until(
         .await;
 }
 
-/// The device holds still for `ms`, long enough for several polls; then the time and what the
-/// device held are a checkpoint.
+/// The device holds still for `ms`, long enough for several polls. The checkpoint is two polls
+/// before the hold ends: every read stamped up to then saw what the device held, not the next
+/// change (a read is stamped just before its request goes out).
 async fn hold(script: &Script, checkpoints: &mut Vec<(i64, Held)>, ms: u64) {
     tokio::time::sleep(Duration::from_millis(ms)).await;
     let held = *script.history.last().unwrap();
-    checkpoints.push((now_ms(), held));
+    checkpoints.push((now_ms() - 2 * POLL_MS, held));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -218,7 +219,7 @@ async fn only_changes_and_heartbeats_go_out_and_nothing_is_missed() {
     // Small steps, each within the deadband of 20.0, then a step beyond it, then large steps.
     for temp in [20.1, 20.2, 20.3, 20.4, 20.45] {
         script.set(1, temp, false);
-        hold(&script, &mut checkpoints, 200).await;
+        hold(&script, &mut checkpoints, 300).await;
     }
     script.set(1, 20.6, false);
     hold(&script, &mut checkpoints, 300).await;

@@ -182,8 +182,10 @@ impl Emitter {
         st.seq += 1;
         self.batch
             .push(Sample::bad(self.machine, tag_id(tag), ts, st.seq));
-        self.change
-            .sent(tag, &Value::Null, Quality::Bad, (self.clock)());
+        if self.change.filters() {
+            let now = (self.clock)();
+            self.change.sent(tag, &Value::Null, Quality::Bad, now);
+        }
     }
 
     /// The machine answers (before any reading of this poll is pushed).

@@ -7,13 +7,19 @@
 //!   [`Totals`] of any span of it;
 //! - [`counter`]: a counter's rises between readings, across resets;
 //! - [`breakdown`]: the KPIs of a span from its totals, a zero denominator left out;
-//! - [`shift`]: when the current shift began, in local time.
+//! - [`shift`]: when the current shift began, in local time;
+//! - [`states`]: what a machine's `state` values mean (running, planned stop, stopped);
+//! - [`tags`]: the KPI tags a machine gets and the figure each holds.
 
 pub mod breakdown;
 pub mod counter;
 pub mod ledger;
 pub mod shift;
+pub mod states;
+pub mod tags;
 
 pub use breakdown::{Breakdown, Rates};
 pub use ledger::{Activity, Counted, Ledger, Totals};
 pub use shift::{ShiftError, Shifts};
+pub use states::{StateWord, States};
+pub use tags::Figure;

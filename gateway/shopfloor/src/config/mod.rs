@@ -45,6 +45,8 @@ pub struct Config {
     pub record: Option<RecordConfig>,
     /// `[csv]`, when present.
     pub csv: Option<CsvConfig>,
+    /// `[kpi]`, when present or when any machine has a `[machine.kpi]` (defaults then).
+    pub kpi: Option<KpiConfig>,
     /// `[[machine]]`, in file order.
     pub machines: Vec<MachineConfig>,
 }
@@ -203,6 +205,66 @@ pub struct MachineConfig {
     pub tags: Vec<TagInfo>,
     /// Every reading, or report by exception with its heartbeat and per-tag deadbands.
     pub publish: Publish,
+    /// `[machine.kpi]`, when present.
+    pub kpi: Option<MachineKpi>,
+}
+
+/// `[kpi]`.
+#[derive(Debug, Clone)]
+pub struct KpiConfig {
+    /// KPIs over this rolling window.
+    pub window: Duration,
+    /// Shift starts in their time zone, when given: KPIs of the current shift too.
+    pub shifts: Option<shopfloor_kpi::Shifts>,
+    /// How often KPIs are computed and published.
+    pub interval: Duration,
+    /// Grid emission factor, for CO2 per part.
+    pub co2_kg_per_kwh: Option<f64>,
+}
+
+impl KpiConfig {
+    /// `window` when the file does not say.
+    pub const DEFAULT_WINDOW: Duration = Duration::from_secs(3600);
+    /// `interval` when the file does not say.
+    pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
+
+    /// The KPI tags of machine `m`, in catalog order after its own tags: each figure with
+    /// whether it is the shift's.
+    pub fn tags(&self, m: &MachineKpi) -> Vec<(shopfloor_kpi::Figure, bool)> {
+        let figures =
+            shopfloor_kpi::tags::figures(m.energy.is_some(), self.co2_kg_per_kwh.is_some());
+        let mut tags: Vec<_> = figures.iter().map(|&f| (f, false)).collect();
+        if self.shifts.is_some() {
+            tags.extend(figures.iter().map(|&f| (f, true)));
+        }
+        tags
+    }
+}
+
+/// A machine's `[machine.kpi]`, its tags resolved to indices.
+#[derive(Debug, Clone)]
+pub struct MachineKpi {
+    /// The tag that says what the machine is doing.
+    pub state: usize,
+    /// Which of its values are running and planned stops.
+    pub states: shopfloor_kpi::States,
+    /// The counter of good parts.
+    pub good: usize,
+    /// The counter of rejected parts.
+    pub reject: Option<usize>,
+    /// The ideal time for one part.
+    pub ideal_cycle: Duration,
+    /// The kWh counter of the meter feeding this machine.
+    pub energy: Option<TagRef>,
+}
+
+/// A tag of a machine of this file, by index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TagRef {
+    /// The machine's index in `machines`.
+    pub machine: usize,
+    /// The tag's index in its machine.
+    pub tag: usize,
 }
 
 /// A machine's protocol settings.
@@ -289,15 +351,23 @@ impl Config {
         validate::validate(path, source)
     }
 
-    /// The catalog of machine and tag names behind sample ids, in file order.
+    /// The catalog of machine and tag names behind sample ids, in file order; a machine's KPI
+    /// tags follow its own.
     pub fn catalog(&self) -> Result<Catalog, CatalogError> {
         let mut c = Catalog::new();
         for m in &self.machines {
+            let mut tags = m.tags.clone();
+            if let (Some(kpi), Some(mk)) = (&self.kpi, &m.kpi) {
+                tags.extend(kpi.tags(mk).into_iter().map(|(f, shift)| TagInfo {
+                    name: f.tag(shift),
+                    unit: f.unit().map(str::to_owned),
+                }));
+            }
             c.add(MachineInfo {
                 id: m.id.clone(),
                 kind: m.kind.clone(),
                 protocol: m.protocol.name().to_owned(),
-                tags: m.tags.clone(),
+                tags,
             })?;
         }
         Ok(c)

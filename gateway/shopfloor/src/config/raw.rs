@@ -16,6 +16,7 @@ pub(crate) struct RawConfig {
     pub influx: Option<S<RawInflux>>,
     pub record: Option<S<RawRecord>>,
     pub csv: Option<S<RawCsv>>,
+    pub kpi: Option<S<RawKpi>>,
     #[serde(default)]
     pub machine: Vec<S<RawMachine>>,
 }
@@ -83,6 +84,30 @@ pub(crate) struct RawCsv {
     pub dir: Option<S<String>>,
 }
 
+/// `[kpi]`: how KPIs are computed for every machine with a `[machine.kpi]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawKpi {
+    pub window: Option<S<String>>,
+    pub shifts: Option<S<Vec<S<String>>>>,
+    pub timezone: Option<S<String>>,
+    pub interval: Option<S<String>>,
+    pub co2_kg_per_kwh: Option<S<f64>>,
+}
+
+/// `[machine.kpi]`: which of a machine's tags say what it does and makes.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawMachineKpi {
+    pub state: Option<S<String>>,
+    pub running: Option<S<Vec<S<toml::Value>>>>,
+    pub planned_stop: Option<S<Vec<S<toml::Value>>>>,
+    pub good: Option<S<String>>,
+    pub reject: Option<S<String>>,
+    pub ideal_cycle: Option<S<String>>,
+    pub energy: Option<S<String>>,
+}
+
 /// A machine of any protocol; the keys of the other protocol are refused in validation, with a
 /// message that names the protocol they belong to.
 #[derive(Debug, Deserialize)]
@@ -109,6 +134,7 @@ pub(crate) struct RawMachine {
     pub trust_server_certificate: Option<S<bool>>,
     pub mode: Option<S<String>>,
     pub publishing_interval: Option<S<String>>,
+    pub kpi: Option<S<RawMachineKpi>>,
     #[serde(default)]
     pub tag: Vec<S<RawTag>>,
 }

@@ -492,3 +492,103 @@ fn report_by_exception_is_checked_and_defaults_to_a_minute_heartbeat() {
         assert!(e.contains(want), "{e} should say {want}");
     }
 }
+
+/// GOOD with a counter on cnc-1, KPIs for it, and `[kpi]` as given.
+fn with_kpi(section: &str, machine_kpi: &str) -> String {
+    let counter = "  [[machine.tag]]\n  name = \"good_parts\"\n  area = \"holding\"\n  \
+                   address = 30\n  type = \"u32\"\n";
+    let estop = "  name = \"estop\"\n  area = \"discrete\"\n  address = 0\n";
+    GOOD.replace(
+        estop,
+        &format!("{estop}\n{counter}\n  [machine.kpi]\n{machine_kpi}\n"),
+    ) + section
+}
+
+const CNC_KPI: &str = "  state = \"program\"\n  running = [\"run\", 2, true]\n  \
+                       planned_stop = [\"setup\"]\n  good = \"good_parts\"\n  \
+                       ideal_cycle = \"60s\"\n  energy = \"imm-1.cycle_time\"";
+
+#[test]
+fn kpis_resolve_their_tags_and_add_kpi_tags_to_the_catalog() {
+    let shifts = "\n[kpi]\nshifts = [\"06:00\", \"14:00\", \"22:00\"]\nco2_kg_per_kwh = 0.27\n";
+    let c = parse(&with_kpi(shifts, CNC_KPI)).unwrap();
+    let kpi = c.kpi.as_ref().unwrap();
+    assert_eq!(kpi.window, KpiConfig::DEFAULT_WINDOW);
+    assert_eq!(kpi.interval, KpiConfig::DEFAULT_INTERVAL);
+    assert!(kpi.shifts.is_some());
+    let mk = c.machines[0].kpi.as_ref().unwrap();
+    assert_eq!((mk.state, mk.good, mk.reject), (2, 4, None));
+    assert_eq!(mk.energy, Some(TagRef { machine: 1, tag: 0 }));
+    assert_eq!(mk.states.running.len(), 3);
+    let cat = c.catalog().unwrap();
+    let cnc = cat.machine(shopfloor_core::MachineId(0)).unwrap();
+    let names: Vec<&str> = cnc.tags.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names.len(), 5 + 2 * 8, "{names:?}");
+    assert_eq!(names[5], "kpi_oee");
+    assert!(names.contains(&"kpi_shift_co2_per_part_kg"));
+    // Without [kpi], a machine's KPIs take the defaults; without a meter, no energy tags.
+    let plain = with_kpi("", &CNC_KPI.replace("  energy = \"imm-1.cycle_time\"", ""));
+    let c = parse(&plain).unwrap();
+    assert!(c.kpi.as_ref().is_some_and(|k| k.shifts.is_none()));
+    assert_eq!(
+        c.catalog()
+            .unwrap()
+            .machine(shopfloor_core::MachineId(0))
+            .unwrap()
+            .tags
+            .len(),
+        11
+    );
+}
+
+#[test]
+fn kpi_settings_are_checked_with_their_line() {
+    let cases = [
+        (
+            with_kpi(
+                "",
+                &CNC_KPI.replace("state = \"program\"", "state = \"nope\""),
+            ),
+            "state = \"nope\" is no tag of this machine",
+        ),
+        (
+            with_kpi(
+                "",
+                &CNC_KPI.replace("good = \"good_parts\"", "good = \"parts\""),
+            ),
+            "good = \"parts\" is no tag of this machine",
+        ),
+        (
+            with_kpi("", &CNC_KPI.replace("imm-1.cycle_time", "meter-9.energy")),
+            "energy = \"meter-9.energy\" names no tag of a machine here",
+        ),
+        (
+            with_kpi("", &CNC_KPI.replace("[\"run\", 2, true]", "[]")),
+            "running must name at least one value",
+        ),
+        (
+            with_kpi("", &CNC_KPI.replace("  ideal_cycle = \"60s\"\n", "")),
+            "missing key `ideal_cycle`",
+        ),
+        (
+            with_kpi("\n[kpi]\nshifts = [\"6:00\"]\n", CNC_KPI),
+            "\"6:00\" is no time of day",
+        ),
+        (
+            with_kpi("\n[kpi]\ntimezone = \"Mars/Olympus\"\n", CNC_KPI),
+            "no time zone known here",
+        ),
+        (
+            with_kpi("\n[kpi]\nwindow = \"0s\"\n", CNC_KPI),
+            "duration \"0s\" must be above zero",
+        ),
+        (
+            GOOD.replace("name = \"door_open\"", "name = \"kpi_oee\""),
+            "names starting with \"kpi_\" are the gateway's KPI tags",
+        ),
+    ];
+    for (src, want) in cases {
+        let e = error_of(&src);
+        assert!(e.contains(want), "{e} should say {want}");
+    }
+}

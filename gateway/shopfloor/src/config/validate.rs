@@ -9,6 +9,8 @@ use shopfloor_modbus::{Area, DataType, WordOrder};
 use std::collections::HashSet;
 use std::ops::Range;
 
+mod kpi;
+
 const MQTT_SCHEMES: &[(&str, u16)] = &[("mqtt", 1883), ("mqtts", 8883)];
 const HTTP_SCHEMES: &[(&str, u16)] = &[("http", 80), ("https", 443)];
 const MAX_RING: i64 = 1 << 26;
@@ -166,15 +168,22 @@ pub(super) fn validate(path: &Path, source: &str) -> Result<Config, ConfigErrors
 
     let mut machines = Vec::new();
     let mut ids = HashSet::new();
+    let mut energy = Vec::new();
     for m in &raw.machine {
-        if let Some(mc) = machine(&mut v, m) {
+        if let Some((mc, meter)) = machine(&mut v, m) {
             if !ids.insert(mc.id.clone()) {
                 let span = m.get_ref().id.as_ref().map_or(m.span(), |s| s.span());
                 v.err(span, format!("machine id {:?} is used twice", mc.id));
             }
+            if let Some(meter) = meter {
+                energy.push((machines.len(), meter));
+            }
             machines.push(mc);
         }
     }
+    kpi::resolve_energy(&mut v, &mut machines, energy);
+    let wanted = machines.iter().any(|m| m.kpi.is_some());
+    let kpi = kpi::section(&mut v, raw.kpi.as_ref(), wanted);
     // A recorder stores what gateways publish; reading machines or publishing itself in the
     // same process would mix two roles (and publishing what it records can loop).
     if let Some(r) = &raw.record {
@@ -212,6 +221,7 @@ pub(super) fn validate(path: &Path, source: &str) -> Result<Config, ConfigErrors
         influx,
         record,
         csv,
+        kpi,
         machines,
     })
 }
@@ -505,7 +515,8 @@ fn bounded(
     }
 }
 
-fn machine(v: &mut V<'_>, s: &S<RawMachine>) -> Option<MachineConfig> {
+/// One machine, and the `energy` of its `[machine.kpi]` to resolve once all are read.
+fn machine(v: &mut V<'_>, s: &S<RawMachine>) -> Option<(MachineConfig, Option<S<String>>)> {
     let m = s.get_ref();
     let id = v.required(&m.id, s.span(), "id");
     if let Some(id) = &id
@@ -536,6 +547,15 @@ fn machine(v: &mut V<'_>, s: &S<RawMachine>) -> Option<MachineConfig> {
                 name.span(),
                 format!("tag name {:?} must match [a-z0-9_]+", name.get_ref()),
             );
+        } else if name.get_ref().starts_with(shopfloor_kpi::tags::PREFIX) {
+            v.err(
+                name.span(),
+                format!(
+                    "tag name {:?}: names starting with {:?} are the gateway's KPI tags",
+                    name.get_ref(),
+                    shopfloor_kpi::tags::PREFIX
+                ),
+            );
         } else if !names.insert(name.get_ref().clone()) {
             v.err(
                 name.span(),
@@ -554,6 +574,10 @@ fn machine(v: &mut V<'_>, s: &S<RawMachine>) -> Option<MachineConfig> {
         v.err(s.span(), "more than 65535 tags on one machine");
     }
     let publish = publish(v, m);
+    let (kpi, energy) = match m.kpi.as_ref().and_then(|k| kpi::machine(v, k, &tags)) {
+        Some((k, e)) => (Some(k), e),
+        None => (None, None),
+    };
     let protocol = match protocol.get_ref().as_str() {
         "modbus-tcp" => ProtocolConfig::ModbusTcp(modbus(v, s)?),
         "opcua" => ProtocolConfig::Opcua(opcua(v, s)?),
@@ -565,13 +589,15 @@ fn machine(v: &mut V<'_>, s: &S<RawMachine>) -> Option<MachineConfig> {
             return None;
         }
     };
-    Some(MachineConfig {
+    let machine = MachineConfig {
         id: id?.into_inner(),
         kind,
         protocol,
         tags,
         publish,
-    })
+        kpi,
+    };
+    Some((machine, energy))
 }
 
 /// `publish`, `heartbeat` and the tags' `deadband`: report by exception.

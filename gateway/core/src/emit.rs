@@ -14,9 +14,13 @@
 //!   is not sent, heartbeats are, and the first reading after start or after the machine is
 //!   back online always goes out.
 //!
+//! - computed tags ([`derived`]): `seq` and timestamps for values a producer computes (KPIs),
+//!   with no status of their own.
+//!
 //! Text that did not change shares one allocation instead of a new one every poll.
 
 pub mod change;
+pub mod derived;
 
 use crate::ring::Producer;
 use crate::sample::{MachineId, Quality, Sample, TagId, Text, Value};

@@ -55,7 +55,9 @@ pub async fn run(mut consumer: Consumer, sinks: Vec<SinkPort>, metrics: Arc<Metr
         // One exact-size allocation per batch; `buf` keeps its capacity for the next drain.
         let batch: Batch = buf.drain(..).collect();
         for (s, throttle) in sinks.iter().zip(&mut behind) {
-            if s.tx.try_send(Arc::clone(&batch)).is_err() {
+            // A closed input is a sink that has ended (or the KPI engine, stopped before the
+            // ring is drained): nothing waits there to be counted.
+            if let Err(mpsc::error::TrySendError::Full(_)) = s.tx.try_send(Arc::clone(&batch)) {
                 let samples = crate::sink::readings(&batch);
                 s.stats.dropped.fetch_add(samples, Ordering::Relaxed);
                 if let Some(repeats) = throttle.ready() {

@@ -47,6 +47,8 @@ pub struct HttpState {
     pub token: Option<String>,
     /// Start time, for `/health`.
     pub started: Instant,
+    /// Each machine's latest KPIs, when any machine has `[machine.kpi]`.
+    pub kpi: Option<Arc<crate::kpi::KpiBoard>>,
 }
 
 type Shared = Arc<HttpState>;
@@ -97,6 +99,7 @@ pub fn router(state: Shared) -> Router {
         .route("/metrics", get(metrics_text))
         .route("/api/machines", get(machines))
         .route("/api/machines/{id}/history", get(history))
+        .route("/api/machines/{id}/kpi", get(kpi))
         .route("/api/stream", get(stream))
         .layer(middleware::from_fn_with_state(
             Arc::clone(&state),
@@ -257,6 +260,25 @@ async fn history(
         })
         .unwrap_or_default();
     Json(points).into_response()
+}
+
+/// A machine's KPI breakdown: 404 for a machine without `[machine.kpi]`, 503 until the
+/// first interval has passed.
+async fn kpi(State(s): State<Shared>, Path(id): Path<String>) -> Response {
+    match s.kpi.as_ref().and_then(|b| b.get(&id)) {
+        None if s.catalog.load().find(&id).is_none() => {
+            bad(StatusCode::NOT_FOUND, format!("no machine {id:?}"))
+        }
+        None => bad(
+            StatusCode::NOT_FOUND,
+            format!("machine {id} has no [machine.kpi]"),
+        ),
+        Some(None) => bad(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no KPIs yet: the first are computed one [kpi] interval after start".into(),
+        ),
+        Some(Some(report)) => Json(report).into_response(),
+    }
 }
 
 async fn stream(State(s): State<Shared>, _headers: HeaderMap) -> impl IntoResponse {

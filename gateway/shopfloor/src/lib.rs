@@ -9,6 +9,7 @@
 //! - [`http`]: the read-only HTTP API, Server-Sent Events and `/metrics`.
 //! - [`dashboard`]: the live dashboard page, embedded from `dashboards/web`.
 //! - [`metrics`]: counters and histograms, in the Prometheus text format.
+//! - [`kpi`]: the KPI engine, OEE and energy per part as samples of their machines.
 //! - [`record`]: the recorder, MQTT messages of other gateways back into samples.
 //! - [`sink`]: the sinks: MQTT, CSV files, the live store (and the line-protocol encoder).
 //! - [`spool`]: the disk spool, a sink's backlog while its destination is away.
@@ -25,6 +26,7 @@ pub mod demo;
 pub mod dispatch;
 pub mod health;
 pub mod http;
+pub mod kpi;
 pub mod metrics;
 pub mod record;
 pub mod runtime;

@@ -7,6 +7,7 @@
 use crate::config::{Config, ProtocolConfig};
 use crate::dispatch::{self, SinkPort};
 use crate::http::HttpState;
+use crate::kpi::{KpiBoard, KpiEngine};
 use crate::metrics::{Metrics, Reporter};
 use crate::record::Recorder;
 use crate::sink::live::{LiveSink, LiveStore};
@@ -158,6 +159,8 @@ type Lanes = HashMap<String, Producer>;
 
 /// The lane of the recorder (no machine id can be this: ids are `[a-z0-9_-]+`).
 const RECORDER_LANE: &str = "[record]";
+/// The lane of the KPI engine.
+const KPI_LANE: &str = "[kpi]";
 
 /// The ring with a lane per machine (and one for a recorder), and its consumer.
 fn ring_lanes(config: &Config) -> Result<(Lanes, Consumer), StartError> {
@@ -170,6 +173,11 @@ fn ring_lanes(config: &Config) -> Result<(Lanes, Consumer), StartError> {
         // A recorder's one lane takes the whole stream of every gateway it records (and a
         // ring needs a lane).
         owners.push((RECORDER_LANE.into(), config.buffer.capacity.max(1024)));
+    }
+    if config.kpi.is_some() {
+        // A few intervals of every machine's KPI tags.
+        let tags: usize = config.machines.iter().filter(|m| m.kpi.is_some()).count() * 16;
+        owners.push((KPI_LANE.into(), (4 * tags).max(64)));
     }
     let capacities: Vec<usize> = owners.iter().map(|(_, c)| *c).collect();
     let (producers, consumer) = ring::with_lanes(&capacities, config.buffer.when_full)?;
@@ -190,6 +198,7 @@ fn start_http(
     ctx: &SinkContext<'_>,
     status: &Arc<StatusBoard>,
     metrics: &Arc<Metrics>,
+    kpi: Option<Arc<KpiBoard>>,
     sinks: &mut Sinks,
 ) -> Result<Http, StartError> {
     let mut http = Http {
@@ -238,6 +247,7 @@ fn start_http(
         events,
         token,
         started: std::time::Instant::now(),
+        kpi,
     });
     let served = crate::http::serve(listener, state, http.stop.clone());
     http.task.spawn("the HTTP server", served);
@@ -319,14 +329,27 @@ impl Gateway {
             shared: &shared,
         };
         let mut sinks = Sinks::from_table(&ctx)?;
-        let http = start_http(&ctx, &status, &metrics, &mut sinks)?;
+        let kpi = lanes
+            .remove(KPI_LANE)
+            .and_then(|lane| KpiEngine::new(config, lane));
+        let board = kpi.as_ref().map(KpiEngine::board);
+        let http = start_http(&ctx, &status, &metrics, board, &mut sinks)?;
         if sinks.ports.is_empty() {
             warn!(
                 "no sink configured: samples are read but go nowhere (add [mqtt], [influx], [csv] or http)"
             );
         }
         let mut dispatcher = Tasks::new();
-        let ports = std::mem::take(&mut sinks.ports);
+        let mut ports = std::mem::take(&mut sinks.ports);
+        let kpi = kpi.map(|engine| {
+            let (tx, rx) = mpsc::channel(SINK_QUEUE);
+            ports.push(SinkPort {
+                name: "kpi",
+                tx,
+                stats: Arc::default(),
+            });
+            (engine, rx)
+        });
         dispatcher.spawn(
             "the dispatcher",
             dispatch::run(consumer, ports, Arc::clone(&metrics)),
@@ -348,6 +371,13 @@ impl Gateway {
             )?;
             drivers.spawn("the recorder", recorder.run(driver_stop.child_token()));
             info!(broker = %record.url, topics = ?record.topics, "recorder started");
+        }
+        if let Some((engine, input)) = kpi {
+            // Among the drivers: it stops with them, so the ring can drain.
+            drivers.spawn(
+                "the KPI engine",
+                engine.run(input, driver_stop.child_token()),
+            );
         }
         start_drivers(settings, &mut lanes, &reporter, &driver_stop, &mut drivers);
         info!(

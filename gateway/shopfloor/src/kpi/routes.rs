@@ -1,0 +1,109 @@
+//! Which samples of the stream feed which machine's ledger.
+
+use crate::config::Config;
+use shopfloor_core::{MachineId, MachineState, Sample};
+use shopfloor_kpi::{Activity, Counted, Ledger, States, states::number};
+
+/// What one tag's samples mean to one ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// The machine's state.
+    State,
+    /// One of its counters (or its meter's).
+    Counter(Counted),
+}
+
+/// For every machine and tag of the catalog, the ledgers it feeds (by index) and how.
+#[derive(Debug, Default)]
+pub struct Routes {
+    by_tag: Vec<Vec<Vec<(usize, Role)>>>,
+    /// For every machine, the ledgers whose own machine it is.
+    owned: Vec<Vec<usize>>,
+    states: Vec<States>,
+}
+
+impl Routes {
+    /// The routes of `config`'s machines with a `[machine.kpi]`, ledgers in that order.
+    pub fn new(config: &Config) -> Routes {
+        let mut r = Routes {
+            by_tag: config
+                .machines
+                .iter()
+                .map(|m| vec![Vec::new(); m.tags.len()])
+                .collect(),
+            owned: vec![Vec::new(); config.machines.len()],
+            states: Vec::new(),
+        };
+        let watched = config.machines.iter().enumerate();
+        for (ledger, (index, kpi)) in watched
+            .filter_map(|(i, m)| Some((i, m.kpi.as_ref()?)))
+            .enumerate()
+        {
+            r.states.push(kpi.states.clone());
+            r.add(index, kpi.state, ledger, Role::State);
+            r.add(index, kpi.good, ledger, Role::Counter(Counted::Good));
+            if let Some(reject) = kpi.reject {
+                r.add(index, reject, ledger, Role::Counter(Counted::Reject));
+            }
+            if let Some(e) = kpi.energy {
+                r.add(e.machine, e.tag, ledger, Role::Counter(Counted::Energy));
+            }
+            if let Some(o) = r.owned.get_mut(index) {
+                o.push(ledger);
+            }
+        }
+        r
+    }
+
+    fn add(&mut self, machine: usize, tag: usize, ledger: usize, role: Role) {
+        if let Some(t) = self.by_tag.get_mut(machine).and_then(|m| m.get_mut(tag)) {
+            t.push((ledger, role));
+        }
+    }
+
+    /// Feeds `sample` to the ledgers it matters to. A machine's status other than online
+    /// makes its activity not known; a bad state reading too. The KPI tags themselves, after
+    /// a machine's own tags, feed nothing.
+    pub fn feed(&self, ledgers: &mut [Ledger], sample: &Sample) {
+        let m = usize::from(sample.machine.0);
+        if let Some((state, _)) = sample.as_status() {
+            if state != MachineState::Online {
+                for &l in self.owned.get(m).into_iter().flatten() {
+                    if let Some(ledger) = ledgers.get_mut(l) {
+                        ledger.activity(sample.timestamp_ms, Activity::Unknown);
+                    }
+                }
+            }
+            return;
+        }
+        let routes = self
+            .by_tag
+            .get(m)
+            .and_then(|t| t.get(usize::from(sample.tag.0)));
+        for &(l, role) in routes.into_iter().flatten() {
+            let Some(ledger) = ledgers.get_mut(l) else {
+                continue;
+            };
+            let ts = sample.timestamp_ms;
+            match role {
+                Role::State => {
+                    let states = self.states.get(l);
+                    let activity = states.map_or(Activity::Unknown, |s| s.activity(sample.value()));
+                    ledger.activity(ts, activity);
+                }
+                Role::Counter(which) => {
+                    if let Some(n) = number(sample.value()) {
+                        ledger.counter(ts, which, n);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether machine `machine` feeds any ledger at all (a quick skip for the rest).
+    pub fn watches(&self, machine: MachineId) -> bool {
+        self.by_tag
+            .get(usize::from(machine.0))
+            .is_some_and(|tags| tags.iter().any(|t| !t.is_empty()))
+    }
+}

@@ -37,7 +37,12 @@ fn demo_hall() -> String {
          \n\
          [mqtt]\n\
          url = \"mqtt://127.0.0.1:1883\"\n\
-         topic_prefix = \"iqblvd/hardenberg/demo-hall\"\n",
+         topic_prefix = \"iqblvd/hardenberg/demo-hall\"\n\
+         \n\
+         [kpi]\n\
+         window = \"1h\"\n\
+         shifts = [\"06:00\", \"14:00\", \"22:00\"]\n\
+         co2_kg_per_kwh = 0.27\n",
     );
     for (id, kind, port, opcua) in MACHINES {
         let profile = if opcua {
@@ -58,6 +63,11 @@ fn demo_hall() -> String {
         let body: Vec<&str> = profile.lines().skip_while(|l| l.starts_with('#')).collect();
         out.push_str(&body.join("\n"));
         out.push('\n');
+        // The hall's one meter feeds cnc-1.
+        let meter = (id == "cnc-1").then_some("energy-1.energy_import");
+        if let Some(kpi) = shopfloor_sim::profile::kpi_toml(kind, meter) {
+            out.push_str(&kpi);
+        }
     }
     out
 }

@@ -203,6 +203,11 @@ impl Demo {
                 ProtocolConfig::Opcua(ua) => ua.endpoint = "opc.tcp://127.0.0.1:0".into(),
             }
         }
+        // The machines' time runs `speedup` times faster than the gateway's clock, which the
+        // KPIs are measured by: an ideal cycle in machine seconds is that much shorter here.
+        for kpi in config.machines.iter_mut().filter_map(|m| m.kpi.as_mut()) {
+            kpi.ideal_cycle = kpi.ideal_cycle.div_f64(options.speedup);
+        }
         let simulation = Simulation::start(&config, options.seed, options.speedup).await?;
         for started in &simulation.machines {
             if let Some(m) = config.machines.iter_mut().find(|m| m.id == started.id) {

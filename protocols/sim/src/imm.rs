@@ -269,6 +269,7 @@ impl Model for Imm {
             Value::Bool(self.last_rejected),
             Value::U64(alarm_code),
             Value::Text("PP-H 100".into()),
+            Value::U64(u64::from(self.shots.saturating_sub(self.rejects))),
         ]);
         v
     }

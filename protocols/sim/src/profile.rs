@@ -178,6 +178,7 @@ fn imm() -> Vec<ProfileTag> {
         tag("last_shot_rejected", H, 27, Bool).bit(3),
         tag("alarm_code", H, 28, U16).note("0 none, 501..505 heater fault in zone 1..5"),
         tag("material", H, 29, String).len(8).order(WordOrder::BADC),
+        tag("good_count", H, 37, U32).note("shots less rejects"),
     ]
 }
 
@@ -208,6 +209,28 @@ pub fn profile(kind: SimKind) -> Vec<ProfileTag> {
         SimKind::InjectionMoulding => imm(),
         SimKind::EnergyMeter => energy(),
     }
+}
+
+/// The `[machine.kpi]` of a simulated machine: its state codes, counters and an ideal cycle a
+/// little shorter than its mean one; `energy` names the meter that feeds it (`machine.tag`).
+/// `None` for a kind that makes no parts.
+pub fn kpi_toml(kind: SimKind, energy: Option<&str>) -> Option<String> {
+    let (running, planned_stop, reject, ideal_cycle) = match kind {
+        // Cycles of 60–180 s; setup and maintenance are planned.
+        SimKind::Cnc => ("[2]", "[0, 4]", "scrap_count", "100s"),
+        // Cycles of about 13.7 s; heating up is planned, a heater alarm is not.
+        SimKind::InjectionMoulding => ("[1]", "[0]", "reject_count", "12s"),
+        SimKind::EnergyMeter => return None,
+    };
+    let mut out = format!(
+        "\n  [machine.kpi]\n  state = \"state\"\n  running = {running}\n  \
+         planned_stop = {planned_stop}\n  good = \"good_count\"\n  reject = \"{reject}\"\n  \
+         ideal_cycle = \"{ideal_cycle}\"\n"
+    );
+    if let Some(e) = energy {
+        let _ = writeln!(out, "  energy = \"{e}\"");
+    }
+    Some(out)
 }
 
 /// The raw value to write for an engineering value: scale and offset undone, integers rounded

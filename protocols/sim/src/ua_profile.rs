@@ -133,6 +133,7 @@ fn paths(kind: SimKind) -> &'static [(&'static str, &'static str)] {
             ),
             ("alarm_code", "MachineStatus.AlarmCode"),
             ("material", "Jobs.ActiveJobValues.Material"),
+            ("good_count", "Jobs.ActiveJobValues.GoodPartsCounter"),
         ],
         SimKind::EnergyMeter => &[],
     }

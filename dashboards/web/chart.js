@@ -116,18 +116,25 @@ export function draw(canvas, series, windowMs, { color = "#5aa9ff", axes = false
   ctx.lineJoin = "round";
   ctx.beginPath();
   let pen = false;
+  let held = null;
   for (const c of cols) {
     if (!c) {
       pen = false;
       continue;
     }
     if (!pen) ctx.moveTo(c.x, y(c.first));
-    else ctx.lineTo(c.x, y(c.first));
+    else {
+      // A value holds until the next one (report by exception sends changes only): a step,
+      // not a diagonal across the time between two readings.
+      ctx.lineTo(c.x, y(held));
+      ctx.lineTo(c.x, y(c.first));
+    }
     if (c.min !== c.max) {
       ctx.lineTo(c.x, y(c.min));
       ctx.lineTo(c.x, y(c.max));
     }
     ctx.lineTo(c.x, y(c.last));
+    held = c.last;
     pen = true;
   }
   ctx.stroke();

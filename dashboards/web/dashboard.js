@@ -6,7 +6,7 @@
 
 import { Series, draw } from "./chart.js";
 import { layout, machineState } from "./kinds.js";
-import { ago, formatValue, language, setLanguage, t, tagLabel } from "./i18n.js";
+import { ago, formatPercent, formatSeconds, formatValue, language, setLanguage, t, tagLabel } from "./i18n.js";
 
 const SPARK_MS = 5 * 60 * 1000;
 const WINDOWS_MIN = [1, 5, 10];
@@ -35,6 +35,8 @@ const model = {
   dirty: new Set(),
   structureChanged: true,
   windowMin: 5,
+  /** False until the first api/machines answer: the hall says it is loading, not empty. */
+  loaded: false,
 };
 
 /** Counters for tests and for measuring smoothness (see tests/tests/dashboard_browser.rs). */
@@ -69,6 +71,10 @@ function machineFrom(json) {
 }
 
 function applySnapshot(list) {
+  if (!model.loaded) {
+    model.loaded = true;
+    model.structureChanged = true;
+  }
   const ids = list.map((j) => j.id);
   if (ids.join("\n") !== model.order.join("\n")) {
     model.machines.clear();
@@ -120,6 +126,8 @@ async function resync(full) {
   if (rebuilt || full) {
     await loadSparks();
     if (route().machine) await openMachine(route().machine);
+  } else if (route().machine) {
+    await loadKpi(route().machine);
   }
   schedule();
 }
@@ -212,6 +220,10 @@ function renderStructure() {
     return;
   }
   view.kind = "hall";
+  if (!model.loaded) {
+    main.append(el("p", { class: "empty" }, t("loading")));
+    return;
+  }
   if (model.order.length === 0) {
     main.append(el("p", { class: "empty" }, t("no_machines")));
     return;
@@ -238,18 +250,52 @@ function buildCard(m) {
   const spark = el("canvas", { class: "spark" });
   const counter = el("span", { class: "counter" });
   const seen = el("span", { class: "seen" });
+  const oee = m.tags.has("kpi_oee") ? buildOee() : null;
   const root = el(
     "a",
     { class: "card", href: `#/m/${encodeURIComponent(m.id)}`, "data-machine": m.id },
     el("div", { class: "card-head" }, el("h2", {}, m.id), el("span", { class: "kind" }, m.kind), badge),
     note,
+    oee?.root,
     el("div", { class: "keys" }, ...keys.map((k) => k.root)),
     spark,
     el("div", { class: "card-foot" }, counter, seen),
   );
-  const card = { root, badge, note, keys, spark, counter, seen };
+  const card = { root, badge, note, keys, spark, counter, seen, oee };
   fillCard(card, m);
   return card;
+}
+
+const PARTS = [
+  ["availability", "A"],
+  ["performance", "P"],
+  ["quality", "Q"],
+];
+
+/** The OEE figure of a card, with availability, performance and quality beneath. */
+function buildOee() {
+  const figure = el("span", { class: "oee-figure", "data-kpi": "oee" });
+  const parts = PARTS.map(([name, letter]) => {
+    const value = el("span", { "data-kpi": name });
+    return { name, value, root: el("span", { class: "oee-part", title: t(name) }, `${letter} `, value) };
+  });
+  const root = el(
+    "div",
+    { class: "oee" },
+    el("div", {}, el("span", { class: "oee-label" }, t("oee")), figure),
+    el("div", { class: "oee-parts" }, ...parts.map((p) => p.root)),
+  );
+  return { root, figure, parts };
+}
+
+function kpiOf(m, name) {
+  const tag = m.tags.get(`kpi_${name}`);
+  return tag && tag.quality !== "bad" ? tag.value : null;
+}
+
+function fillOee(oee, m) {
+  oee.figure.textContent = formatPercent(kpiOf(m, "oee"));
+  for (const p of oee.parts) p.value.textContent = formatPercent(kpiOf(m, p.name));
 }
 
 function showValue(elem, tag) {
@@ -273,6 +319,7 @@ function fillCard(card, m) {
     card.counter.textContent = `${c.quality !== "bad" ? formatValue(c.value) : "—"}${c.unit ? ` ${c.unit}` : ""} ${label}`;
   }
   card.seen.textContent = t("last_seen", { t: ago(m.lastSeen) });
+  if (card.oee) fillOee(card.oee, m);
 }
 
 // ---------------------------------------------------------------- machine page
@@ -331,9 +378,69 @@ function buildMachinePage(m) {
     note,
     el("div", { class: "machine-body" }, table, grid),
   );
-  const page = { id: m.id, root, badge, note, rows, charts };
+  const kpi = m.tags.has("kpi_oee") ? el("section", { class: "kpi-panel", "data-kpi-panel": m.id }) : null;
+  if (kpi) root.insertBefore(kpi, root.querySelector(".machine-body"));
+  const page = { id: m.id, root, badge, note, rows, charts, kpi };
   fillPage(page, m);
   return page;
+}
+
+/** Fetches a machine's KPI breakdown for its page. */
+async function loadKpi(id) {
+  const m = model.machines.get(id);
+  if (!m || !m.tags.has("kpi_oee")) return;
+  try {
+    m.kpi = await getJson(`api/machines/${encodeURIComponent(id)}/kpi`);
+  } catch {
+    m.kpi = null; // none yet (the first interval has not passed)
+  }
+  model.dirty.add(id);
+}
+
+/** One column of the KPI panel: the big figures, then the breakdown. */
+function kpiColumn(title, b) {
+  const row = (label, value) => el("tr", {}, el("th", {}, t(label)), el("td", { class: "num" }, value));
+  const kwh = (v) => (typeof v === "number" ? `${formatValue(v)} kWh` : "—");
+  const rows = [
+    row("availability", formatPercent(b.availability)),
+    row("performance", formatPercent(b.performance)),
+    row("quality", formatPercent(b.quality)),
+    row("known_time", formatSeconds(b.known_s)),
+    row("planned_time", formatSeconds(b.planned_s)),
+    row("running_time", formatSeconds(b.running_s)),
+    row("planned_stop_time", formatSeconds(b.planned_stop_s)),
+    row("good_parts", formatValue(b.good)),
+    row("reject_parts", formatValue(b.reject)),
+  ];
+  if (b.energy_kwh > 0 || b.energy_per_part_kwh != null) {
+    rows.push(row("energy_used", kwh(b.energy_kwh)));
+    rows.push(row("energy_per_part", kwh(b.energy_per_part_kwh)));
+  }
+  if (b.co2_per_part_kg != null) rows.push(row("co2_per_part", `${formatValue(b.co2_per_part_kg)} kg`));
+  return el(
+    "div",
+    { class: "kpi-column" },
+    el("h3", {}, title),
+    el("p", { class: "oee-figure", "data-kpi": "oee" }, `${t("oee")} ${formatPercent(b.oee)}`),
+    el("table", { class: "kpi-table" }, el("tbody", {}, ...rows)),
+  );
+}
+
+function fillKpi(panel, k) {
+  if (!k) {
+    panel.replaceChildren(el("h2", {}, t("kpi_title")), el("p", { class: "empty" }, t("kpi_none")));
+    return;
+  }
+  const hours = k.window_s >= 3600 ? `${formatValue(k.window_s / 3600)} h` : `${formatValue(k.window_s / 60)} min`;
+  const columns = [kpiColumn(t("kpi_window", { n: hours }), k)];
+  if (k.shift) {
+    const since = new Date(k.shift.start_ms).toLocaleTimeString(language() === "nl" ? "nl-NL" : "en-GB", {
+      hour: "2-digit",
+      minute: "2-digit",
+    });
+    columns.push(kpiColumn(t("kpi_shift", { t: since }), k.shift));
+  }
+  panel.replaceChildren(el("h2", {}, t("kpi_title")), el("div", { class: "kpi-columns" }, ...columns));
 }
 
 async function openMachine(id) {
@@ -353,6 +460,7 @@ async function openMachine(id) {
         .catch(() => {}),
     );
   }
+  jobs.push(loadKpi(id));
   await Promise.all(jobs);
   model.dirty.add(id);
   schedule();
@@ -373,6 +481,10 @@ function fillPage(page, m) {
   page.badge.dataset.state = st;
   page.badge.textContent = t(st);
   page.note.textContent = st === "offline" ? (m.error ?? "") : "";
+  if (page.kpi && page.kpiShown !== m.kpi) {
+    page.kpiShown = m.kpi;
+    fillKpi(page.kpi, m.kpi);
+  }
   for (const [name, row] of page.rows) {
     const tag = m.tags.get(name);
     showValue(row.value, tag);

@@ -12,6 +12,13 @@ const LABELS = {
     good: "good", uncertain: "uncertain", bad: "bad", window: "Window", back: "← Hall",
     no_machines: "No machines in this gateway's config.", unknown_machine: "No machine {id} here.",
     parts: "parts", shots: "shots", energy: "energy", charts: "Charts",
+    loading: "Loading the hall…",
+    oee: "OEE", availability: "Availability", performance: "Performance", quality: "Quality",
+    kpi_title: "Production KPIs", kpi_window: "Last {n}", kpi_shift: "This shift (since {t})",
+    known_time: "Known time", planned_time: "Planned time", running_time: "Running",
+    planned_stop_time: "Planned stops", good_parts: "Good parts", reject_parts: "Rejects",
+    energy_used: "Energy used", energy_per_part: "Energy per part", co2_per_part: "CO₂ per part",
+    kpi_none: "No KPIs yet",
   },
   nl: {
     hall: "Hal", online: "online", offline: "offline", running: "produceert", idle: "stilstand",
@@ -23,6 +30,13 @@ const LABELS = {
     good: "goed", uncertain: "onzeker", bad: "slecht", window: "Venster", back: "← Hal",
     no_machines: "Geen machines in de config van deze gateway.", unknown_machine: "Machine {id} bestaat hier niet.",
     parts: "stuks", shots: "schoten", energy: "energie", charts: "Grafieken",
+    loading: "De hal wordt geladen…",
+    oee: "OEE", availability: "Beschikbaarheid", performance: "Prestatie", quality: "Kwaliteit",
+    kpi_title: "Productie-KPI's", kpi_window: "Laatste {n}", kpi_shift: "Deze ploeg (sinds {t})",
+    known_time: "Bekende tijd", planned_time: "Geplande tijd", running_time: "Produceert",
+    planned_stop_time: "Geplande stops", good_parts: "Goede stuks", reject_parts: "Afkeur",
+    energy_used: "Energieverbruik", energy_per_part: "Energie per stuk", co2_per_part: "CO₂ per stuk",
+    kpi_none: "Nog geen KPI's",
   },
 };
 
@@ -38,6 +52,9 @@ const TAGS_NL = {
   voltage_l3: "spanning L3", current_l1: "stroom L1", current_l2: "stroom L2",
   current_l3: "stroom L3", frequency: "frequentie", power_factor: "arbeidsfactor",
   energy_import: "energie",
+  kpi_oee: "OEE", kpi_availability: "beschikbaarheid", kpi_performance: "prestatie",
+  kpi_quality: "kwaliteit", kpi_good: "goede stuks", kpi_reject: "afkeur",
+  kpi_energy_per_part_kwh: "energie per stuk", kpi_co2_per_part_kg: "CO₂ per stuk",
 };
 
 let lang = pick();
@@ -79,6 +96,22 @@ export function ago(ms, now = Date.now()) {
   if (s < 120) return t("ago_s", { n: s });
   if (s < 7200) return t("ago_m", { n: Math.round(s / 60) });
   return t("ago_h", { n: Math.round(s / 3600) });
+}
+
+/** A fraction (0.734) as a percentage for a display ("73 %"). */
+export function formatPercent(v) {
+  if (typeof v !== "number") return "—";
+  return `${(v * 100).toLocaleString(lang === "nl" ? "nl-NL" : "en-GB", { maximumFractionDigits: 0 })}\u00a0%`;
+}
+
+/** A duration in seconds as "1 h 05 min" or "4 min 10 s". */
+export function formatSeconds(s) {
+  if (typeof s !== "number") return "—";
+  const r = Math.round(s);
+  const h = Math.floor(r / 3600);
+  const m = Math.floor((r % 3600) / 60);
+  if (h > 0) return `${h} h ${String(m).padStart(2, "0")} min`;
+  return `${m} min ${String(r % 60).padStart(2, "0")} s`;
 }
 
 /** A number for a display: few digits, grouped the local way. */

@@ -89,6 +89,27 @@ fn the_hall_shows_every_machine_live_and_a_machine_page_every_tag() {
         Duration::from_secs(10),
     );
     assert!(drawn.is_some(), "a sparkline stayed empty");
+    // Every CNC and moulding machine shows its OEE; cnc-1's availability is a percentage once
+    // it has left its first setup and a KPI interval has passed.
+    let oee_cards = browser.eval(
+        "return [...document.querySelectorAll('.card')].filter(c => c.querySelector('.oee')).map(c => c.dataset.machine);",
+    );
+    assert_eq!(
+        oee_cards,
+        serde_json::json!(["cnc-1", "cnc-2", "imm-1", "imm-2"])
+    );
+    let availability = browser.wait_for(
+        r#"
+        const a = document.querySelector('.card[data-machine="cnc-1"] [data-kpi="availability"]');
+        return a && a.textContent.endsWith('%') ? a.textContent : null;
+        "#,
+        Duration::from_secs(60),
+    );
+    assert!(
+        availability.is_some(),
+        "cnc-1's card shows no availability: {}",
+        browser.eval("return document.querySelector('.card .oee')?.textContent ?? null;")
+    );
     browser.screenshot(&artifact("dashboard-hall.png"));
 
     // The machine page: a row per tag, as many as the API lists, and a chart per number.
@@ -98,8 +119,9 @@ fn the_hall_shows_every_machine_live_and_a_machine_page_every_tag() {
     let rows = browser.wait_for(
         r#"
         const rows = document.querySelectorAll('table.tags tbody tr');
-        // Text tags may be empty (no alarm text); no tag may be without a value.
-        const filled = [...document.querySelectorAll('table.tags td.num')]
+        // Text tags may be empty (no alarm text); no tag may be without a value, but a KPI
+        // whose ratio has a zero denominator is left out.
+        const filled = [...document.querySelectorAll('table.tags td.num:not([data-tag^="kpi_"])')]
             .every(td => td.textContent !== '—');
         return filled ? rows.length : null;
         "#,
@@ -119,12 +141,26 @@ fn the_hall_shows_every_machine_live_and_a_machine_page_every_tag() {
         )
         .expect("the spindle speed chart stayed empty");
     assert!(charts.as_u64().unwrap() >= 15, "{charts} charts");
+    // The KPI breakdown of the window and the shift, with energy per part (cnc-1 has the meter).
+    let breakdown = browser.wait_for(
+        r#"
+        const cols = document.querySelectorAll('.kpi-panel .kpi-column');
+        const text = document.querySelector('.kpi-panel')?.textContent ?? '';
+        return cols.length === 2 && text.includes('Energy per part') ? cols.length : null;
+        "#,
+        Duration::from_secs(15),
+    );
+    assert!(
+        breakdown.is_some(),
+        "no KPI breakdown on the machine page: {}",
+        browser.eval("return document.querySelector('.kpi-panel')?.textContent ?? null;")
+    );
     browser.screenshot(&artifact("dashboard-machine.png"));
 
     // Dutch on request, remembered across a reload.
     browser.eval("document.getElementById('lang').click(); return null;");
     let head = browser.eval(
-        "return [document.querySelector('.brand').textContent, document.querySelector('th').textContent];",
+        "return [document.querySelector('.brand').textContent, document.querySelector('table.tags th').textContent];",
     );
     assert_eq!(head, serde_json::json!(["Hal", "Tag"]));
     browser.reload();

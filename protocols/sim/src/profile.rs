@@ -219,7 +219,7 @@ pub fn kpi_toml(kind: SimKind, energy: Option<&str>) -> Option<String> {
         // Cycles of 60–180 s; setup and maintenance are planned.
         SimKind::Cnc => ("[2]", "[0, 4]", "scrap_count", "100s"),
         // Cycles of about 13.7 s; heating up is planned, a heater alarm is not.
-        SimKind::InjectionMoulding => ("[1]", "[0]", "reject_count", "12s"),
+        SimKind::InjectionMoulding => ("[1]", "[0]", "reject_count", "11.5s"),
         SimKind::EnergyMeter => return None,
     };
     let mut out = format!(

@@ -13,15 +13,15 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// Tag names, machine kinds and the measurement of the demo hall.
+/// Tag names (the KPI tags with them) and machine kinds of the demo hall.
 fn hall() -> (BTreeSet<String>, BTreeSet<String>) {
     let path = root().join("config/demo-hall.toml");
     let text = std::fs::read_to_string(&path).unwrap();
     let config = shopfloor::config::Config::parse(&path, &text).unwrap();
-    let tags = config
-        .machines
-        .iter()
-        .flat_map(|m| m.tags.iter().map(|t| t.name.clone()))
+    let catalog = config.catalog().unwrap();
+    let tags = catalog
+        .machines()
+        .flat_map(|(_, m)| m.tags.iter().map(|t| t.name.clone()))
         .collect();
     let kinds = config.machines.iter().map(|m| m.kind.clone()).collect();
     (tags, kinds)

@@ -312,6 +312,14 @@ async fn kpis_match_the_timeline_by_hand_and_survive_a_restart() {
     // good: 101, 102, 103, then 2 → 4 after the reset; reject: 5 → 6; energy 50 → 51.5.
     let (good, reject, kwh) = (5.0, 1.0, 1.5);
     let r = report_after(http, now_ms(), |_| true).await;
+    let meter = tokio::task::spawn_blocking(move || get(http, "/api/machines/meter/kpi", None))
+        .await
+        .unwrap();
+    assert_eq!(
+        meter.status, 404,
+        "a machine without [machine.kpi]: {}",
+        meter.body
+    );
     let end = r["computed_ms"].as_i64().unwrap();
     let (known, planned, running, stop) = t.seconds(end);
     let want = expected(&t, end, good, reject);

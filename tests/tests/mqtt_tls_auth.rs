@@ -149,3 +149,66 @@ async fn a_missing_password_variable_stops_the_start_with_its_position() {
         "{err}"
     );
 }
+
+/// A recorder on the same secured broker, with its own credentials and trust (CA file, client
+/// certificate, username and password from the environment): it stores what the gateway
+/// publishes over TLS, and with a wrong password it stores nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recorder_connects_with_its_credentials_over_tls() {
+    let pki = Pki::new();
+    let broker = Mosquitto::start_tls(&pki, "gateway", "s3cret");
+    let tls_port = broker.tls_port.unwrap();
+    let dev = device().await;
+    let env = [("SHOPFLOOR_TEST_MQTT_PASSWORD", "s3cret")];
+    let _gw =
+        GatewayProcess::start_with_env(&config(&pki, tls_port, &dev.addr.to_string(), 1), &env);
+    let recorder = format!(
+        r#"
+[gateway]
+name = "tls-recorder"
+
+[record]
+url = "mqtts://127.0.0.1:{tls_port}"
+topics = ["secure/#"]
+username = "gateway"
+password_env = "SHOPFLOOR_TEST_MQTT_PASSWORD"
+ca_file = "{}"
+client_cert = "{}"
+client_key = "{}"
+
+[csv]
+dir = "data"
+"#,
+        pki.ca.display(),
+        pki.client_cert.display(),
+        pki.client_key.display()
+    );
+    let rec = GatewayProcess::start_with_env(&recorder, &env);
+    let file = |rec: &GatewayProcess| {
+        let dir = rec.dir.path().join("data/press-1");
+        std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
+            .collect::<String>()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !file(&rec).contains(",press-1,pressure,812.25,good,bar") {
+        assert!(
+            Instant::now() < deadline,
+            "the recorder stored nothing over TLS:\n{}",
+            rec.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The same recorder with a wrong password: the broker refuses it, and it stores nothing
+    // while the gateway's samples keep coming (a subscriber sees them).
+    let wrong =
+        GatewayProcess::start_with_env(&recorder, &[("SHOPFLOOR_TEST_MQTT_PASSWORD", "nope")]);
+    let mut sub = Subscriber::start(broker.port, "secure/press-1/pressure").await;
+    for _ in 0..10 {
+        sub.expect(Duration::from_secs(10), "a sample", |_| true)
+            .await;
+    }
+    assert!(file(&wrong).is_empty(), "stored with a wrong password");
+}

@@ -130,6 +130,13 @@ pub struct MqttConfig {
     pub qos: u8,
     /// Message layout.
     pub layout: Layout,
+    /// Credentials and trust.
+    pub auth: BrokerAuth,
+}
+
+/// How a client proves itself to a broker and which broker it trusts: `[mqtt]` and `[record]`.
+#[derive(Debug, Clone, Default)]
+pub struct BrokerAuth {
     /// Username, if any.
     pub username: Option<String>,
     /// Password variable, if any.
@@ -140,6 +147,18 @@ pub struct MqttConfig {
     pub client_cert: Option<PathBuf>,
     /// Client key for `mqtts://`.
     pub client_key: Option<PathBuf>,
+}
+
+impl BrokerAuth {
+    /// The password, read from its variable now (empty for a username without one); `None`
+    /// without a username.
+    pub fn password(&self) -> Result<Option<String>, ConfigError> {
+        match (&self.username, &self.password_env) {
+            (Some(_), Some(env)) => env.resolve().map(Some),
+            (Some(_), None) => Ok(Some(String::new())),
+            (None, _) => Ok(None),
+        }
+    }
 }
 
 /// `[influx]`.
@@ -176,6 +195,8 @@ pub struct RecordConfig {
     pub max_machines: usize,
     /// Tags learnt at most, over all machines.
     pub max_tags: usize,
+    /// Credentials and trust.
+    pub auth: BrokerAuth,
 }
 
 impl RecordConfig {

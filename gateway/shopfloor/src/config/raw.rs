@@ -76,6 +76,11 @@ pub(crate) struct RawRecord {
     pub share_group: Option<S<String>>,
     pub max_machines: Option<S<i64>>,
     pub max_tags: Option<S<i64>>,
+    pub username: Option<S<String>>,
+    pub password_env: Option<S<String>>,
+    pub ca_file: Option<S<String>>,
+    pub client_cert: Option<S<String>>,
+    pub client_key: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]

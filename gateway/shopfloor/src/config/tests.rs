@@ -292,7 +292,7 @@ fn env_references_resolve_or_point_at_their_key() {
         "username = \"gw\"\npassword_env = \"SHOPFLOOR_TEST_SURELY_UNSET_VAR\"",
     );
     let c = parse(&src).unwrap();
-    let env = c.mqtt.unwrap().password_env.unwrap();
+    let env = c.mqtt.unwrap().auth.password_env.unwrap();
     let e = env.resolve().unwrap_err();
     assert_eq!(e.line, line_of("topic_prefix") + 1);
     assert!(e.message.contains("SHOPFLOOR_TEST_SURELY_UNSET_VAR"));
@@ -431,6 +431,34 @@ flush_interval = "250ms"
             error_of(&named).starts_with("14:15: measurement must not"),
             "{measurement:?}: {}",
             error_of(&named)
+        );
+    }
+    // Credentials and trust as [mqtt] takes them.
+    let secured = recorder.replace(
+        "share_group = \"recorders\"",
+        "share_group = \"recorders\"\nusername = \"recorder\"\npassword_env = \"REC_PASSWORD\"",
+    );
+    let auth = parse(&secured).unwrap().record.unwrap().auth;
+    assert_eq!(auth.username.as_deref(), Some("recorder"));
+    assert_eq!(
+        auth.password_env.map(|e| e.var).as_deref(),
+        Some("REC_PASSWORD")
+    );
+    let cases = [
+        (
+            recorder.replace("share_group", "ca_file = \"ca.pem\"\nshare_group"),
+            "`ca_file` needs an mqtts:// url",
+        ),
+        (
+            recorder.replace("share_group", "password_env = \"P\"\nshare_group"),
+            "password_env without username",
+        ),
+    ];
+    for (src, want) in cases {
+        let errs = parse(&src).unwrap_err().0;
+        assert!(
+            errs.iter().any(|e| e.message.contains(want)),
+            "{errs:?} should say {want}"
         );
     }
 }

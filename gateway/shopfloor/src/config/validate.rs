@@ -364,37 +364,66 @@ fn mqtt(v: &mut V<'_>, s: &S<super::raw::RawMqtt>, gateway: &str) -> Option<Mqtt
             Layout::Tag
         }
     };
-    let tls = url.as_ref().is_some_and(|u| u.scheme == "mqtts");
-    if !tls {
-        for (key, val) in [
-            ("ca_file", &m.ca_file),
-            ("client_cert", &m.client_cert),
-            ("client_key", &m.client_key),
-        ] {
-            v.not_allowed(val, key, "needs an mqtts:// url");
-        }
-    }
-    if m.client_cert.is_some() != m.client_key.is_some() {
-        v.err(
-            s.span(),
-            "client_cert and client_key go together: set both or neither",
-        );
-    }
-    let password_env = v.env(&m.password_env);
-    if password_env.is_some() && m.username.is_none() {
-        v.err(s.span(), "password_env without username");
-    }
+    let keys = AuthKeys {
+        username: &m.username,
+        password_env: &m.password_env,
+        ca_file: &m.ca_file,
+        client_cert: &m.client_cert,
+        client_key: &m.client_key,
+    };
+    let auth = broker_auth(v, s.span(), url.as_ref(), &keys);
     Some(MqttConfig {
         url: url?,
         topic_prefix,
         qos,
         layout,
-        username: m.username.as_ref().map(|u| u.get_ref().clone()),
-        password_env,
-        ca_file: v.existing_file(&m.ca_file),
-        client_cert: v.existing_file(&m.client_cert),
-        client_key: v.existing_file(&m.client_key),
+        auth,
     })
+}
+
+/// The credential and trust keys of a section that talks to a broker.
+struct AuthKeys<'a> {
+    username: &'a Option<S<String>>,
+    password_env: &'a Option<S<String>>,
+    ca_file: &'a Option<S<String>>,
+    client_cert: &'a Option<S<String>>,
+    client_key: &'a Option<S<String>>,
+}
+
+/// Checks `keys` of the section at `section` whose broker is `url`.
+fn broker_auth(
+    v: &mut V<'_>,
+    section: Range<usize>,
+    url: Option<&Url>,
+    keys: &AuthKeys<'_>,
+) -> BrokerAuth {
+    let tls = url.is_some_and(|u| u.scheme == "mqtts");
+    if !tls {
+        for (key, val) in [
+            ("ca_file", keys.ca_file),
+            ("client_cert", keys.client_cert),
+            ("client_key", keys.client_key),
+        ] {
+            v.not_allowed(val, key, "needs an mqtts:// url");
+        }
+    }
+    if keys.client_cert.is_some() != keys.client_key.is_some() {
+        v.err(
+            section.clone(),
+            "client_cert and client_key go together: set both or neither",
+        );
+    }
+    let password_env = v.env(keys.password_env);
+    if password_env.is_some() && keys.username.is_none() {
+        v.err(section, "password_env without username");
+    }
+    BrokerAuth {
+        username: keys.username.as_ref().map(|u| u.get_ref().clone()),
+        password_env,
+        ca_file: v.existing_file(keys.ca_file),
+        client_cert: v.existing_file(keys.client_cert),
+        client_key: v.existing_file(keys.client_key),
+    }
 }
 
 fn influx(v: &mut V<'_>, s: &S<super::raw::RawInflux>) -> Option<InfluxConfig> {
@@ -485,12 +514,21 @@ fn record(v: &mut V<'_>, s: &S<super::raw::RawRecord>) -> Option<RecordConfig> {
         RecordConfig::DEFAULT_MAX_TAGS,
         "max_tags",
     );
+    let keys = AuthKeys {
+        username: &x.username,
+        password_env: &x.password_env,
+        ca_file: &x.ca_file,
+        client_cert: &x.client_cert,
+        client_key: &x.client_key,
+    };
+    let auth = broker_auth(v, s.span(), url.as_ref(), &keys);
     Some(RecordConfig {
         url: url?,
         topics,
         share_group: x.share_group.as_ref().map(|g| g.get_ref().clone()),
         max_machines,
         max_tags,
+        auth,
     })
 }
 

@@ -69,6 +69,9 @@ pub enum RecordError {
     /// TLS for `mqtts://`.
     #[error("[record]: {0}")]
     Tls(#[from] tls::TlsError),
+    /// The password variable is missing.
+    #[error(transparent)]
+    Secret(#[from] crate::config::ConfigError),
 }
 
 /// A machine the recorder has seen.
@@ -117,9 +120,12 @@ impl Recorder {
             .set_manual_acks(true)
             .set_keep_alive(Duration::from_secs(15))
             .set_max_packet_size(1 << 20, 1 << 20);
+        if let (Some(user), Some(password)) = (&cfg.auth.username, cfg.auth.password()?) {
+            options.set_credentials(user, password);
+        }
         if cfg.url.scheme == "mqtts" {
             options.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
-                tls::system_roots()?,
+                tls::client_config(&cfg.auth)?,
             )));
         }
         let filters = cfg

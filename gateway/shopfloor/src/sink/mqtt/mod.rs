@@ -207,11 +207,7 @@ impl MqttSink {
     ) -> Result<MqttSink, MqttError> {
         let prefix = cfg.topic_prefix.clone();
         let gateway_topic: Arc<str> = encode::gateway_topic(&prefix, gateway).into();
-        let password = match (&cfg.username, &cfg.password_env) {
-            (Some(_), Some(env)) => Some(env.resolve()?),
-            (Some(_), None) => Some(String::new()),
-            (None, _) => None,
-        };
+        let password = cfg.auth.password()?;
         let offline = encode::gateway_payload(false);
         let mut connect = Vec::new();
         wire::connect(
@@ -226,12 +222,12 @@ impl MqttSink {
                     qos: 1,
                     retain: true,
                 }),
-                username: cfg.username.as_deref(),
+                username: cfg.auth.username.as_deref(),
                 password: password.as_deref().map(str::as_bytes),
             },
         );
         let tls = match cfg.url.scheme.as_str() {
-            "mqtts" => Some(tls::client_config(&cfg)?),
+            "mqtts" => Some(tls::client_config(&cfg.auth)?),
             _ => None,
         };
         let target = Arc::new(Target {

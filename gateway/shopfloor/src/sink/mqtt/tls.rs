@@ -1,7 +1,7 @@
 //! TLS for `mqtts://`: rustls with the system's roots or a configured CA, and an optional
 //! client certificate.
 
-use crate::config::MqttConfig;
+use crate::config::BrokerAuth;
 use rustls::RootCertStore;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use std::fs::File;
@@ -54,26 +54,9 @@ fn key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
         .ok_or_else(|| file_err(path, "no PEM private key in the file"))
 }
 
-/// A client configuration trusting the system's roots, without a client certificate.
-pub fn system_roots() -> Result<Arc<rustls::ClientConfig>, TlsError> {
-    let mut roots = RootCertStore::empty();
-    for c in rustls_native_certs::load_native_certs().certs {
-        let _ = roots.add(c);
-    }
-    if roots.is_empty() {
-        return Err(TlsError::NoRoots);
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    Ok(Arc::new(
-        rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()?
-            .with_root_certificates(roots)
-            .with_no_client_auth(),
-    ))
-}
-
-/// The rustls client configuration for `cfg`.
-pub fn client_config(cfg: &MqttConfig) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+/// The rustls client configuration for `cfg`: its CA file or the system's roots, and its
+/// client certificate when it has one.
+pub fn client_config(cfg: &BrokerAuth) -> Result<Arc<rustls::ClientConfig>, TlsError> {
     let mut roots = RootCertStore::empty();
     match &cfg.ca_file {
         Some(ca) => {

@@ -132,6 +132,29 @@ impl GatewayProcess {
         );
     }
 
+    /// Waits up to `within` for the structured log event `name` (a line with the field
+    /// `event="name"`, which the gateway keeps stable whatever its message says); fails the
+    /// test with the log if none comes.
+    pub fn expect_event(&self, name: &str, within: Duration) {
+        let field = format!("event=\"{name}\"");
+        assert!(
+            wait_until(within, || self.log().contains(&field)),
+            "no event {name:?} in the log within {within:?}:\n{}",
+            self.log()
+        );
+    }
+
+    /// As [`GatewayProcess::expect_event`], for the event of one sink (`sink="..."` follows
+    /// `event` on the line).
+    pub fn expect_sink_event(&self, name: &str, sink: &str, within: Duration) {
+        let fields = format!("event=\"{name}\" sink=\"{sink}\"");
+        assert!(
+            wait_until(within, || self.log().contains(&fields)),
+            "no event {name:?} of sink {sink} in the log within {within:?}:\n{}",
+            self.log()
+        );
+    }
+
     /// True while the process runs.
     pub fn is_running(&mut self) -> bool {
         self.child

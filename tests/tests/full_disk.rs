@@ -104,14 +104,8 @@ async fn a_full_disk_under_the_spool_loses_nothing_while_broker_and_store_take_s
     let metrics = || get(api, "/metrics", None).body;
 
     // The disk is full from the start: both sinks must deliver anyway, from memory.
-    gw.expect_log(
-        "cannot write to the MQTT spool; messages wait in memory",
-        Duration::from_secs(20),
-    );
-    gw.expect_log(
-        "cannot write the batch to the spool; batches wait in memory",
-        Duration::from_secs(20),
-    );
+    gw.expect_sink_event("spool_unwritable", "mqtt", Duration::from_secs(20));
+    gw.expect_sink_event("spool_unwritable", "influx", Duration::from_secs(20));
     let deadline = Instant::now() + Duration::from_secs(30);
     let goal = 5_000; // samples per sink, about 5 s of reading
     loop {

@@ -169,7 +169,7 @@ async fn every_sample_arrives_with_its_value_type_and_timestamp() {
         &config(&store.url(), &dev.addr.to_string(), ""),
         &[("SHOPFLOOR_TEST_INFLUX_TOKEN", TOKEN)],
     );
-    gw.expect_log("writing to the time-series store", Duration::from_secs(20));
+    gw.expect_event("store_writer_started", Duration::from_secs(20));
     std::thread::sleep(Duration::from_secs(3));
     assert!(
         gw.terminate(Duration::from_secs(5)).success(),
@@ -197,14 +197,14 @@ async fn the_store_stopped_and_started_mid_run_loses_nothing() {
         &config(&store.url(), &dev.addr.to_string(), ""),
         &[("SHOPFLOOR_TEST_INFLUX_TOKEN", TOKEN)],
     );
-    gw.expect_log("writing to the time-series store", Duration::from_secs(20));
+    gw.expect_event("store_writer_started", Duration::from_secs(20));
     std::thread::sleep(Duration::from_secs(1));
     store.stop();
-    gw.expect_log("cannot write to the store", Duration::from_secs(10));
+    gw.expect_event("store_unreachable", Duration::from_secs(10));
     // Away for 30 s, as a store being upgraded is.
     std::thread::sleep(Duration::from_secs(30));
     store.restart();
-    gw.expect_log("store reachable again", Duration::from_secs(40));
+    gw.expect_event("store_reachable", Duration::from_secs(40));
     std::thread::sleep(Duration::from_secs(1));
     assert!(
         gw.terminate(Duration::from_secs(5)).success(),
@@ -480,19 +480,19 @@ async fn a_gateway_killed_during_an_outage_replays_its_spool() {
     );
     let env = [("SHOPFLOOR_TEST_INFLUX_TOKEN", TOKEN)];
     let mut first = GatewayProcess::start_with_env(&config, &env);
-    first.expect_log("writing to the time-series store", Duration::from_secs(20));
+    first.expect_event("store_writer_started", Duration::from_secs(20));
     std::thread::sleep(Duration::from_secs(1));
     store.stop();
-    first.expect_log("cannot write to the store", Duration::from_secs(10));
+    first.expect_event("store_unreachable", Duration::from_secs(10));
     std::thread::sleep(Duration::from_secs(3));
     let killed_at = shopfloor_core::time::now_ms();
     first.kill();
 
     // Started again while the store is still away: it finds its spool, then the store returns.
     let mut second = GatewayProcess::start_with_env(&config, &env);
-    second.expect_log("replaying the spool", Duration::from_secs(20));
+    second.expect_event("spool_replay", Duration::from_secs(20));
     store.restart();
-    second.expect_log("store reachable again", Duration::from_secs(40));
+    second.expect_event("store_reachable", Duration::from_secs(40));
     std::thread::sleep(Duration::from_secs(2));
     assert!(
         second.terminate(Duration::from_secs(5)).success(),

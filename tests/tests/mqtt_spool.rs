@@ -149,7 +149,7 @@ async fn a_gateway_killed_during_a_broker_outage_replays_its_spool() {
     );
     broker.stop();
     seen.record(before.collect_for(Duration::from_millis(200)).await);
-    first.expect_log("MQTT not connected", Duration::from_secs(10));
+    first.expect_event("mqtt_unreachable", Duration::from_secs(10));
     // The outage: what is read now goes to the spool only.
     tokio::time::sleep(Duration::from_secs(4)).await;
     let killed_at = now_ms();
@@ -157,7 +157,7 @@ async fn a_gateway_killed_during_a_broker_outage_replays_its_spool() {
 
     let second_started = now_ms();
     let second = GatewayProcess::start(&cfg);
-    second.expect_log("replaying the spool", Duration::from_secs(20));
+    second.expect_event("spool_replay", Duration::from_secs(20));
     broker.restart();
     let restarted = now_ms();
     let mut after = Subscriber::start(broker.port, &filter).await;
@@ -238,7 +238,7 @@ async fn an_outage_longer_than_the_spool_drops_the_oldest_and_counts_exactly() {
     seen.record(vec![first]);
 
     link.cut();
-    gw.expect_log("MQTT not connected", Duration::from_secs(10));
+    gw.expect_event("mqtt_unreachable", Duration::from_secs(10));
     let limit = 1 << 20;
     let mut largest = 0;
     let outage_end = Instant::now() + Duration::from_secs(10);

@@ -118,11 +118,7 @@ async fn a_recorder_stores_what_gateways_publish_in_both_layouts() {
     let dev = device().await;
     let http = format!("127.0.0.1:{}", free_port());
     let mut rec = GatewayProcess::start(&recorder(&broker, "rec", None, Some(&http)));
-    assert!(
-        rec.wait_for_log("recording", Duration::from_secs(20)),
-        "{}",
-        rec.log()
-    );
+    rec.expect_event("recording", Duration::from_secs(20));
     let mut tag_gw = GatewayProcess::start(&gateway(&broker, "gw-a", "press-1", "tag", &dev));
     let mut machine_gw =
         GatewayProcess::start(&gateway(&broker, "gw-b", "press-2", "machine", &dev));
@@ -189,11 +185,7 @@ async fn two_recorders_in_a_share_group_split_the_stream() {
     let mut r1 = GatewayProcess::start(&recorder(&broker, "rec-1", Some("recorders"), None));
     let mut r2 = GatewayProcess::start(&recorder(&broker, "rec-2", Some("recorders"), None));
     for r in [&r1, &r2] {
-        assert!(
-            r.wait_for_log("recording", Duration::from_secs(20)),
-            "{}",
-            r.log()
-        );
+        r.expect_event("recording", Duration::from_secs(20));
     }
     let mut gw = GatewayProcess::start(&gateway(&broker, "gw-a", "press-1", "tag", &dev));
     std::thread::sleep(Duration::from_secs(3));
@@ -313,11 +305,7 @@ async fn a_recorder_restarted_mid_stream_stores_what_was_published_while_it_was_
     let dev = device().await;
     let config = recorder(&broker, "rec", None, None);
     let mut first = GatewayProcess::start(&config);
-    assert!(
-        first.wait_for_log("recording", Duration::from_secs(20)),
-        "{}",
-        first.log()
-    );
+    first.expect_event("recording", Duration::from_secs(20));
     let mut gw = GatewayProcess::start(&gateway(&broker, "gw-a", "press-1", "tag", &dev));
     assert!(
         wait_for_rows(&[first.dir.path()], "press-1", 50) >= 50,
@@ -337,11 +325,7 @@ async fn a_recorder_restarted_mid_stream_stores_what_was_published_while_it_was_
         gw.log()
     );
     let mut second = GatewayProcess::start(&config);
-    assert!(
-        second.wait_for_log("recording", Duration::from_secs(20)),
-        "{}",
-        second.log()
-    );
+    second.expect_event("recording", Duration::from_secs(20));
     assert!(
         wait_for_rows(&[second.dir.path()], "press-1", 50) >= 50,
         "{}",

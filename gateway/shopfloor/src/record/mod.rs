@@ -187,7 +187,7 @@ impl Recorder {
                     {
                         warn!(filters = ?self.filters, "the broker refused a subscription");
                     } else {
-                        info!(filters = ?self.filters, "recording");
+                        info!(event = "recording", filters = ?self.filters, "recording");
                     }
                 }
                 Ok(Event::Incoming(Packet::Publish(p))) => {

@@ -267,6 +267,7 @@ impl Spool {
         let c = self.counts;
         if c.pending > 0 {
             tracing::info!(
+                event = "spool_replay",
                 sink,
                 records = c.pending,
                 samples = c.pending_weight,

@@ -75,7 +75,7 @@ impl Backlog {
                 Ok(()) => return 0,
                 Err(e) => {
                     if let Some(repeats) = self.push_trouble.ready() {
-                        warn!(error = %e, repeats, "cannot write the batch to the spool; batches wait in memory meanwhile");
+                        warn!(event = "spool_unwritable", sink = "influx", error = %e, repeats, "cannot write the batch to the spool; batches wait in memory meanwhile");
                     }
                 }
             }

@@ -211,7 +211,7 @@ impl InfluxSink {
         budget: Duration,
         fsync: Duration,
     ) {
-        info!(url = %self.client.url(), "writing to the time-series store");
+        info!(event = "store_writer_started", url = %self.client.url(), "writing to the time-series store");
         let mut tick = tokio::time::interval(self.flush_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut sync_tick = tokio::time::interval(fsync);
@@ -263,7 +263,7 @@ impl InfluxSink {
                     match outcome {
                         Outcome::Written => {
                             if failing || refusing.is_some() {
-                                info!(waiting = self.backlog.samples(), "store reachable again; writing the backlog");
+                                info!(event = "store_reachable", waiting = self.backlog.samples(), "store reachable again; writing the backlog");
                                 failing = false;
                                 refusing = None;
                             }
@@ -304,7 +304,7 @@ impl InfluxSink {
                             if failing {
                                 debug!(error = %why, retry_in = ?delay, "store still unreachable");
                             } else {
-                                warn!(error = %why, retry_in = ?delay, "cannot write to the store; keeping the points and retrying");
+                                warn!(event = "store_unreachable", error = %why, retry_in = ?delay, "cannot write to the store; keeping the points and retrying");
                                 failing = true;
                             }
                             retry_at = Some(Instant::now() + delay);

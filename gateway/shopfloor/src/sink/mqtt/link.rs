@@ -188,7 +188,7 @@ impl Link {
         let reason = e.to_string();
         // A new reason is worth a warning; the same one again is not.
         if was_up || self.last_error.as_deref() != Some(reason.as_str()) {
-            warn!(broker = %self.url, error = %reason, "MQTT not connected; retrying");
+            warn!(event = "mqtt_unreachable", broker = %self.url, error = %reason, "MQTT not connected; retrying");
         } else {
             debug!(broker = %self.url, error = %reason, "MQTT connect failed again");
         }

@@ -348,11 +348,15 @@ impl MqttSink {
                 SinkStats::add(&self.stats.dropped, draft.weight);
                 return;
             }
-            complain(
-                &mut self.push_trouble,
-                &e,
-                "cannot write to the MQTT spool; messages wait in memory meanwhile",
-            );
+            if let Some(repeats) = self.push_trouble.ready() {
+                warn!(
+                    event = "spool_unwritable",
+                    sink = "mqtt",
+                    error = %e,
+                    repeats,
+                    "cannot write to the MQTT spool; messages wait in memory meanwhile"
+                );
+            }
             if draft.weight > 0 {
                 self.unspooled += 1;
             }

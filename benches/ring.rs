@@ -1,5 +1,7 @@
 //! `cargo bench --bench ring`: samples per second through the ring buffer, one producer thread
-//! and one consumer thread, beside crossbeam's `ArrayQueue` and tokio's `mpsc` in the same run.
+//! and one consumer thread, beside crossbeam's `ArrayQueue` and tokio's `mpsc` (which take one
+//! sample per operation) and `rtrb` (a single-producer, single-consumer ring that writes and
+//! reads in chunks, as the shopfloor ring does) in the same run.
 //!
 //! Every implementation runs the same loop: the producer spins while the queue is full (nothing
 //! is dropped, so every sample is counted), the consumer spins while it is empty. `single` moves
@@ -156,6 +158,43 @@ fn crossbeam(n: u64, batch: usize) -> Duration {
     )
 }
 
+fn rtrb_ring(n: u64, batch: usize) -> Duration {
+    let (mut p, mut c) = rtrb::RingBuffer::new(CAPACITY);
+    two_threads(
+        n,
+        move |n| {
+            let mut i = 0;
+            while i < n {
+                let want = (n - i).min(batch as u64) as usize;
+                match p.write_chunk_uninit(want) {
+                    Ok(chunk) => {
+                        let written = chunk.fill_from_iter((0..want as u64).map(|k| sample(i + k)));
+                        i += written as u64;
+                    }
+                    Err(_) => std::hint::spin_loop(),
+                }
+            }
+        },
+        move |n| {
+            let mut out: Vec<Sample> = Vec::with_capacity(batch);
+            let mut got = 0;
+            while got < n {
+                out.clear();
+                let k = c.slots().min(batch);
+                if k == 0 {
+                    std::hint::spin_loop();
+                    continue;
+                }
+                if let Ok(chunk) = c.read_chunk(k) {
+                    out.extend(chunk);
+                }
+                black_box(&out);
+                got += out.len() as u64;
+            }
+        },
+    )
+}
+
 fn tokio_mpsc(n: u64, batch: usize) -> Duration {
     let (tx, mut rx) = tokio::sync::mpsc::channel(CAPACITY);
     two_threads(
@@ -205,6 +244,7 @@ fn ring_bench(c: &mut Criterion) {
         b.iter_custom(|n| crossbeam(n, 1))
     });
     g.bench_function("tokio_mpsc/single", |b| b.iter_custom(|n| tokio_mpsc(n, 1)));
+    g.bench_function("rtrb/single", |b| b.iter_custom(|n| rtrb_ring(n, 1)));
     g.bench_function("shopfloor/batch64", |b| b.iter_custom(shopfloor_batch));
     g.bench_function("crossbeam_array_queue/batch64", |b| {
         b.iter_custom(|n| crossbeam(n, BATCH))
@@ -212,6 +252,7 @@ fn ring_bench(c: &mut Criterion) {
     g.bench_function("tokio_mpsc/batch64", |b| {
         b.iter_custom(|n| tokio_mpsc(n, BATCH))
     });
+    g.bench_function("rtrb/batch64", |b| b.iter_custom(|n| rtrb_ring(n, BATCH)));
     g.finish();
 }
 

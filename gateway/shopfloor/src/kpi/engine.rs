@@ -218,11 +218,12 @@ impl KpiEngine {
                 .map(|w| w.id.as_str())
                 .zip(&self.ledgers),
         );
-        let done = tokio::task::spawn_blocking(move || persist::save(&path, &saved)).await;
-        match done {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => warn!(error = %e, "cannot save the KPI state"),
-            Err(e) => warn!(error = %e, "cannot save the KPI state"),
+        let done = tokio::task::spawn_blocking(move || persist::save(&path, &saved))
+            .await
+            .map_err(std::io::Error::other)
+            .and_then(|saved| saved);
+        if let Err(e) = done {
+            warn!(error = %e, "cannot save the KPI state");
         }
     }
 }

@@ -19,6 +19,8 @@ pub struct Routes {
     by_tag: Vec<Vec<Vec<(usize, Role)>>>,
     /// For every machine, the ledgers whose own machine it is.
     owned: Vec<Vec<usize>>,
+    /// For every machine, whether any of its samples feeds a ledger.
+    watched: Vec<bool>,
     states: Vec<States>,
 }
 
@@ -32,6 +34,7 @@ impl Routes {
                 .map(|m| vec![Vec::new(); m.tags.len()])
                 .collect(),
             owned: vec![Vec::new(); config.machines.len()],
+            watched: vec![false; config.machines.len()],
             states: Vec::new(),
         };
         let watched = config.machines.iter().enumerate();
@@ -58,6 +61,9 @@ impl Routes {
     fn add(&mut self, machine: usize, tag: usize, ledger: usize, role: Role) {
         if let Some(t) = self.by_tag.get_mut(machine).and_then(|m| m.get_mut(tag)) {
             t.push((ledger, role));
+            if let Some(w) = self.watched.get_mut(machine) {
+                *w = true;
+            }
         }
     }
 
@@ -102,8 +108,9 @@ impl Routes {
 
     /// Whether machine `machine` feeds any ledger at all (a quick skip for the rest).
     pub fn watches(&self, machine: MachineId) -> bool {
-        self.by_tag
+        self.watched
             .get(usize::from(machine.0))
-            .is_some_and(|tags| tags.iter().any(|t| !t.is_empty()))
+            .copied()
+            .unwrap_or(false)
     }
 }

@@ -78,7 +78,7 @@ struct Replay {
 
 fn kind_and_interval(m: &MachineConfig) -> (SimKind, Duration) {
     match &m.protocol {
-        ProtocolConfig::ModbusTcp(c) => (c.simulator.unwrap(), c.poll_interval),
+        ProtocolConfig::Modbus(c) => (c.simulator.unwrap(), c.poll_interval),
         ProtocolConfig::Opcua(c) => (c.simulator.unwrap(), c.publishing_interval),
     }
 }

@@ -129,19 +129,22 @@ pub fn check_report(config: &Config, plan: bool) -> String {
     if !plan {
         return out;
     }
+    let mut modbus = Vec::new();
     for (i, m) in config.machines.iter().enumerate() {
-        let ProtocolConfig::ModbusTcp(mb) = &m.protocol else {
+        let ProtocolConfig::Modbus(mb) = &m.protocol else {
             continue;
         };
         let Some(machine) = config.modbus_machine(i) else {
             continue;
         };
         let requests = plan_for(&machine);
+        modbus.push(machine);
         let _ = writeln!(
             out,
-            "\n{} (modbus-tcp {}, unit {}): {} request{} every {:?}",
+            "\n{} ({} {}, unit {}): {} request{} every {:?}",
             m.id,
-            mb.address,
+            mb.link.protocol(),
+            mb.link.bus(),
             mb.unit_id,
             requests.len(),
             if requests.len() == 1 { "" } else { "s" },
@@ -156,7 +159,38 @@ pub fn check_report(config: &Config, plan: bool) -> String {
             let _ = writeln!(out, "  {r}: {}", names.join(", "));
         }
     }
+    for bus in shopfloor_modbus::bus::buses(modbus) {
+        bus_report(&mut out, &bus);
+    }
     out
+}
+
+/// A serial bus's machines and how busy their polls keep its wire.
+fn bus_report(out: &mut String, bus: &shopfloor_modbus::bus::Bus) {
+    let Some(load) = shopfloor_modbus::bus::wire_load(bus) else {
+        return;
+    };
+    let names: Vec<&str> = bus.machines.iter().map(|m| m.name.as_str()).collect();
+    let baud = bus.link.timing().map_or(0, |t| t.baud);
+    let percent = load.share * 100.0;
+    let _ = writeln!(
+        out,
+        "\nbus {} at {baud} baud: {} ({} machine{}); one round of polls takes {:.1} ms of wire \
+         time, {percent:.0} % of the line at their poll intervals",
+        bus.link.bus(),
+        names.join(", "),
+        names.len(),
+        if names.len() == 1 { "" } else { "s" },
+        load.round.as_secs_f64() * 1000.0,
+    );
+    if load.share > 1.0 {
+        let _ = writeln!(
+            out,
+            "warning: bus {} is {percent:.0} % busy: its machines cannot keep their poll_interval \
+             (raise the intervals, read fewer registers or raise the baud rate)",
+            bus.link.bus(),
+        );
+    }
 }
 
 fn parse_store_url(text: &str) -> Result<crate::config::Url, String> {

@@ -4,7 +4,8 @@
 
 use crate::config::{Config, ConfigError, ConfigErrors, EnvRef, InfluxConfig, ProtocolConfig, Url};
 use crate::runtime::{Gateway, StartError};
-use crate::simulate::{SimulateError, Simulation};
+use crate::simulate::{Ports, SimulateError, Simulation};
+use shopfloor_modbus::link::Link;
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
@@ -197,22 +198,20 @@ impl Demo {
         // Certificates of the simulated OPC UA machines and the gateway, kept between runs so
         // the demo does not make new keys every time, and out of the working directory.
         config.gateway.pki_dir = std::env::temp_dir().join("shopfloor-demo-pki");
-        for m in &mut config.machines {
-            match &mut m.protocol {
-                ProtocolConfig::ModbusTcp(mb) => mb.address = "127.0.0.1:0".into(),
-                ProtocolConfig::Opcua(ua) => ua.endpoint = "opc.tcp://127.0.0.1:0".into(),
-            }
-        }
         // The machines' time runs `speedup` times faster than the gateway's clock, which the
         // KPIs are measured by: an ideal cycle in machine seconds is that much shorter here.
         for kpi in config.machines.iter_mut().filter_map(|m| m.kpi.as_mut()) {
             kpi.ideal_cycle = kpi.ideal_cycle.div_f64(options.speedup);
         }
-        let simulation = Simulation::start(&config, options.seed, options.speedup).await?;
+        let simulation =
+            Simulation::start(&config, options.seed, options.speedup, Ports::Free).await?;
         for started in &simulation.machines {
             if let Some(m) = config.machines.iter_mut().find(|m| m.id == started.id) {
                 match &mut m.protocol {
-                    ProtocolConfig::ModbusTcp(mb) => mb.address = started.addr.to_string(),
+                    ProtocolConfig::Modbus(mb) => match &mut mb.link {
+                        Link::Tcp(a) | Link::RtuTcp(a) => a.clone_from(&started.at),
+                        Link::Rtu(_) => {}
+                    },
                     ProtocolConfig::Opcua(ua) => ua.endpoint = started.url(),
                 }
             }

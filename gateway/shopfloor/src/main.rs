@@ -52,7 +52,13 @@ async fn wait_for_stop() -> anyhow::Result<()> {
 }
 
 async fn simulate(config: Config, seed: u64, speedup: f64) -> anyhow::Result<()> {
-    let sim = shopfloor::simulate::Simulation::start(&config, seed, speedup).await?;
+    let sim = shopfloor::simulate::Simulation::start(
+        &config,
+        seed,
+        speedup,
+        shopfloor::simulate::Ports::AsConfigured,
+    )
+    .await?;
     for m in &sim.machines {
         println!("simulating {} ({}) on {}", m.id, m.kind, m.url());
     }

@@ -266,9 +266,7 @@ fn driver_settings(config: &Config) -> Result<Vec<(String, DriverSettings)>, Sta
     let mut out = Vec::with_capacity(config.machines.len());
     for (index, m) in config.machines.iter().enumerate() {
         let settings = match &m.protocol {
-            ProtocolConfig::ModbusTcp(_) => {
-                config.modbus_machine(index).map(DriverSettings::Modbus)
-            }
+            ProtocolConfig::Modbus(_) => config.modbus_machine(index).map(DriverSettings::Modbus),
             ProtocolConfig::Opcua(_) => match config.opcua_machine(index) {
                 Some(ua) => Some(DriverSettings::Opcua(ua?)),
                 None => None,
@@ -287,7 +285,7 @@ fn driver_settings(config: &Config) -> Result<Vec<(String, DriverSettings)>, Sta
     Ok(out)
 }
 
-/// Starts each machine's driver on its own lane.
+/// Starts each OPC UA machine's driver, and each Modbus bus's (its machines' lanes beside it).
 fn start_drivers(
     settings: Vec<(String, DriverSettings)>,
     lanes: &mut Lanes,
@@ -295,20 +293,29 @@ fn start_drivers(
     stop: &CancellationToken,
     drivers: &mut Tasks,
 ) {
+    let mut modbus = Vec::new();
     for (id, s) in settings {
-        let Some(lane) = lanes.remove(&id) else {
-            continue;
-        };
-        let name = format!("the driver of machine {id}");
-        let (reporter, stop) = (Arc::clone(reporter), stop.child_token());
         match s {
-            DriverSettings::Modbus(m) => {
-                drivers.spawn(name, shopfloor_modbus::driver::run(m, lane, reporter, stop))
-            }
+            DriverSettings::Modbus(m) => modbus.push(m),
             DriverSettings::Opcua(m) => {
-                drivers.spawn(name, shopfloor_opcua::run(m, lane, reporter, stop))
+                let Some(lane) = lanes.remove(&id) else {
+                    continue;
+                };
+                let (reporter, stop) = (Arc::clone(reporter), stop.child_token());
+                let name = format!("the driver of machine {id}");
+                drivers.spawn(name, shopfloor_opcua::run(m, lane, reporter, stop));
             }
         }
+    }
+    for bus in shopfloor_modbus::bus::buses(modbus) {
+        let lanes: Option<Vec<Producer>> =
+            bus.machines.iter().map(|m| lanes.remove(&m.name)).collect();
+        let Some(lanes) = lanes else {
+            continue;
+        };
+        let (reporter, stop) = (Arc::clone(reporter), stop.child_token());
+        let name = format!("the driver of bus {}", bus.link);
+        drivers.spawn(name, shopfloor_modbus::bus::run(bus, lanes, reporter, stop));
     }
 }
 

@@ -1,34 +1,22 @@
-//! The polling task of one Modbus TCP machine.
+//! A Modbus machine's settings, what can go wrong reading it, and one Modbus TCP read.
 //!
-//! One task per machine, so one machine's trouble never delays another's polls. The task owns
-//! its connection: it connects, reads the planned requests every `poll_interval`, each under the
-//! machine's `timeout` (tokio-modbus has no timeout of its own), and turns the replies into
-//! samples. When the machine stops answering it publishes each tag once with bad quality,
-//! reports the machine offline, drops the connection (a late reply must never be taken for the
-//! answer to a later request) and reconnects with exponential backoff and jitter, forever.
-//!
-//! A device exception (illegal address and the like) is the device answering: the tags of that
-//! request go bad, the connection stays. A reply of the wrong length, for another transaction
-//! or otherwise garbled is an error, never data.
+//! tokio-modbus has no timeout of its own: every request here runs under the machine's
+//! `timeout`. A device exception (illegal address and the like) is the device answering: the
+//! tags of that request go bad, the connection stays. A reply of the wrong length, for another
+//! transaction or otherwise garbled is an error, never data.
 
-use crate::decode::{decode_bit, decode_registers};
+use crate::link::Link;
 use crate::plan::{PlanLimits, ReadRequest, plan};
 use crate::register::{Area, TagSpec};
-use shopfloor_core::backoff::Backoff;
+use shopfloor_core::MachineId;
 use shopfloor_core::emit::Publish;
-use shopfloor_core::phase;
-use shopfloor_core::ring::Producer;
-use shopfloor_core::{Emitter, MachineId, Quality, StatusReporter};
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
 use tokio::net::TcpStream;
-use tokio::time::{MissedTickBehavior, timeout};
+use tokio::time::timeout;
 use tokio_modbus::client::{Client, Context};
 use tokio_modbus::{ExceptionCode, Request, Response, Slave};
-use tokio_util::sync::CancellationToken;
-use tracing::{debug, warn};
 
 /// Everything the driver needs to know about one machine.
 #[derive(Clone, Debug)]
@@ -37,8 +25,9 @@ pub struct ModbusMachine {
     pub id: MachineId,
     /// The configured id, for logs.
     pub name: String,
-    /// `host:port`, resolved on every connect so a changed DNS entry is followed.
-    pub address: String,
+    /// Where it is reached; a TCP host is resolved on every connect, so a changed DNS entry
+    /// is followed.
+    pub link: Link,
     /// Modbus unit identifier.
     pub unit_id: u8,
     /// Time between the starts of two poll cycles.
@@ -71,6 +60,15 @@ pub enum ReadError {
         what: String,
         /// The timeout.
         limit: Duration,
+    },
+    /// An RTU reply with a wrong CRC, from another unit, for another function or cut short:
+    /// never data; the line stays usable.
+    #[error("{what}: {message}")]
+    Frame {
+        /// The request.
+        what: String,
+        /// The reason.
+        message: String,
     },
     /// The transport or the framing failed (connection reset, wrong transaction id, ...).
     #[error("{what}: {message}")]
@@ -116,7 +114,8 @@ pub enum Reply {
     Bits(Vec<bool>),
 }
 
-fn describe(r: &ReadRequest) -> String {
+/// A request as errors name it.
+pub(crate) fn describe(r: &ReadRequest) -> String {
     let end = u32::from(r.start) + u32::from(r.count) - 1;
     format!("read {} {}..={}", r.area, r.start, end)
 }
@@ -182,6 +181,13 @@ pub async fn read(ctx: &mut Context, r: &ReadRequest, limit: Duration) -> Result
 
 /// Connects to `address` (resolved now) under `limit`, for unit `unit`.
 pub async fn connect(address: &str, unit: u8, limit: Duration) -> Result<Context, ReadError> {
+    let stream = tcp_stream(address, limit).await?;
+    Ok(tokio_modbus::client::tcp::attach_slave(stream, Slave(unit)))
+}
+
+/// A TCP connection to `address` (resolved now, every address it has tried in turn) under
+/// `limit`, with Nagle off: a request is one small write.
+pub async fn tcp_stream(address: &str, limit: Duration) -> Result<TcpStream, ReadError> {
     let attempt = async {
         let addrs: Vec<SocketAddr> = tokio::net::lookup_host(address).await?.collect();
         let mut last = std::io::Error::new(std::io::ErrorKind::NotFound, "no address found");
@@ -205,158 +211,11 @@ pub async fn connect(address: &str, unit: u8, limit: Duration) -> Result<Context
             address: address.to_owned(),
             source,
         }),
-        Ok(Ok(stream)) => Ok(tokio_modbus::client::tcp::attach_slave(stream, Slave(unit))),
-    }
-}
-
-/// The running state of one machine's driver.
-struct Poller {
-    machine: ModbusMachine,
-    plan: Vec<ReadRequest>,
-    emit: Emitter,
-    /// Refused requests were logged since the machine last answered every request.
-    warned_refusal: bool,
-}
-
-impl Poller {
-    /// One poll cycle. `Err` means the connection must be dropped.
-    async fn poll(&mut self, ctx: &mut Context) -> Result<(), ReadError> {
-        let limit = self.machine.timeout;
-        let mut replies = Vec::with_capacity(self.plan.len());
-        for i in 0..self.plan.len() {
-            match read(ctx, &self.plan[i], limit).await {
-                Err(e) if e.needs_reconnect() => return Err(e),
-                reply => replies.push(reply),
-            }
-        }
-        let ts = self.emit.now();
-        let mut first_exception = None;
-        let mut answered = 0;
-        for (i, reply) in replies.into_iter().enumerate() {
-            let slots = std::mem::take(&mut self.plan[i].slots);
-            match reply {
-                Ok(Reply::Registers(regs)) => {
-                    answered += 1;
-                    for s in &slots {
-                        let range = usize::from(s.offset)..usize::from(s.offset + s.width);
-                        match decode_registers(&self.machine.tags[s.tag], &regs[range]) {
-                            Ok(v) => self.emit.reading(s.tag, ts, v, Quality::Good),
-                            Err(_) => self.emit.bad_once(s.tag, ts),
-                        }
-                    }
-                }
-                Ok(Reply::Bits(bits)) => {
-                    answered += 1;
-                    for s in &slots {
-                        let bit = decode_bit(bits[usize::from(s.offset)]);
-                        self.emit.reading(s.tag, ts, bit, Quality::Good);
-                    }
-                }
-                Err(e) => {
-                    for s in &slots {
-                        self.emit.bad_once(s.tag, ts);
-                    }
-                    if first_exception.is_none() {
-                        first_exception = Some(e);
-                    }
-                }
-            }
-            self.plan[i].slots = slots;
-        }
-        match first_exception {
-            Some(e) if answered == 0 => self.emit.offline(e.to_string()),
-            Some(e) => {
-                // Partly answered: online, and the refused requests are worth a log line.
-                if !self.warned_refusal {
-                    warn!(machine = %self.machine.name, error = %e, "some tags refused");
-                    self.warned_refusal = true;
-                }
-                self.emit.online();
-            }
-            None => {
-                self.warned_refusal = false;
-                self.emit.online();
-            }
-        }
-        self.emit.flush();
-        Ok(())
+        Ok(Ok(stream)) => Ok(stream),
     }
 }
 
 /// The read plan of a machine, as `check --plan` prints it.
 pub fn plan_for(machine: &ModbusMachine) -> Vec<ReadRequest> {
     plan(&machine.tags, machine.limits)
-}
-
-/// Runs one machine until `shutdown` is cancelled. Never returns early: a machine that is down,
-/// absent at start-up or answering garbage is retried forever with backoff.
-pub async fn run(
-    machine: ModbusMachine,
-    producer: Producer,
-    status: Arc<dyn StatusReporter>,
-    shutdown: CancellationToken,
-) {
-    let plan = plan_for(&machine);
-    let emit = Emitter::new(
-        machine.id,
-        &machine.name,
-        machine.tags.len(),
-        producer,
-        status,
-    )
-    .with_publish(machine.publish.clone());
-    let mut p = Poller {
-        machine,
-        plan,
-        emit,
-        warned_refusal: false,
-    };
-    p.emit.connecting();
-    let mut backoff = Backoff::new(
-        p.machine
-            .poll_interval
-            .clamp(Duration::from_millis(100), Duration::from_secs(1)),
-        Duration::from_secs(30),
-    );
-    loop {
-        let connected = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            c = connect(&p.machine.address, p.machine.unit_id, p.machine.timeout) => c,
-        };
-        let error = match connected {
-            Err(e) => e,
-            Ok(mut ctx) => {
-                debug!(machine = %p.machine.name, "connected");
-                // Machines with the same interval poll at spread-out moments, not in one burst.
-                let every = p.machine.poll_interval;
-                let first =
-                    tokio::time::Instant::now() + phase::offset(p.machine.id.index(), every);
-                let mut ticker = tokio::time::interval_at(first, every);
-                ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
-                loop {
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return,
-                        _ = ticker.tick() => {}
-                    }
-                    let started = tokio::time::Instant::now();
-                    let polled = tokio::select! {
-                        _ = shutdown.cancelled() => return,
-                        r = p.poll(&mut ctx) => r,
-                    };
-                    p.emit.poll_done(started.elapsed());
-                    match polled {
-                        Ok(()) => backoff.reset(),
-                        Err(e) => break e,
-                    }
-                }
-            }
-        };
-        p.emit.offline(error.to_string());
-        let delay = backoff.next_delay();
-        debug!(machine = %p.machine.name, ?delay, "reconnecting after backoff");
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(delay) => {}
-        }
-    }
 }

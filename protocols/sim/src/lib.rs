@@ -12,6 +12,8 @@
 //! - [`imm`]: an injection-moulding machine.
 //! - [`energy`]: a three-phase energy meter.
 //! - [`profile`]: each model's register map, as ready `[[machine.tag]]` entries.
+//! - [`rtu_server`]: serves models as units of one Modbus RTU line (over TCP or a serial
+//!   device), each under its own unit id.
 //! - [`server`]: serves a model over Modbus TCP (tokio-modbus), ticking it in real time.
 //! - [`ua_profile`]: the CNC's and moulding machine's OPC UA node lists (umati / EUROMAP 77
 //!   style folders), as ready `[[machine.tag]]` entries.
@@ -23,6 +25,7 @@ pub mod faults;
 pub mod imm;
 pub mod model;
 pub mod profile;
+pub mod rtu_server;
 pub mod server;
 pub mod ua_profile;
 pub mod ua_server;

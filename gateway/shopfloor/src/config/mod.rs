@@ -22,6 +22,7 @@ use shopfloor_core::ring::WhenFull;
 use shopfloor_core::{Catalog, CatalogError, MachineInfo, TagInfo};
 use shopfloor_modbus::TagSpec;
 use shopfloor_modbus::driver::ModbusMachine;
+use shopfloor_modbus::link::Link;
 use shopfloor_modbus::plan::PlanLimits;
 use shopfloor_opcua::{Identity, Mode, OpcuaMachine};
 use std::net::SocketAddr;
@@ -291,8 +292,8 @@ pub struct TagRef {
 /// A machine's protocol settings.
 #[derive(Debug, Clone)]
 pub enum ProtocolConfig {
-    /// `protocol = "modbus-tcp"`.
-    ModbusTcp(ModbusConfig),
+    /// `protocol = "modbus-tcp"`, `"modbus-rtu-tcp"` or `"modbus-rtu"`.
+    Modbus(ModbusConfig),
     /// `protocol = "opcua"`.
     Opcua(OpcuaConfig),
 }
@@ -301,17 +302,17 @@ impl ProtocolConfig {
     /// The configuration word.
     pub fn name(&self) -> &'static str {
         match self {
-            ProtocolConfig::ModbusTcp(_) => "modbus-tcp",
+            ProtocolConfig::Modbus(mb) => mb.link.protocol(),
             ProtocolConfig::Opcua(_) => "opcua",
         }
     }
 }
 
-/// A Modbus TCP machine's settings.
+/// A Modbus machine's settings.
 #[derive(Debug, Clone)]
 pub struct ModbusConfig {
-    /// `host:port`.
-    pub address: String,
+    /// Where it is reached: `address` or `port`; machines with one link share a bus.
+    pub link: Link,
     /// Unit identifier.
     pub unit_id: u8,
     /// Poll interval.
@@ -434,13 +435,13 @@ impl Config {
     /// The Modbus driver settings of machine `index`, if it is a Modbus machine.
     pub fn modbus_machine(&self, index: usize) -> Option<ModbusMachine> {
         let m = self.machines.get(index)?;
-        let ProtocolConfig::ModbusTcp(mb) = &m.protocol else {
+        let ProtocolConfig::Modbus(mb) = &m.protocol else {
             return None;
         };
         Some(ModbusMachine {
             id: shopfloor_core::MachineId(u16::try_from(index).ok()?),
             name: m.id.clone(),
-            address: mb.address.clone(),
+            link: mb.link.clone(),
             unit_id: mb.unit_id,
             poll_interval: mb.poll_interval,
             timeout: mb.timeout,

@@ -123,8 +123,14 @@ pub(crate) struct RawMachine {
     pub protocol: Option<S<String>>,
     pub publish: Option<S<String>>,
     pub heartbeat: Option<S<String>>,
-    // modbus-tcp
+    // modbus-tcp, modbus-rtu-tcp
     pub address: Option<S<String>>,
+    // modbus-rtu
+    pub port: Option<S<String>>,
+    pub baud: Option<S<i64>>,
+    pub parity: Option<S<String>>,
+    pub stop_bits: Option<S<i64>>,
+    // every Modbus protocol
     pub unit_id: Option<S<i64>>,
     pub poll_interval: Option<S<String>>,
     pub timeout: Option<S<String>>,

@@ -87,7 +87,7 @@ fn the_contract_example_is_valid() {
     let c = parse(GOOD).unwrap();
     assert_eq!(c.gateway.name, "demo-hall");
     assert_eq!(c.machines.len(), 2);
-    let ProtocolConfig::ModbusTcp(m) = &c.machines[0].protocol else {
+    let ProtocolConfig::Modbus(m) = &c.machines[0].protocol else {
         panic!("modbus expected")
     };
     assert_eq!(m.poll_interval, Duration::from_millis(100));
@@ -308,10 +308,10 @@ fn defaults_are_sane() {
     let src = "[[machine]]\nid = \"m\"\nprotocol = \"modbus-tcp\"\naddress = \"plc.local\"\n\
                [[machine.tag]]\nname = \"t\"\narea = \"input\"\naddress = 3\n";
     let c = parse(src).unwrap();
-    let ProtocolConfig::ModbusTcp(m) = &c.machines[0].protocol else {
+    let ProtocolConfig::Modbus(m) = &c.machines[0].protocol else {
         panic!()
     };
-    assert_eq!(m.address, "plc.local:502");
+    assert_eq!(m.link, Link::Tcp("plc.local:502".into()));
     assert_eq!(m.unit_id, 1);
     assert_eq!(m.tags[0].data_type, shopfloor_modbus::DataType::U16);
     assert_eq!(c.buffer.capacity, 65536);
@@ -322,7 +322,7 @@ fn defaults_are_sane() {
 fn simulator_names_a_known_model_on_a_modbus_machine() {
     let ok = with_line(line_of("unit_id = 1"), "unit_id = 1\nsimulator = \"cnc\"");
     let c = parse(&ok).unwrap();
-    let ProtocolConfig::ModbusTcp(m) = &c.machines[0].protocol else {
+    let ProtocolConfig::Modbus(m) = &c.machines[0].protocol else {
         panic!()
     };
     assert_eq!(m.simulator, Some(shopfloor_sim::SimKind::Cnc));
@@ -356,7 +356,7 @@ fn faults_belong_to_simulated_machines_and_are_checked() {
          exception = 4\n  drop_every = 100\n\n  [[machine.tag]]\n  name = \"spindle_speed\"",
     );
     let c = parse(&ok).unwrap();
-    let ProtocolConfig::ModbusTcp(m) = &c.machines[0].protocol else {
+    let ProtocolConfig::Modbus(m) = &c.machines[0].protocol else {
         panic!()
     };
     assert_eq!(m.faults.offline_every, Some(Duration::from_secs(300)));

@@ -7,7 +7,8 @@ Units 1 and 2 answer: holding register 0 holds 100 * unit, holding register 1 ho
 1000 + unit. Unit 3 is silent: requests for it go unanswered, as for a unit that is off. Unit 4 is on the line but
 every reply it sends has its CRC broken (holding register 0 holds 4444, which must never reach
 the gateway as a good value). Prints READY once it serves, and `REQUEST <unit>` for every
-request frame it reads.
+request frame it reads, and
+`CONNECTED` for every TCP connection it accepts.
 """
 
 import asyncio
@@ -30,6 +31,10 @@ def device(unit):
     first = 4444 if unit == CORRUPT_UNIT else 100 * unit
     # pymodbus's data blocks are 1-based: block address 1 is protocol address 0.
     return ModbusDeviceContext(hr=ModbusSequentialDataBlock(1, [first, 1000 + unit] + [0] * 30))
+
+
+def trace_connect(connected):
+    print("CONNECTED" if connected else "DISCONNECTED", flush=True)
 
 
 def trace_packet(sending, data):
@@ -69,6 +74,7 @@ async def main():
             address=("127.0.0.1", int(sys.argv[2])),
             ignore_missing_devices=True,
             trace_packet=trace_packet,
+            trace_connect=trace_connect,
         )
     await server.serve_forever(background=True)
     print("READY", flush=True)

@@ -5,6 +5,8 @@
 //! - [`browser`]: a headless Chromium driven over WebDriver, and the test-artifact folder.
 //! - [`device`]: Modbus TCP devices: a healthy one with a register map, and faulty ones (hang,
 //!   garbage, close, exception).
+//! - [`rtu`]: a serial line of two pseudo-terminals (socat), and the independent pymodbus
+//!   RTU slave on it or over TCP.
 //! - [`pki`]: a throw-away CA with server and client certificates (openssl).
 //! - [`subscriber`]: an MQTT client that collects every message.
 //! - [`http`]: a minimal HTTP/1.1 client for the gateway's API.
@@ -25,6 +27,7 @@ pub mod link;
 pub mod mosquitto;
 pub mod opcua;
 pub mod pki;
+pub mod rtu;
 pub mod subscriber;
 pub mod tmpfs;
 pub mod victoria;

@@ -4,7 +4,8 @@
     python3 rtu_server.py tcp PORT             # RTU frames over TCP on 127.0.0.1:PORT
 
 Units 1 and 2 answer: holding register 0 holds 100 * unit, holding register 1 holds
-1000 + unit. Unit 3 is silent: requests for it go unanswered, as for a unit that is off. Unit 4 is on the line but
+1000 + unit. Unit 3, like every other unit id, is silent: requests for it go unanswered, as for a
+unit that is off. Unit 4 is on the line but
 every reply it sends has its CRC broken (holding register 0 holds 4444, which must never reach
 the gateway as a good value). Prints READY once it serves, and `REQUEST <unit>` for every
 request frame it reads, and
@@ -25,6 +26,7 @@ from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 
 SILENT_UNIT = 3
 CORRUPT_UNIT = 4
+ANSWERING = (1, 2, CORRUPT_UNIT)
 
 
 def device(unit):
@@ -42,9 +44,9 @@ def trace_packet(sending, data):
         if len(data) >= 1:
             print(f"REQUEST {data[0]}", flush=True)
         return data
-    if len(data) >= 3 and data[0] == SILENT_UNIT:
+    if len(data) >= 3 and data[0] not in ANSWERING:
         # pymodbus answers an unknown unit with an exception even when told to ignore it:
-        # the unit is made silent here, as a unit missing from a real bus is.
+        # such a unit is made silent here, as a unit missing from a real bus is.
         return b""
     if len(data) >= 3 and data[0] == CORRUPT_UNIT:
         broken = bytearray(data)

@@ -1,11 +1,12 @@
 //! Modbus RTU against an independent slave (pymodbus): on a serial line between two
 //! pseudo-terminals (socat), and as RTU over TCP. Units 1 and 2 answer, unit 3 is silent and
 //! unit 4 answers with a broken CRC: the good units give their values at their cadence, the
-//! others go bad once and offline, and a corrupt frame never gives a good value.
+//! others go bad once and offline, and a corrupt frame never gives a good value. `scan --units`
+//! finds the units that answer.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use serde_json::Value as Json;
-use shopfloor_tests::gateway::GatewayProcess;
+use shopfloor_tests::gateway::{GatewayProcess, run_to_end};
 use shopfloor_tests::mosquitto::Mosquitto;
 use shopfloor_tests::rtu::{PyRtu, SerialLine};
 use shopfloor_tests::subscriber::{Msg, Subscriber};
@@ -145,4 +146,43 @@ async fn rtu_over_tcp_reads_every_unit_of_the_bus_over_one_connection() {
         1,
         "one connection for the whole bus, kept through the silent unit's timeouts"
     );
+}
+
+/// The unit ids `scan --units` lists as answering.
+fn units_answering(out: &str) -> Vec<u8> {
+    out.lines()
+        .filter(|l| l.contains(": answers"))
+        .filter_map(|l| {
+            l.strip_prefix("unit ")?
+                .split(':')
+                .next()?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .collect()
+}
+
+#[test]
+fn scan_finds_the_units_that_answer_on_a_bus_and_reads_their_registers() {
+    let tcp = PyRtu::tcp();
+    let url = format!("modbus-rtu-tcp://{}", tcp.address());
+    let (code, out, err) = run_to_end(&["scan", &url, "--units", "1..=5"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(units_answering(&out), vec![1, 2], "{out}");
+    assert!(out.contains("2 of 5 unit ids answer"), "{out}");
+    let (code, out, err) = run_to_end(&["scan", &url, "--unit", "2", "--range", "0..2"]);
+    assert_eq!(code, 0, "{err}");
+    let first = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("0 "))
+        .unwrap();
+    assert!(first.contains(" 200 "), "{out}");
+
+    let line = SerialLine::start();
+    let _slave = PyRtu::serial(&line.device, 19200);
+    let url = format!("modbus-rtu://{}?baud=19200", line.gateway.display());
+    let (code, out, err) = run_to_end(&["scan", &url, "--units", "1..=4"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(units_answering(&out), vec![1, 2], "{out}");
 }

@@ -64,20 +64,24 @@ pub enum Command {
     /// A Modbus device's raw registers with their candidate decodings (u16, i16, f32 in each
     /// order, text), for finding a machine's values. Reads only.
     Scan {
-        /// The device: modbus-tcp://HOST:PORT.
+        /// The device: modbus-tcp://HOST:PORT, modbus-rtu-tcp://HOST:PORT or
+        /// modbus-rtu:///dev/ttyUSB0?baud=19200&parity=even&stop_bits=1.
         target: String,
         /// Unit id.
         #[arg(long, default_value_t = 1)]
         unit: u8,
+        /// List the unit ids of A..=B that answer on the bus, instead of reading registers.
+        #[arg(long, value_name = "A..=B")]
+        units: Option<String>,
         /// holding, input, coil or discrete.
         #[arg(long, default_value = "holding")]
         area: String,
         /// Addresses: A..B (B excluded) or A..=B.
         #[arg(long, default_value = "0..100")]
         range: String,
-        /// Time to wait for each answer, in milliseconds.
-        #[arg(long, default_value_t = 1000)]
-        timeout_ms: u64,
+        /// Time to wait for each answer, in milliseconds (default 1000, with --units 200).
+        #[arg(long)]
+        timeout_ms: Option<u64>,
     },
     /// An OPC UA server's address space as a tree: node id, browse name, data type, current
     /// value and unit. `--toml` prints ready `[[machine.tag]]` entries instead. Reads only.

@@ -153,11 +153,14 @@ fn main() -> ExitCode {
         Command::Scan {
             target,
             unit,
+            units,
             area,
             range,
             timeout_ms,
         } => {
-            use shopfloor::scan::{ScanRequest, parse_range, parse_target, scan};
+            use shopfloor::scan::{
+                ScanRequest, parse_range, parse_target, parse_units, scan, scan_units,
+            };
             let area = match area.as_str() {
                 "holding" => shopfloor_modbus::Area::Holding,
                 "input" => shopfloor_modbus::Area::Input,
@@ -168,24 +171,34 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            let parsed = parse_target(&target).and_then(|a| Ok((a, parse_range(&range)?)));
-            let (address, (start, count)) = match parsed {
+            let parsed = parse_target(&target).and_then(|l| {
+                let units = units.as_deref().map(parse_units).transpose()?;
+                Ok((l, parse_range(&range)?, units))
+            });
+            let (link, (start, count), units) = match parsed {
                 Ok(p) => p,
                 Err(e) => {
                     eprintln!("error: {e}");
                     return ExitCode::from(2);
                 }
             };
+            let default_ms = if units.is_some() { 200 } else { 1000 };
+            let timeout = std::time::Duration::from_millis(timeout_ms.unwrap_or(default_ms));
+            if let Some(units) = units {
+                return block_on(async move {
+                    print!("{}", scan_units(&link, units, area, start, timeout).await?);
+                    Ok(())
+                });
+            }
             let req = ScanRequest {
-                address,
+                link,
                 unit,
                 area,
                 start,
                 count,
             };
             block_on(async move {
-                let table = scan(&req, std::time::Duration::from_millis(timeout_ms)).await?;
-                print!("{table}");
+                print!("{}", scan(&req, timeout).await?);
                 Ok(())
             })
         }

@@ -1,9 +1,18 @@
 //! `shopfloor scan`: a device's raw registers with their candidate decodings (u16, i16, f32 in
-//! each order, text), for finding where a machine keeps its values. Reads only.
+//! each order, text), for finding where a machine keeps its values; with `--units`, which unit
+//! ids answer on a bus. Reads only, over Modbus TCP, RTU over TCP or a serial line.
+//!
+//! Modules: [`target`] parses the URL and the unit range.
+
+mod target;
+
+pub use target::{parse_target, parse_units};
 
 use shopfloor_core::Value;
+use shopfloor_modbus::connection::Connection;
 use shopfloor_modbus::decode::decode_registers;
-use shopfloor_modbus::driver::{Reply, connect, read};
+use shopfloor_modbus::driver::{ReadError, Reply};
+use shopfloor_modbus::link::Link;
 use shopfloor_modbus::plan::{MAX_BITS, MAX_REGISTERS, ReadRequest};
 use shopfloor_modbus::{Area, DataType, TagSpec, WordOrder};
 use std::fmt::Write as _;
@@ -13,8 +22,8 @@ use thiserror::Error;
 /// What `scan` reads.
 #[derive(Debug, Clone)]
 pub struct ScanRequest {
-    /// `host:port`.
-    pub address: String,
+    /// Where the device is.
+    pub link: Link,
     /// Unit id.
     pub unit: u8,
     /// Area.
@@ -34,27 +43,6 @@ pub enum ScanError {
     /// The device did not answer as asked.
     #[error("{0}")]
     Read(String),
-}
-
-/// Parses `modbus-tcp://host:port` (port 502 when left out).
-pub fn parse_target(target: &str) -> Result<String, ScanError> {
-    let rest = target
-        .strip_prefix("modbus-tcp://")
-        .ok_or_else(|| ScanError::Usage(format!("{target:?}: write modbus-tcp://HOST:PORT")))?;
-    let rest = rest.trim_end_matches('/');
-    if rest.is_empty() {
-        return Err(ScanError::Usage(format!("{target:?} has no host")));
-    }
-    Ok(
-        if rest
-            .rsplit_once(':')
-            .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
-        {
-            rest.to_owned()
-        } else {
-            format!("{rest}:502")
-        },
-    )
 }
 
 /// Parses `A..B` (B excluded) or `A..=B` into start and count.
@@ -142,7 +130,7 @@ pub fn bit_table(start: u16, bits: &[bool]) -> String {
 
 /// Reads the request, in as many requests as the protocol needs, and renders it.
 pub async fn scan(req: &ScanRequest, timeout: Duration) -> Result<String, ScanError> {
-    let mut ctx = connect(&req.address, req.unit, timeout)
+    let mut conn = Connection::open(&req.link, req.unit, timeout, &mut false)
         .await
         .map_err(|e| ScanError::Read(e.to_string()))?;
     let max = if req.area.is_bits() {
@@ -162,7 +150,7 @@ pub async fn scan(req: &ScanRequest, timeout: Duration) -> Result<String, ScanEr
             count,
             slots: Vec::new(),
         };
-        match read(&mut ctx, &r, timeout).await {
+        match conn.read(req.unit, &r, timeout).await {
             Ok(Reply::Registers(v)) => regs.extend(v),
             Ok(Reply::Bits(v)) => bits.extend(v.into_iter().take(usize::from(count))),
             Err(e) => {
@@ -181,7 +169,7 @@ pub async fn scan(req: &ScanRequest, timeout: Duration) -> Result<String, ScanEr
         req.area,
         req.start,
         end - 1,
-        req.address,
+        req.link,
         req.unit
     );
     Ok(if req.area.is_bits() {
@@ -191,15 +179,63 @@ pub async fn scan(req: &ScanRequest, timeout: Duration) -> Result<String, ScanEr
     })
 }
 
+/// Which unit ids of `units` answer on `link`: one read of `area` at `start` each, under
+/// `timeout`. An exception reply counts as present (the unit is there, it refuses the
+/// address); silence or a broken frame as absent.
+pub async fn scan_units(
+    link: &Link,
+    units: std::ops::RangeInclusive<u8>,
+    area: Area,
+    start: u16,
+    timeout: Duration,
+) -> Result<String, ScanError> {
+    let probe = ReadRequest {
+        area,
+        start,
+        count: 1,
+        slots: Vec::new(),
+    };
+    let mut out = String::new();
+    let (mut asked, mut present) = (0u32, 0u32);
+    let mut conn: Option<Connection> = None;
+    for unit in units {
+        let c = match &mut conn {
+            Some(c) => c,
+            None => conn.insert(
+                Connection::open(link, unit, timeout, &mut false)
+                    .await
+                    .map_err(|e| ScanError::Read(e.to_string()))?,
+            ),
+        };
+        asked += 1;
+        let answer = c.read(unit, &probe, timeout).await;
+        match &answer {
+            Ok(_) => {
+                present += 1;
+                let _ = writeln!(out, "unit {unit:>3}: answers");
+            }
+            Err(ReadError::Exception { code, .. }) => {
+                present += 1;
+                let _ = writeln!(out, "unit {unit:>3}: answers (exception: {code})");
+            }
+            Err(_) => {}
+        }
+        if let Err(e) = &answer
+            && !c.survives(e)
+        {
+            conn = None;
+        }
+    }
+    let _ = writeln!(out, "{present} of {asked} unit ids answer on {link}");
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn targets_and_ranges() {
-        assert_eq!(parse_target("modbus-tcp://plc:5020").unwrap(), "plc:5020");
-        assert_eq!(parse_target("modbus-tcp://plc").unwrap(), "plc:502");
-        assert!(parse_target("tcp://plc").is_err());
+    fn ranges() {
         assert_eq!(parse_range("0..100").unwrap(), (0, 100));
         assert_eq!(parse_range("10..=19").unwrap(), (10, 10));
         assert_eq!(parse_range("65530..65536").unwrap(), (65530, 6));

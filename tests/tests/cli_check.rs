@@ -58,3 +58,38 @@ fn bad_usage_exits_2() {
     let (code, _, _) = run_to_end(&["frobnicate"]);
     assert_eq!(code, 2);
 }
+
+#[test]
+fn the_plan_gives_each_serial_bus_its_wire_time_and_warns_when_it_is_overbooked() {
+    let path = example("rs485-meters.toml");
+    let (code, out, err) = run_to_end(&["check", "-c", &path, "--plan"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("meter-1 (modbus-rtu /dev/ttyUSB0, unit 1): 1 request every 1s"),
+        "{out}"
+    );
+    // One read of 12 input registers: 8 + 29 characters of 11 bits at 9600 baud (42.4 ms) and
+    // two silences of 3.5 characters (8.0 ms); two meters.
+    assert!(
+        out.contains(
+            "bus /dev/ttyUSB0 at 9600 baud: meter-1, meter-2 (2 machines); one round of polls \
+             takes 100.8 ms of wire time, 10 % of the line at their poll intervals"
+        ),
+        "{out}"
+    );
+    assert!(!out.contains("warning"), "{out}");
+    let dir = tempfile::tempdir().unwrap();
+    let fast = dir.path().join("fast.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(
+        &fast,
+        text.replace("poll_interval = \"1s\"", "poll_interval = \"50ms\""),
+    )
+    .unwrap();
+    let (code, out, err) = run_to_end(&["check", "-c", &fast.display().to_string(), "--plan"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("warning: bus /dev/ttyUSB0 is 202 % busy"),
+        "{out}"
+    );
+}

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 const CARDS_LIVE: &str = r#"
     const cards = [...document.querySelectorAll('.card')];
-    if (cards.length !== 5) return null;
+    if (cards.length !== 7) return null;
     const live = cards.every(c => c.dataset.state !== 'offline'
         && [...c.querySelectorAll('.value')].every(v => v.textContent !== '—'));
     return live && document.getElementById('conn').dataset.state === 'live'
@@ -56,7 +56,9 @@ fn the_hall_shows_every_machine_live_and_a_machine_page_every_tag() {
         });
     assert_eq!(
         ids,
-        serde_json::json!(["cnc-1", "cnc-2", "imm-1", "imm-2", "energy-1"])
+        serde_json::json!([
+            "cnc-1", "cnc-2", "imm-1", "imm-2", "energy-1", "energy-2", "energy-3"
+        ])
     );
 
     // Values move: the simulated machines run, and the page follows the stream.
@@ -84,7 +86,7 @@ fn the_hall_shows_every_machine_live_and_a_machine_page_every_tag() {
         const sparks = [...document.querySelectorAll('canvas.spark')];
         const inked = c => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
             for (let i = 3; i < d.length; i += 4) if (d[i]) return true; return false; };
-        return sparks.length === 5 && sparks.every(inked);
+        return sparks.length === 7 && sparks.every(inked);
         "#,
         Duration::from_secs(10),
     );

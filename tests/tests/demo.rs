@@ -39,7 +39,9 @@ async fn demo_serves_every_machine_through_its_own_broker_and_stops_cleanly() {
         )),
         "{banner}"
     );
-    for id in ["cnc-1", "cnc-2", "imm-1", "imm-2", "energy-1"] {
+    for id in [
+        "cnc-1", "cnc-2", "imm-1", "imm-2", "energy-1", "energy-2", "energy-3",
+    ] {
         assert!(banner.contains(id), "{banner}");
     }
     assert!(
@@ -52,10 +54,10 @@ async fn demo_serves_every_machine_through_its_own_broker_and_stops_cleanly() {
     );
     let api = get(http.parse().unwrap(), "/api/machines", None);
     assert_eq!(api.status, 200);
-    assert_eq!(api.json().as_array().unwrap().len(), 5);
+    assert_eq!(api.json().as_array().unwrap().len(), 7);
     let mut sub = Subscriber::start(port, "iqblvd/hardenberg/demo-hall/#").await;
     let mut with_data = HashSet::new();
-    while with_data.len() < 5 {
+    while with_data.len() < 7 {
         let m = sub
             .expect(Duration::from_secs(20), "data from every machine", |m| {
                 !m.topic.contains("/_status") && !m.topic.contains("/_gateway/")

@@ -375,21 +375,25 @@ fn demo_with_influx_fills_the_store_with_every_machine() {
             .into_iter()
             .map(|s| s.labels["machine"].clone())
             .collect();
-        if machines.len() == 5 || Instant::now() > deadline {
+        if machines.len() == 7 || Instant::now() > deadline {
             break machines;
         }
         std::thread::sleep(Duration::from_millis(250));
     };
-    let want: BTreeSet<String> = ["cnc-1", "cnc-2", "imm-1", "imm-2", "energy-1"]
-        .into_iter()
-        .map(String::from)
-        .collect();
+    let want: BTreeSet<String> = [
+        "cnc-1", "cnc-2", "imm-1", "imm-2", "energy-1", "energy-2", "energy-3",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect();
     assert_eq!(machines, want, "{}", demo.log());
-    // The energy meter's power, under the contract's name and labels.
+    // The energy meters' power, under the contract's name and labels: the three of the line.
     let power = store.export("shopfloor_power_total");
-    assert_eq!(power.len(), 1, "{power:?}");
-    assert_eq!(power[0].labels["kind"], "energy-meter");
-    assert!(power[0].points.iter().all(|(_, w)| *w > 0.0));
+    assert_eq!(power.len(), 3, "{power:?}");
+    for p in &power {
+        assert_eq!(p.labels["kind"], "energy-meter");
+        assert!(p.points.iter().all(|(_, w)| *w > 0.0));
+    }
     every_dashboard_query_returns_data_of_the_hall(&store, &want);
     assert!(
         demo.interrupt(Duration::from_secs(5)).success(),

@@ -186,3 +186,47 @@ fn scan_finds_the_units_that_answer_on_a_bus_and_reads_their_registers() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(units_answering(&out), vec![1, 2], "{out}");
 }
+
+/// Two energy meters on a serial line, with `simulator` and `protocol = "modbus-rtu"` on `port`.
+fn meters_on(port: &std::path::Path, broker: &Mosquitto) -> String {
+    let mut c = format!(
+        "[gateway]\nname = \"gw\"\n[mqtt]\nurl = \"{}\"\ntopic_prefix = \"simline\"\n",
+        broker.url()
+    );
+    for unit in [1, 2] {
+        c.push_str(&format!(
+            "[[machine]]\nid = \"meter-{unit}\"\nkind = \"energy-meter\"\nprotocol = \"modbus-rtu\"\n\
+             port = \"{}\"\nunit_id = {unit}\nsimulator = \"energy-meter\"\n\
+             poll_interval = \"200ms\"\ntimeout = \"200ms\"\n\
+             [[machine.tag]]\nname = \"voltage_l1\"\narea = \"input\"\naddress = 0\ntype = \"f32\"\n",
+            port.display()
+        ));
+    }
+    c
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simulated_meters_answer_under_their_unit_ids_on_a_serial_line() {
+    let broker = Mosquitto::start();
+    let line = SerialLine::start();
+    let mut sim = GatewayProcess::simulate(&meters_on(&line.device, &broker), &[]);
+    let mut sub = Subscriber::start(broker.port, "simline/#").await;
+    let mut gw = GatewayProcess::start(&meters_on(&line.gateway, &broker));
+    let mut volts: HashMap<String, f64> = HashMap::new();
+    while volts.len() < 2 {
+        let m = sub
+            .expect(Duration::from_secs(20), "both meters' voltage", |m| {
+                m.topic.ends_with("/voltage_l1")
+            })
+            .await;
+        let j = m.json();
+        if j["quality"] == "good" {
+            volts.insert(m.topic.clone(), j["value"].as_f64().unwrap());
+        }
+    }
+    for (topic, v) in &volts {
+        assert!((200.0..260.0).contains(v), "{topic}: {v} V");
+    }
+    assert!(gw.is_running(), "{}", gw.log());
+    assert!(sim.is_running(), "{}", sim.log());
+}

@@ -18,6 +18,9 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Wire for T {}
 /// none is needed on this side, but a reply's stray tail must still be drained.
 const TCP_SILENCE: Duration = Duration::from_micros(200);
 
+/// The last stretch of a silence waited by yielding rather than by the millisecond timer.
+const FINE_WAIT: Duration = Duration::from_millis(1);
+
 /// An open RTU bus.
 pub struct RtuLine {
     wire: Box<dyn Wire>,
@@ -60,9 +63,18 @@ impl RtuLine {
         let mut scratch = [0u8; MAX_FRAME];
         let mut quiet_until = self.last_activity + self.silence();
         loop {
-            // A zero wait still polls the read once: bytes already buffered are found.
-            match timeout_at(quiet_until, self.wire.read(&mut scratch)).await {
-                Err(_) => return Ok(()),
+            // tokio's timer counts whole milliseconds, too coarse for a silence of 1.75 ms: the
+            // timer takes the wait up to the last millisecond, and the rest is yielded away,
+            // looking at the line each time. A zero wait still polls the read once, so bytes
+            // already buffered are found.
+            let now = Instant::now();
+            let coarse = quiet_until
+                .checked_sub(FINE_WAIT)
+                .filter(|c| *c > now)
+                .unwrap_or(now);
+            match timeout_at(coarse, self.wire.read(&mut scratch)).await {
+                Err(_) if Instant::now() >= quiet_until => return Ok(()),
+                Err(_) => tokio::task::yield_now().await,
                 Ok(Ok(0)) => return Err(closed(what())),
                 Ok(Ok(n)) => {
                     self.discarded += n as u64;

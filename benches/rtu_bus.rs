@@ -254,7 +254,11 @@ fn units() -> Vec<SimUnit> {
         .collect()
 }
 
-fn gateway_case(rt: &tokio::runtime::Runtime, baud: u32) -> (f64, f64) {
+/// A paced line at `baud` with the simulated meters on its device end, and what stops them.
+fn line_with_meters(
+    rt: &tokio::runtime::Runtime,
+    baud: u32,
+) -> (LineTiming, PacedLine, CancellationToken) {
     let timing = LineTiming::new(baud, Parity::Even, 1);
     let line = PacedLine::start(timing);
     let stop = CancellationToken::new();
@@ -265,6 +269,11 @@ fn gateway_case(rt: &tokio::runtime::Runtime, baud: u32) -> (f64, f64) {
         stop_bits: 1,
     };
     rt.spawn(serve_rtu_serial(device, units(), stop.child_token()));
+    (timing, line, stop)
+}
+
+fn gateway_case(rt: &tokio::runtime::Runtime, baud: u32) -> (f64, f64) {
+    let (timing, line, stop) = line_with_meters(rt, baud);
     let machines: Vec<ModbusMachine> = (1..=UNITS)
         .map(|u| machine(u, &line.gateway, baud))
         .collect();
@@ -298,16 +307,7 @@ fn gateway_case(rt: &tokio::runtime::Runtime, baud: u32) -> (f64, f64) {
 }
 
 fn pymodbus_case(rt: &tokio::runtime::Runtime, baud: u32) -> Option<(f64, f64)> {
-    let timing = LineTiming::new(baud, Parity::Even, 1);
-    let line = PacedLine::start(timing);
-    let stop = CancellationToken::new();
-    let device = SerialLine {
-        port: line.device.display().to_string(),
-        baud,
-        parity: Parity::None,
-        stop_bits: 1,
-    };
-    rt.spawn(serve_rtu_serial(device, units(), stop.child_token()));
+    let (timing, line, stop) = line_with_meters(rt, baud);
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("peers/pymodbus_poll.py");
     let seconds = (RUN + Duration::from_secs(3)).as_secs().to_string();
     let mut child = std::process::Command::new("python3")

@@ -5,6 +5,7 @@
 //! - [`browser`]: a headless Chromium driven over WebDriver, and the test-artifact folder.
 //! - [`device`]: Modbus TCP devices: a healthy one with a register map, and faulty ones (hang,
 //!   garbage, close, exception).
+//! - [`python`]: the Python peers as child processes, awaited until they say `READY`.
 //! - [`rtu`]: a serial line of two pseudo-terminals (socat), and the independent pymodbus
 //!   RTU slave on it or over TCP.
 //! - [`pki`]: a throw-away CA with server and client certificates (openssl).
@@ -27,6 +28,7 @@ pub mod link;
 pub mod mosquitto;
 pub mod opcua;
 pub mod pki;
+pub mod python;
 pub mod rtu;
 pub mod subscriber;
 pub mod tmpfs;

@@ -5,10 +5,9 @@
 use shopfloor_sim::SimKind;
 use shopfloor_sim::server::SimMachine;
 use shopfloor_sim::ua_server::{UaOptions, serve_opcua};
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, mpsc};
+use std::process::{Child, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -27,30 +26,13 @@ impl PyOpcua {
     pub fn start() -> PyOpcua {
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("opcua/server.py");
         let port = crate::free_port();
-        let mut child = Command::new("python3")
-            .arg(&script)
-            .arg(port.to_string())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("python3 (with `pip install asyncua`) is needed for the OPC UA tests");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, rx) = mpsc::channel();
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let seen = Arc::clone(&lines);
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if line.starts_with("READY") {
-                    let _ = tx.send(());
-                } else {
-                    seen.lock().unwrap().push(line);
-                }
-            }
-        });
-        assert!(
-            rx.recv_timeout(Duration::from_secs(60)).is_ok(),
-            "the asyncua server did not start (is `pip install asyncua` done?)"
+        let peer = crate::python::start(
+            &script,
+            &[&port.to_string()],
+            Stdio::inherit(),
+            "the OPC UA tests need `pip install asyncua`",
         );
+        let (child, lines) = (peer.child, peer.lines);
         PyOpcua { port, child, lines }
     }
 

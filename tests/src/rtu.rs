@@ -2,10 +2,9 @@
 //! `socat`, and the independent RTU slave of `tests/modbus/rtu_server.py` (pymodbus), on a
 //! serial device or as RTU over TCP.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Two pseudo-terminals joined by `socat`: what one end writes, the other reads. Killed on
@@ -85,31 +84,17 @@ impl PyRtu {
 
     fn start(args: &[&str], port: Option<u16>) -> PyRtu {
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("modbus/rtu_server.py");
-        let mut child = Command::new("python3")
-            .arg(&script)
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("python3 (with `pip install pymodbus pyserial`) is needed for the RTU tests");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, rx) = mpsc::channel();
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let seen = Arc::clone(&lines);
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if line.starts_with("READY") {
-                    let _ = tx.send(());
-                } else if line.starts_with("REQUEST") || line.contains("CONNECTED") {
-                    seen.lock().unwrap().push(line);
-                }
-            }
-        });
-        assert!(
-            rx.recv_timeout(Duration::from_secs(60)).is_ok(),
-            "the pymodbus RTU slave did not start (is `pip install pymodbus pyserial` done?)"
+        let peer = crate::python::start(
+            &script,
+            args,
+            Stdio::null(),
+            "the RTU tests need `pip install pymodbus pyserial`",
         );
-        PyRtu { port, child, lines }
+        PyRtu {
+            port,
+            child: peer.child,
+            lines: peer.lines,
+        }
     }
 
     /// `host:port` of the RTU-over-TCP server.

@@ -5,21 +5,13 @@
 //! fuzzes it with coverage.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use shopfloor_modbus::Area;
+mod common;
+
+use common::request;
 use shopfloor_modbus::driver::{Reply, read};
 use shopfloor_modbus::plan::ReadRequest;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-fn request(area_byte: u8, count_byte: u8) -> ReadRequest {
-    let area = [Area::Holding, Area::Input, Area::Coil, Area::Discrete][usize::from(area_byte % 4)];
-    ReadRequest {
-        area,
-        start: 0,
-        count: u16::from(count_byte % 125) + 1,
-        slots: Vec::new(),
-    }
-}
 
 #[test]
 fn any_reply_bytes_are_an_error_or_a_reply_of_the_right_size() {

@@ -5,23 +5,15 @@
 //! in `tests/run`); `cargo bolero test` fuzzes it with coverage.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use shopfloor_modbus::Area;
+mod common;
+
+use common::request;
 use shopfloor_modbus::driver::{ReadError, Reply};
 use shopfloor_modbus::plan::ReadRequest;
 use shopfloor_modbus::rtu::{self, REQUEST_LEN};
 use shopfloor_modbus::rtu_line::RtuLine;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-fn request(area_byte: u8, count_byte: u8) -> ReadRequest {
-    let area = [Area::Holding, Area::Input, Area::Coil, Area::Discrete][usize::from(area_byte % 4)];
-    ReadRequest {
-        area,
-        start: 0,
-        count: u16::from(count_byte % 125) + 1,
-        slots: Vec::new(),
-    }
-}
 
 /// What the line made of `reply` sent in answer to `req` for `unit`.
 fn exchange(unit: u8, req: &ReadRequest, reply: Vec<u8>) -> Result<Reply, ReadError> {

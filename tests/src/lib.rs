@@ -6,6 +6,7 @@
 //! - [`device`]: Modbus TCP devices: a healthy one with a register map, and faulty ones (hang,
 //!   garbage, close, exception).
 //! - [`python`]: the Python peers as child processes, awaited until they say `READY`.
+//! - [`sparkplug`]: the independent Sparkplug B host (pysparkplug), every message decoded.
 //! - [`rtu`]: a serial line of two pseudo-terminals (socat), and the independent pymodbus
 //!   RTU slave on it or over TCP.
 //! - [`pki`]: a throw-away CA with server and client certificates (openssl).
@@ -30,6 +31,7 @@ pub mod opcua;
 pub mod pki;
 pub mod python;
 pub mod rtu;
+pub mod sparkplug;
 pub mod subscriber;
 pub mod tmpfs;
 pub mod victoria;

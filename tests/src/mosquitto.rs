@@ -49,12 +49,17 @@ impl Mosquitto {
     /// A broker that keeps its sessions and retained messages in its directory across a
     /// [`Mosquitto::stop_gracefully`] and [`Mosquitto::restart`], as an installed one does.
     pub fn start_persistent() -> Mosquitto {
+        Self::start_persistent_with("")
+    }
+
+    /// As [`Mosquitto::start_persistent`], with `extra` configuration lines.
+    pub fn start_persistent_with(extra: &str) -> Mosquitto {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         // mosquitto started as root writes its state after dropping to its own user.
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
         let extra = format!(
-            "persistence true\npersistence_location {}/\n",
+            "persistence true\npersistence_location {}/\n{extra}",
             dir.path().display()
         );
         Self::launch(dir, None, extra)

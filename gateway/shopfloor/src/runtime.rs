@@ -12,7 +12,7 @@ use crate::metrics::{Metrics, Reporter};
 use crate::record::Recorder;
 use crate::sink::live::{LiveSink, LiveStore};
 use crate::sink::mqtt::MqttError;
-use crate::sink::{Build, Sink, SinkContext, SinkStats, csv, influx, mqtt};
+use crate::sink::{Build, Sink, SinkContext, SinkStats, csv, influx, mqtt, sparkplug};
 use crate::status::StatusBoard;
 use crate::tasks::{TaskPanic, Tasks};
 use shopfloor_core::ring::{self, Consumer, Producer, RingError};
@@ -114,7 +114,7 @@ fn lane_capacity(config: &Config, tags: usize) -> usize {
 /// Every sink the gateway can run from a config section, in start order. Adding a sink is its
 /// folder under `sink/`, its config section and one line here. (The live store is the HTTP
 /// server's, started with it.)
-const SINKS: [Build; 3] = [mqtt::build, csv::build, influx::build];
+const SINKS: [Build; 4] = [mqtt::build, sparkplug::build, csv::build, influx::build];
 
 /// The sinks started so far: their tasks, the dispatcher's ports and their counters.
 #[derive(Debug, Default)]

@@ -40,6 +40,8 @@ pub struct Config {
     pub buffer: BufferConfig,
     /// `[mqtt]`, when present.
     pub mqtt: Option<MqttConfig>,
+    /// `[sparkplug]`.
+    pub sparkplug: Option<SparkplugConfig>,
     /// `[influx]`, when present.
     pub influx: Option<InfluxConfig>,
     /// `[record]`, when present.
@@ -160,6 +162,23 @@ impl BrokerAuth {
             (None, _) => Ok(None),
         }
     }
+}
+
+/// `[sparkplug]`: the gateway as a Sparkplug B edge node.
+#[derive(Debug, Clone)]
+pub struct SparkplugConfig {
+    /// Brokers, tried in turn (`url`, or `urls`).
+    pub urls: Vec<Url>,
+    /// `group_id`.
+    pub group_id: String,
+    /// `edge_node_id`: `[gateway] name` unless set.
+    pub edge_node_id: String,
+    /// The host application whose STATE gates the births, if any.
+    pub primary_host_id: Option<String>,
+    /// Data by alias (births carry names and aliases).
+    pub aliases: bool,
+    /// Credentials and trust.
+    pub auth: BrokerAuth,
 }
 
 /// `[influx]`.

@@ -13,6 +13,7 @@ pub(crate) struct RawConfig {
     pub gateway: Option<S<RawGateway>>,
     pub buffer: Option<S<RawBuffer>>,
     pub mqtt: Option<S<RawMqtt>>,
+    pub sparkplug: Option<S<RawSparkplug>>,
     pub influx: Option<S<RawInflux>>,
     pub record: Option<S<RawRecord>>,
     pub csv: Option<S<RawCsv>>,
@@ -48,6 +49,22 @@ pub(crate) struct RawMqtt {
     pub topic_prefix: Option<S<String>>,
     pub qos: Option<S<i64>>,
     pub layout: Option<S<String>>,
+    pub username: Option<S<String>>,
+    pub password_env: Option<S<String>>,
+    pub ca_file: Option<S<String>>,
+    pub client_cert: Option<S<String>>,
+    pub client_key: Option<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSparkplug {
+    pub url: Option<S<String>>,
+    pub urls: Option<S<Vec<S<String>>>>,
+    pub group_id: Option<S<String>>,
+    pub edge_node_id: Option<S<String>>,
+    pub primary_host_id: Option<S<String>>,
+    pub aliases: Option<S<bool>>,
     pub username: Option<S<String>>,
     pub password_env: Option<S<String>>,
     pub ca_file: Option<S<String>>,

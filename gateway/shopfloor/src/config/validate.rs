@@ -10,6 +10,7 @@ use std::ops::Range;
 
 mod kpi;
 mod modbus;
+mod sparkplug;
 
 const MQTT_SCHEMES: &[(&str, u16)] = &[("mqtt", 1883), ("mqtts", 8883)];
 const HTTP_SCHEMES: &[(&str, u16)] = &[("http", 80), ("https", 443)];
@@ -157,6 +158,10 @@ pub(super) fn validate(path: &Path, source: &str) -> Result<Config, ConfigErrors
         .mqtt
         .as_ref()
         .and_then(|m| mqtt(&mut v, m, &gateway.name));
+    let sparkplug = raw
+        .sparkplug
+        .as_ref()
+        .and_then(|s| sparkplug::section(&mut v, s, &gateway.name));
     let influx = raw.influx.as_ref().and_then(|i| influx(&mut v, i));
     let record = raw.record.as_ref().and_then(|x| record(&mut v, x));
     let csv = raw.csv.as_ref().and_then(|c| {
@@ -219,6 +224,13 @@ pub(super) fn validate(path: &Path, source: &str) -> Result<Config, ConfigErrors
                  [influx] or [csv]",
             );
         }
+        if let Some(s) = &raw.sparkplug {
+            v.err(
+                s.span(),
+                "[sparkplug] in a recorder would publish what it records: a recorder writes \
+                 to [influx] or [csv]",
+            );
+        }
     }
     if raw.machine.is_empty() && raw.record.is_none() {
         v.err(
@@ -236,6 +248,7 @@ pub(super) fn validate(path: &Path, source: &str) -> Result<Config, ConfigErrors
         gateway,
         buffer,
         mqtt,
+        sparkplug,
         influx,
         record,
         csv,

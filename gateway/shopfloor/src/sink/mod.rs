@@ -12,6 +12,7 @@
 //! place a new sink is registered.
 //!
 //! - [`mqtt`]: publishes samples and statuses over MQTT with an acknowledged outbox.
+//! - [`sparkplug`]: the gateway as a Sparkplug B edge node, each machine a device.
 //! - [`csv`]: one CSV file per machine and UTC day, for data analysis.
 //! - [`influx`]: writes points over the InfluxDB v2 write API (InfluxDB 2/3, VictoriaMetrics).
 //! - [`live`]: latest values and history per tag, and the event stream, for HTTP.
@@ -20,6 +21,7 @@ pub mod csv;
 pub mod influx;
 pub mod live;
 pub mod mqtt;
+pub mod sparkplug;
 
 use crate::config::Config;
 use crate::runtime::StartError;

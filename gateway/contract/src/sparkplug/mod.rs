@@ -1,0 +1,19 @@
+//! Sparkplug B 3.0 (Eclipse Sparkplug specification): the gateway is one edge node, each
+//! machine one device.
+//!
+//! - [`proto`]: the payload messages of `sparkplug_b.proto`, derived with prost;
+//! - [`datatype`]: metric types and how a value travels in each;
+//! - [`topic`]: `spBv1.0/…` topics, written and read;
+//! - [`node`]: the edge node's session rules as a pure state machine.
+
+pub mod datatype;
+pub mod node;
+pub mod proto;
+pub mod topic;
+
+#[cfg(test)]
+mod tests;
+
+pub use datatype::DataType;
+pub use node::{DeviceSpec, MetricSpec, Node, NodeSpec, Outgoing};
+pub use topic::{MessageType, NAMESPACE, Topic};

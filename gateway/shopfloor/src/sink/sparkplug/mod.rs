@@ -1,0 +1,99 @@
+//! The Sparkplug B sink (`[sparkplug]`): the gateway as one edge node, each machine a device,
+//! on its own broker connection beside `[mqtt]` or instead of it.
+//!
+//! - [`spec`]: what the node announces, from the configuration (pure);
+//! - [`session`]: the broker connections over time (will, births, rebirth, outage, clean stop).
+//!
+//! The rules (topics, payloads, `seq`, `bdSeq`, aliases, report by exception) are
+//! `shopfloor_contract::sparkplug::node`'s; this sink only moves its messages.
+
+pub mod session;
+pub mod spec;
+
+use crate::config::SparkplugConfig;
+use crate::runtime::StartError;
+use crate::sink::mqtt::{MqttError, tls};
+use crate::sink::{Batch, Sink, SinkContext, SinkStats, SinkTask};
+use rumqttc::{MqttOptions, TlsConfiguration, Transport};
+use shopfloor_contract::sparkplug::Node;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tracing::info;
+
+/// Makes the sink when `[sparkplug]` is set.
+pub fn build(
+    ctx: &SinkContext<'_>,
+    stats: Arc<SinkStats>,
+) -> Result<Option<Box<dyn Sink>>, StartError> {
+    let Some(cfg) = &ctx.config.sparkplug else {
+        return Ok(None);
+    };
+    let node = Node::new(spec::node(ctx.config, cfg, ctx.catalog));
+    let brokers = cfg
+        .urls
+        .iter()
+        .map(|url| broker(cfg, url, &ctx.config.gateway.name))
+        .collect::<Result<Vec<_>, MqttError>>()?;
+    info!(
+        group = %cfg.group_id,
+        edge_node = %cfg.edge_node_id,
+        brokers = brokers.len(),
+        "publishing as a Sparkplug B edge node"
+    );
+    Ok(Some(Box::new(SparkplugSink {
+        session: session::Session {
+            node,
+            brokers,
+            ncmd: format!(
+                "{}/{}/NCMD/{}",
+                shopfloor_contract::sparkplug::NAMESPACE,
+                cfg.group_id,
+                cfg.edge_node_id
+            ),
+            keep: ctx.config.buffer.capacity.max(1024),
+            stats,
+        },
+    })))
+}
+
+/// One broker's connection settings (the will is set per connection).
+fn broker(
+    cfg: &SparkplugConfig,
+    url: &crate::config::Url,
+    gateway: &str,
+) -> Result<MqttOptions, MqttError> {
+    let mut options = MqttOptions::new(
+        format!("shopfloor-spb-{gateway}"),
+        url.host.clone(),
+        url.port,
+    );
+    options
+        .set_clean_session(true)
+        .set_keep_alive(Duration::from_secs(15))
+        .set_max_packet_size(16 << 20, 16 << 20);
+    if let (Some(user), Some(password)) = (&cfg.auth.username, cfg.auth.password()?) {
+        options.set_credentials(user, password);
+    }
+    if url.scheme == "mqtts" {
+        options.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
+            tls::client_config(&cfg.auth)?,
+        )));
+    }
+    Ok(options)
+}
+
+#[derive(Debug)]
+struct SparkplugSink {
+    session: session::Session,
+}
+
+impl Sink for SparkplugSink {
+    fn name(&self) -> &'static str {
+        "sparkplug"
+    }
+
+    fn run(self: Box<Self>, input: mpsc::Receiver<Batch>, budget: Duration) -> SinkTask {
+        Box::pin(self.session.run(input, budget))
+    }
+}

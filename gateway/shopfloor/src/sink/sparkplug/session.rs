@@ -1,0 +1,322 @@
+//! The edge node's broker connections over time.
+//!
+//! Each connection is a new MQTT client whose will is the NDEATH of a new `bdSeq`; its event
+//! loop runs as its own task and reports what matters (connected, a rebirth command, the
+//! connection lost), so publishing never waits on a loop that nobody polls. After CONNACK the
+//! node subscribes to its NCMD topic and publishes its births, then the readings kept while it
+//! was away (as historical data), then the live stream. A lost connection goes to the next
+//! broker of `urls` after a backoff; readings meanwhile are kept, up to `keep`, the oldest
+//! dropped and counted beyond that. A clean stop publishes NDEATH before DISCONNECT.
+
+use crate::sink::{Batch, SinkStats, Throttle, readings};
+use rumqttc::{AsyncClient, Event, EventLoop, LastWill, MqttOptions, Packet, QoS};
+use shopfloor_contract::sparkplug::node::asks_rebirth;
+use shopfloor_contract::sparkplug::{MessageType, Node, Outgoing};
+use shopfloor_core::backoff::Backoff;
+use shopfloor_core::time::now_ms;
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+/// Requests the client queues for its event loop before `publish` waits.
+const CLIENT_QUEUE: usize = 4096;
+
+/// The node, its brokers and what it keeps through an outage.
+#[derive(Debug)]
+pub struct Session {
+    /// The rules.
+    pub node: Node,
+    /// Brokers, tried in turn.
+    pub brokers: Vec<MqttOptions>,
+    /// The node's NCMD topic.
+    pub ncmd: String,
+    /// Readings kept through an outage, at most.
+    pub keep: usize,
+    /// Counters.
+    pub stats: Arc<SinkStats>,
+}
+
+/// What a connection's event loop reports.
+#[derive(Debug)]
+enum Report {
+    Up,
+    Rebirth,
+    Down(String),
+}
+
+/// How a connection ended.
+enum End {
+    /// The input closed: the gateway stops.
+    Stop,
+    /// The broker is gone or refused us.
+    Lost,
+}
+
+/// Readings waiting for the next connection, oldest first.
+struct Kept {
+    batches: VecDeque<Batch>,
+    readings: usize,
+    max: usize,
+    throttle: Throttle,
+}
+
+impl Kept {
+    fn push(&mut self, batch: Batch, stats: &SinkStats) {
+        self.readings += readings(&batch) as usize;
+        self.batches.push_back(batch);
+        while self.readings > self.max {
+            let Some(old) = self.batches.pop_front() else {
+                break;
+            };
+            let n = readings(&old);
+            self.readings -= n as usize;
+            SinkStats::add(&stats.dropped, n);
+            if let Some(repeats) = self.throttle.ready() {
+                warn!(
+                    sink = "sparkplug",
+                    samples = n,
+                    repeats,
+                    "broker away too long: oldest readings dropped"
+                );
+            }
+        }
+        stats.backlog.store(self.readings as u64, Ordering::Relaxed);
+    }
+}
+
+impl Session {
+    /// Runs until `input` closes, then says goodbye within `budget`.
+    pub async fn run(mut self, mut input: mpsc::Receiver<Batch>, budget: Duration) {
+        let mut kept = Kept {
+            batches: VecDeque::new(),
+            readings: 0,
+            max: self.keep,
+            throttle: Throttle::new(Duration::from_secs(10)),
+        };
+        let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
+        for broker in (0..self.brokers.len()).cycle() {
+            match self.connection(broker, &mut input, &mut kept, budget).await {
+                End::Stop => return,
+                End::Lost => {}
+            }
+            let pause = tokio::time::sleep(backoff.next_delay());
+            tokio::pin!(pause);
+            loop {
+                tokio::select! {
+                    () = &mut pause => break,
+                    batch = input.recv() => match batch {
+                        Some(batch) => self.away(batch, &mut kept),
+                        None => return,
+                    },
+                }
+            }
+            if kept.batches.is_empty() {
+                backoff.reset();
+            }
+        }
+    }
+
+    /// A batch that arrives while no broker takes it: the node learns it, the batch waits.
+    fn away(&mut self, batch: Batch, kept: &mut Kept) {
+        let mut none = Vec::new();
+        self.node.take(&batch, now_ms(), &mut none);
+        kept.push(batch, &self.stats);
+    }
+
+    /// One connection to broker `index`, from CONNECT until it is lost or the gateway stops.
+    async fn connection(
+        &mut self,
+        index: usize,
+        input: &mut mpsc::Receiver<Batch>,
+        kept: &mut Kept,
+        budget: Duration,
+    ) -> End {
+        let will = self.node.session();
+        let mut options = self.brokers[index].clone();
+        options.set_last_will(LastWill::new(
+            &will.topic,
+            will.payload,
+            QoS::AtLeastOnce,
+            false,
+        ));
+        let broker = format!(
+            "{}:{}",
+            options.broker_address().0,
+            options.broker_address().1
+        );
+        let (client, eventloop) = AsyncClient::new(options, CLIENT_QUEUE);
+        let (tx, mut reports) = mpsc::channel(16);
+        let driver = tokio::spawn(drive(eventloop, tx));
+        let end = self
+            .serve(&client, &mut reports, input, kept, &broker)
+            .await;
+        if let End::Stop = end {
+            self.goodbye(&client, &mut reports, budget).await;
+        }
+        self.node.disconnected();
+        driver.abort();
+        end
+    }
+
+    async fn serve(
+        &mut self,
+        client: &AsyncClient,
+        reports: &mut mpsc::Receiver<Report>,
+        input: &mut mpsc::Receiver<Batch>,
+        kept: &mut Kept,
+        broker: &str,
+    ) -> End {
+        // Until CONNACK, batches wait with the rest.
+        loop {
+            tokio::select! {
+                report = reports.recv() => match report {
+                    Some(Report::Up) => break,
+                    Some(Report::Rebirth) => {}
+                    Some(Report::Down(e)) => return self.lost(broker, &e),
+                    None => return self.lost(broker, "connection ended"),
+                },
+                batch = input.recv() => match batch {
+                    Some(batch) => self.away(batch, kept),
+                    None => return End::Stop,
+                },
+            }
+        }
+        if let Err(e) = client.subscribe(&self.ncmd, QoS::AtLeastOnce).await {
+            return self.lost(broker, &e.to_string());
+        }
+        let now = now_ms();
+        let mut out = self.node.births(now);
+        let backlog: Vec<Batch> = kept.batches.drain(..).collect();
+        kept.readings = 0;
+        for batch in &backlog {
+            self.node.historical(batch, now, &mut out);
+        }
+        if let Err(e) = publish(client, &mut out).await {
+            // Sent again as history on the next connection: late, maybe twice, never lost.
+            for batch in backlog {
+                kept.push(batch, &self.stats);
+            }
+            return self.lost(broker, &e);
+        }
+        let sent: u64 = backlog.iter().map(|b| readings(b)).sum();
+        SinkStats::add(&self.stats.sent, sent);
+        self.stats.backlog.store(0, Ordering::Relaxed);
+        self.stats.health.delivering();
+        info!(
+            event = "sparkplug_online",
+            sink = "sparkplug",
+            broker,
+            historical = sent,
+            "Sparkplug: births published"
+        );
+        loop {
+            tokio::select! {
+                report = reports.recv() => match report {
+                    Some(Report::Rebirth) => {
+                        info!(event = "sparkplug_rebirth", sink = "sparkplug", "Sparkplug: rebirth requested");
+                        let mut out = self.node.births(now_ms());
+                        if let Err(e) = publish(client, &mut out).await {
+                            return self.lost(broker, &e);
+                        }
+                    }
+                    Some(Report::Up) => {}
+                    Some(Report::Down(e)) => return self.lost(broker, &e),
+                    None => return self.lost(broker, "connection ended"),
+                },
+                batch = input.recv() => match batch {
+                    Some(batch) => {
+                        self.node.take(&batch, now_ms(), &mut out);
+                        if let Err(e) = publish(client, &mut out).await {
+                            self.node.disconnected();
+                            kept.push(batch, &self.stats);
+                            return self.lost(broker, &e);
+                        }
+                        SinkStats::add(&self.stats.sent, readings(&batch));
+                    }
+                    None => return End::Stop,
+                },
+            }
+        }
+    }
+
+    fn lost(&mut self, broker: &str, error: &str) -> End {
+        self.node.disconnected();
+        SinkStats::add(&self.stats.errors, 1);
+        self.stats.health.failing(error, false);
+        warn!(
+            event = "sparkplug_offline",
+            sink = "sparkplug",
+            broker,
+            error,
+            "Sparkplug: broker connection lost"
+        );
+        End::Lost
+    }
+
+    /// NDEATH, then DISCONNECT, and a moment for the event loop to write both.
+    async fn goodbye(
+        &mut self,
+        client: &AsyncClient,
+        reports: &mut mpsc::Receiver<Report>,
+        budget: Duration,
+    ) {
+        if !self.node.is_live() {
+            return;
+        }
+        let mut out = vec![self.node.death()];
+        if publish(client, &mut out).await.is_err() || client.disconnect().await.is_err() {
+            return;
+        }
+        let closed = async {
+            while let Some(report) = reports.recv().await {
+                if let Report::Down(_) = report {
+                    break;
+                }
+            }
+        };
+        if tokio::time::timeout(budget.min(Duration::from_secs(2)), closed)
+            .await
+            .is_err()
+        {
+            debug!("Sparkplug: the broker did not close the connection in time");
+        }
+    }
+}
+
+/// Hands every message of `out` to the client, in order (NDEATH at QoS 1, the rest at QoS 0
+/// as the specification asks), leaving `out` empty.
+async fn publish(client: &AsyncClient, out: &mut Vec<Outgoing>) -> Result<(), String> {
+    for m in out.drain(..) {
+        let qos = match m.kind {
+            MessageType::NDeath => QoS::AtLeastOnce,
+            _ => QoS::AtMostOnce,
+        };
+        client
+            .publish(m.topic, qos, false, m.payload)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// Polls a connection's event loop until the connection fails, reporting what the session
+/// needs. It never reconnects by itself: the session makes a new client, with a new will.
+async fn drive(mut eventloop: EventLoop, reports: mpsc::Sender<Report>) {
+    loop {
+        let report = match eventloop.poll().await {
+            Ok(Event::Incoming(Packet::ConnAck(_))) => Report::Up,
+            Ok(Event::Incoming(Packet::Publish(p))) if asks_rebirth(&p.payload) => Report::Rebirth,
+            Ok(_) => continue,
+            Err(e) => {
+                let _ = reports.send(Report::Down(e.to_string())).await;
+                return;
+            }
+        };
+        if reports.send(report).await.is_err() {
+            return;
+        }
+    }
+}

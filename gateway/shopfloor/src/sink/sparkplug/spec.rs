@@ -1,0 +1,104 @@
+//! What the edge node announces: every machine as a device with its tags as metrics, each
+//! with the Sparkplug type its configuration gives.
+
+use crate::config::{Config, ProtocolConfig, SparkplugConfig};
+use shopfloor_contract::sparkplug::{DataType, DeviceSpec, MetricSpec, NodeSpec};
+use shopfloor_core::Catalog;
+use shopfloor_modbus::register::{DataType as Register, TagSpec};
+
+/// The node of `cfg` over the gateway's machines (catalog order: machine and tag indexes).
+pub fn node(config: &Config, cfg: &SparkplugConfig, catalog: &Catalog) -> NodeSpec {
+    let devices = catalog
+        .machines()
+        .map(|(id, info)| {
+            let registers = config
+                .machines
+                .get(id.index())
+                .and_then(|m| match &m.protocol {
+                    ProtocolConfig::Modbus(mb) => Some(mb.tags.as_slice()),
+                    ProtocolConfig::Opcua(_) => None,
+                });
+            let metrics = info
+                .tags
+                .iter()
+                .enumerate()
+                .map(|(i, tag)| MetricSpec {
+                    name: tag.name.clone(),
+                    unit: tag.unit.clone(),
+                    datatype: declared(registers, i, config.machines.get(id.index())),
+                })
+                .collect();
+            DeviceSpec {
+                id: info.id.clone(),
+                metrics,
+            }
+        })
+        .collect();
+    NodeSpec {
+        group: cfg.group_id.clone(),
+        edge_node: cfg.edge_node_id.clone(),
+        aliases: cfg.aliases,
+        devices,
+    }
+}
+
+/// The type of tag `i`: a Modbus tag's register type (Double once scaled), a KPI figure's
+/// Double; an OPC UA tag's is learnt from its values.
+fn declared(
+    registers: Option<&[TagSpec]>,
+    i: usize,
+    machine: Option<&crate::config::MachineConfig>,
+) -> Option<DataType> {
+    let configured = machine.map_or(0, |m| m.tags.len());
+    if i >= configured {
+        return Some(DataType::Double);
+    }
+    registers.and_then(|r| r.get(i)).map(register_type)
+}
+
+/// The Sparkplug type of a Modbus register map entry.
+pub fn register_type(spec: &TagSpec) -> DataType {
+    let scaled = spec.scale != 1.0 || spec.offset != 0.0;
+    match spec.data_type {
+        Register::Bool => DataType::Boolean,
+        Register::String => DataType::String,
+        Register::F32 if !scaled => DataType::Float,
+        _ if scaled => DataType::Double,
+        Register::U16 => DataType::UInt16,
+        Register::I16 => DataType::Int16,
+        Register::U32 => DataType::UInt32,
+        Register::I32 => DataType::Int32,
+        Register::U64 => DataType::UInt64,
+        Register::I64 => DataType::Int64,
+        Register::F32 | Register::F64 => DataType::Double,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shopfloor_modbus::register::Area;
+
+    #[test]
+    fn register_types_map_as_the_contract_says() {
+        let table = [
+            (Register::Bool, 1.0, DataType::Boolean),
+            (Register::U16, 1.0, DataType::UInt16),
+            (Register::I16, 1.0, DataType::Int16),
+            (Register::U32, 1.0, DataType::UInt32),
+            (Register::I32, 1.0, DataType::Int32),
+            (Register::U64, 1.0, DataType::UInt64),
+            (Register::I64, 1.0, DataType::Int64),
+            (Register::F32, 1.0, DataType::Float),
+            (Register::F64, 1.0, DataType::Double),
+            (Register::String, 1.0, DataType::String),
+            (Register::U16, 0.1, DataType::Double),
+            (Register::F32, 0.1, DataType::Double),
+        ];
+        for (register, scale, want) in table {
+            let mut spec = TagSpec::new(Area::Holding, 0, register);
+            spec.scale = scale;
+            assert_eq!(register_type(&spec), want, "{register:?} scale {scale}");
+        }
+    }
+}

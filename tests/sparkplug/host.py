@@ -1,0 +1,128 @@
+"""An independent Sparkplug B host for the tests, built on pysparkplug (its protobuf, topic and
+payload classes) and paho: subscribes to spBv1.0/#, decodes every message (births remembered per
+node and device, so that data decodes by alias), and prints one JSON line per message.
+
+    python3 host.py BROKER_PORT [--rebirth-after N] [--persistent]
+
+With --rebirth-after N it sends the edge node of the first NBIRTH an NCMD `Node Control/Rebirth`
+once it has seen N DDATA messages. With --persistent its session outlives a broker restart
+(clean session off, a fixed client id), so that what the broker queued for it while it was
+reconnecting reaches it. Prints READY once subscribed."""
+
+import json
+import sys
+import time
+
+import paho.mqtt.client as mqtt
+from pysparkplug import DataType, Message, MessageType, Metric, NCmd, Topic
+from pysparkplug._protobuf import Payload as PbPayload
+
+port = int(sys.argv[1])
+rebirth_after = int(sys.argv[sys.argv.index("--rebirth-after") + 1]) if "--rebirth-after" in sys.argv else None
+births = {}
+ddata = 0
+node = None
+asked = False
+
+
+def out(line):
+    sys.stdout.write(json.dumps(line) + "\n")
+    sys.stdout.flush()
+
+
+def props(pb_metric):
+    """engUnit and Quality straight from the protobuf (pysparkplug's Metric leaves them out)."""
+    found = {}
+    p = pb_metric.properties
+    for key, value in zip(p.keys, p.values):
+        kind = value.WhichOneof("value")
+        found[key] = getattr(value, kind) if kind else None
+    return found
+
+
+def value_of(metric):
+    v = metric.value
+    if isinstance(v, (bytes, bytearray)):
+        return v.hex()
+    return v
+
+
+def on_message(client, userdata, msg):
+    try:
+        handle(client, msg)
+    except Exception as e:  # paho would swallow it; the test must see it
+        out({"topic": msg.topic, "type": "HOST_ERROR", "error": repr(e)})
+
+
+def handle(client, msg):
+    global ddata, node, asked
+    topic = Topic.from_str(msg.topic)
+    kind = str(topic.message_type)
+    if kind == "STATE":
+        return
+    key = (topic.group_id, topic.edge_node_id, topic.device_id)
+    try:
+        message = Message.from_mqtt_message(msg, birth=births.get(key))
+    except Exception as e:  # an undecodable message is what the test must see
+        out({"topic": msg.topic, "type": kind, "error": repr(e), "birth_known": key in births})
+        return
+    payload = message.payload
+    line = {"topic": msg.topic, "type": kind, "device": topic.device_id, "qos": msg.qos}
+    if kind == "NDEATH":
+        line["bd_seq"] = payload.bd_seq_metric.value
+        out(line)
+        return
+    line["seq"] = getattr(payload, "seq", None)
+    line["timestamp"] = getattr(payload, "timestamp", None)
+    metrics = getattr(payload, "metrics", ())
+    raw = PbPayload.FromString(msg.payload).metrics
+    line["metrics"] = [
+        {
+            "name": m.name,
+            "alias": m.alias,
+            "datatype": m.datatype.name if m.datatype is not None else None,
+            "value": value_of(m),
+            "is_null": m.is_null,
+            "historical": m.is_historical,
+            "timestamp": m.timestamp,
+            "properties": props(pb),
+        }
+        for m, pb in zip(metrics, raw)
+    ]
+    if kind in ("NBIRTH", "DBIRTH"):
+        births[key] = payload
+        if kind == "NBIRTH":
+            line["bd_seq"] = next((m.value for m in metrics if m.name == "bdSeq"), None)
+            node = node or (topic.group_id, topic.edge_node_id)
+    out(line)
+    if kind == "DDATA":
+        ddata += 1
+        if rebirth_after is not None and ddata >= rebirth_after and not asked and node:
+            asked = True
+            command = NCmd(
+                timestamp=int(time.time() * 1000),
+                metrics=(
+                    Metric(
+                        timestamp=int(time.time() * 1000),
+                        name="Node Control/Rebirth",
+                        datatype=DataType.BOOLEAN,
+                        value=True,
+                    ),
+                ),
+            )
+            client.publish(f"spBv1.0/{node[0]}/NCMD/{node[1]}", command.encode(include_dtypes=True), qos=0)
+            out({"type": "REBIRTH_SENT"})
+
+
+def on_subscribe(*_args):
+    sys.stdout.write("READY\n")
+    sys.stdout.flush()
+
+
+client = mqtt.Client(client_id=f"sparkplug-test-host-{port}", clean_session="--persistent" not in sys.argv)
+client.reconnect_delay_set(min_delay=1, max_delay=2)
+client.on_message = on_message
+client.on_subscribe = on_subscribe
+client.on_connect = lambda c, *_: c.subscribe("spBv1.0/#", qos=1)
+client.connect("127.0.0.1", port)
+client.loop_forever()

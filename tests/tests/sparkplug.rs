@@ -1,0 +1,398 @@
+//! `[sparkplug]` against an independent Sparkplug B host (pysparkplug on a real mosquitto):
+//! births list every metric with its type, unit and value; data goes by exception, by alias,
+//! with the values the gateway read (its CSV file is the record); `seq` runs on without a gap
+//! modulo 256 from each NBIRTH; a machine that stops answering gets a DDEATH and, back, a new
+//! DBIRTH; an NCMD Rebirth is answered with NBIRTH (`seq` 0, the same `bdSeq`) and every
+//! DBIRTH; a SIGKILL fires the NDEATH will with the `bdSeq` of the NBIRTH; readings taken
+//! while the broker was away arrive after the next births as historical data, in order; a
+//! clean stop publishes NDEATH once.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use serde_json::Value;
+use shopfloor_core::time::now_ms;
+use shopfloor_tests::device::{moving, speed_and_temp, speed_and_temp_machine};
+use shopfloor_tests::gateway::GatewayProcess;
+use shopfloor_tests::link::Link;
+use shopfloor_tests::mosquitto::Mosquitto;
+use shopfloor_tests::sparkplug::SparkplugHost;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// The moving device's machine: one tag of each kind, read every 50 ms.
+fn press(address: &str) -> String {
+    format!(
+        r#"
+[[machine]]
+id = "press"
+protocol = "modbus-tcp"
+address = "{address}"
+poll_interval = "50ms"
+
+  [[machine.tag]]
+  name = "speed"
+  area = "holding"
+  address = 0
+  type = "f32"
+  unit = "rpm"
+
+  [[machine.tag]]
+  name = "count"
+  area = "holding"
+  address = 2
+  type = "u16"
+
+  [[machine.tag]]
+  name = "temp"
+  area = "holding"
+  address = 3
+  type = "i16"
+
+  [[machine.tag]]
+  name = "total"
+  area = "holding"
+  address = 4
+  type = "u32"
+
+  [[machine.tag]]
+  name = "running"
+  area = "coil"
+  address = 0
+  type = "bool"
+
+  [[machine.tag]]
+  name = "program"
+  area = "holding"
+  address = 10
+  type = "string"
+  length = 4
+"#
+    )
+}
+
+fn config(broker: &str, machines: &str) -> String {
+    format!(
+        "[gateway]\nname = \"gw\"\n\n[csv]\ndir = \"data\"\n\n[sparkplug]\nurl = \"{broker}\"\n\
+         group_id = \"iqblvd\"\nedge_node_id = \"hall\"\n{machines}"
+    )
+}
+
+fn kind(m: &Value) -> &str {
+    m["type"].as_str().unwrap_or_default()
+}
+
+fn device(m: &Value) -> &str {
+    m["device"].as_str().unwrap_or_default()
+}
+
+fn count(log: &[Value], k: &str, dev: &str) -> usize {
+    log.iter()
+        .filter(|m| kind(m) == k && device(m) == dev)
+        .count()
+}
+
+fn metric<'a>(m: &'a Value, name: &str) -> Option<&'a Value> {
+    m["metrics"].as_array()?.iter().find(|x| x["name"] == name)
+}
+
+/// The gateway's record of machine `machine`: (tag, timestamp) → value as the CSV wrote it.
+fn csv_record(dir: &Path, machine: &str) -> BTreeMap<(String, i64), String> {
+    let mut out = BTreeMap::new();
+    for entry in std::fs::read_dir(dir.join("data").join(machine)).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        for line in text.lines().skip(1) {
+            let cols: Vec<&str> = line.split(',').collect();
+            if cols[4] == "good" {
+                let key = (cols[2].to_owned(), cols[0].parse().unwrap());
+                out.insert(key, cols[3].to_owned());
+            }
+        }
+    }
+    out
+}
+
+/// True when a metric carries the value the CSV file recorded.
+fn same(csv: Option<&String>, metric: &Value) -> bool {
+    let Some(csv) = csv else {
+        return false;
+    };
+    match &metric["value"] {
+        Value::Number(n) => csv.parse::<f64>().ok() == n.as_f64(),
+        Value::String(s) => s == csv,
+        Value::Bool(b) => csv == &b.to_string(),
+        _ => false,
+    }
+}
+
+/// Every message from each NBIRTH on carries the next `seq` modulo 256; NDEATH none.
+fn assert_seq_continuous(log: &[Value]) {
+    let mut expected: Option<u64> = None;
+    for (i, m) in log.iter().enumerate() {
+        match kind(m) {
+            "NDEATH" => assert!(m.get("seq").is_none(), "NDEATH with a seq: {m}"),
+            "NBIRTH" => {
+                assert_eq!(m["seq"], 0, "{m}");
+                expected = Some(1);
+            }
+            "DBIRTH" | "DDATA" | "DDEATH" | "NDATA" => {
+                let want = expected.expect("a device message before any NBIRTH");
+                assert_eq!(m["seq"].as_u64(), Some(want), "message {i}: {m}");
+                expected = Some((want + 1) % 256);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// In every session (from an NBIRTH on) a device's DDATA and DDEATH come after its DBIRTH.
+fn assert_births_first(log: &[Value]) {
+    let mut born: BTreeMap<String, bool> = BTreeMap::new();
+    for m in log {
+        let dev = device(m).to_owned();
+        match kind(m) {
+            "NBIRTH" => born.clear(),
+            "DBIRTH" => {
+                born.insert(dev, true);
+            }
+            "DDATA" => assert!(
+                born.get(&dev).copied().unwrap_or(false),
+                "DDATA before DBIRTH: {m}"
+            ),
+            "DDEATH" => {
+                assert!(
+                    born.get(&dev).copied().unwrap_or(false),
+                    "DDEATH before DBIRTH: {m}"
+                );
+                born.insert(dev, false);
+            }
+            _ => {}
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_independent_host_sees_births_data_deaths_and_a_rebirth() {
+    let broker = Mosquitto::start();
+    let press_device = moving().await;
+    let plain = shopfloor_tests::device::Device::start(
+        speed_and_temp(1500),
+        shopfloor_tests::device::Behaviour::Healthy,
+        0,
+    )
+    .await;
+    let link = Link::start(plain.addr).await;
+    let host = SparkplugHost::start(broker.port, Some(40), false);
+    let machines = format!(
+        "{}{}",
+        press(&press_device.addr.to_string()),
+        speed_and_temp_machine("plain", &link.addr.to_string(), 50, 300)
+    );
+    let mut gw = GatewayProcess::start(&config(&broker.url(), &machines));
+
+    // The rebirth asked for after 40 DDATA, answered, and data flowing again after it.
+    host.wait(WAIT, "births again after the rebirth command", |l| {
+        let Some(asked) = l.iter().position(|m| kind(m) == "REBIRTH_SENT") else {
+            return false;
+        };
+        let after = &l[asked..];
+        count(after, "DBIRTH", "press") >= 1
+            && count(after, "DBIRTH", "plain") >= 1
+            && count(after, "DDATA", "press") >= 10
+    });
+    link.cut();
+    host.wait(WAIT, "a DDEATH of the machine cut off", |l| {
+        count(l, "DDEATH", "plain") == 1
+    });
+    link.restore();
+    host.wait(WAIT, "a new DBIRTH of the machine back", |l| {
+        let death = l
+            .iter()
+            .position(|m| kind(m) == "DDEATH")
+            .unwrap_or(l.len());
+        count(&l[death..], "DBIRTH", "plain") == 1
+    });
+    gw.kill();
+    let log = host.wait(WAIT, "the NDEATH will", |l| {
+        l.iter().any(|m| kind(m) == "NDEATH")
+    });
+
+    assert!(
+        log.iter().all(|m| m.get("error").is_none()),
+        "undecodable: {log:#?}"
+    );
+    assert_seq_continuous(&log);
+    assert_births_first(&log);
+
+    // The will carries the bdSeq of the births: one connection, so 0 for both NBIRTHs.
+    let nbirths: Vec<&Value> = log.iter().filter(|m| kind(m) == "NBIRTH").collect();
+    assert_eq!(nbirths.len(), 2, "the first birth and the rebirth");
+    let ndeath = log.iter().find(|m| kind(m) == "NDEATH").unwrap();
+    for nbirth in &nbirths {
+        assert_eq!(nbirth["bd_seq"], ndeath["bd_seq"], "{nbirth} / {ndeath}");
+        let rebirth = metric(nbirth, "Node Control/Rebirth").unwrap();
+        assert_eq!(
+            (&rebirth["datatype"], &rebirth["value"]),
+            (&"BOOLEAN".into(), &false.into())
+        );
+    }
+    assert_eq!(ndeath["bd_seq"], 0);
+    assert_eq!(ndeath["qos"], 1);
+
+    // Births list every metric with its type, unit and value.
+    let dbirth = log
+        .iter()
+        .find(|m| kind(m) == "DBIRTH" && device(m) == "press")
+        .unwrap();
+    let types = [
+        ("speed", "FLOAT"),
+        ("count", "UINT16"),
+        ("temp", "INT16"),
+        ("total", "UINT32"),
+        ("running", "BOOLEAN"),
+        ("program", "STRING"),
+    ];
+    let mut aliases = std::collections::BTreeSet::new();
+    for (name, datatype) in types {
+        let m = metric(dbirth, name).unwrap_or_else(|| panic!("{name} not in {dbirth}"));
+        assert_eq!(m["datatype"], datatype, "{m}");
+        assert!(
+            aliases.insert(m["alias"].as_u64().unwrap()),
+            "alias twice: {m}"
+        );
+    }
+    assert_eq!(
+        metric(dbirth, "speed").unwrap()["properties"]["engUnit"],
+        "rpm"
+    );
+    assert_eq!(metric(dbirth, "temp").unwrap()["value"], -40);
+    assert_eq!(metric(dbirth, "total").unwrap()["value"], 4_000_000_000u64);
+    assert_eq!(metric(dbirth, "program").unwrap()["value"], "P-7");
+
+    // Data by exception, by alias (names come from the birth), with the values read.
+    let record = csv_record(gw.dir.path(), "press");
+    let mut carried = BTreeMap::<String, usize>::new();
+    for m in log
+        .iter()
+        .filter(|m| kind(m) == "DDATA" && device(m) == "press")
+    {
+        for x in m["metrics"].as_array().unwrap() {
+            let name = x["name"].as_str().unwrap().to_owned();
+            let ts = x["timestamp"].as_i64().unwrap();
+            let read = record.get(&(name.clone(), ts));
+            assert!(same(read, x), "{name} at {ts}: read {read:?}, sent {x}");
+            *carried.entry(name).or_default() += 1;
+        }
+    }
+    assert!(carried["count"] >= 20, "{carried:?}");
+    for constant in ["temp", "total", "program"] {
+        assert_eq!(
+            carried.get(constant),
+            None,
+            "{constant} never changes: {carried:?}"
+        );
+    }
+    // A machine that stopped answering sends nothing between its death and its new birth.
+    let death = log.iter().position(|m| kind(m) == "DDEATH").unwrap();
+    let reborn = death
+        + log[death..]
+            .iter()
+            .position(|m| kind(m) == "DBIRTH" && device(m) == "plain")
+            .unwrap();
+    assert_eq!(count(&log[death..reborn], "DDATA", "plain"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readings_kept_through_an_outage_follow_the_next_births_as_history() {
+    let mut broker = Mosquitto::start_persistent_with("queue_qos0_messages true\n");
+    let press_device = moving().await;
+    let host = SparkplugHost::start(broker.port, None, true);
+    let mut gw = GatewayProcess::start(&config(
+        &broker.url(),
+        &press(&press_device.addr.to_string()),
+    ));
+    host.wait(WAIT, "live data", |l| count(l, "DDATA", "press") >= 10);
+    broker.stop_gracefully();
+    gw.expect_sink_event("sparkplug_offline", "sparkplug", WAIT);
+    let away_since = now_ms();
+    // Readings go on while the broker is away: the CSV file is their record.
+    let dir = gw.dir.path().to_path_buf();
+    let away = |record: &BTreeMap<(String, i64), String>| {
+        record
+            .keys()
+            .filter(|(t, ts)| t == "count" && *ts > away_since)
+            .count()
+    };
+    while away(&csv_record(&dir, "press")) < 20 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    broker.restart();
+    let log = host.wait(WAIT, "live data after the history", |l| {
+        let live = |m: &&Value| kind(m) == "DDATA" && m["metrics"][0]["historical"] == false;
+        l.iter()
+            .rposition(|m| kind(m) == "NBIRTH")
+            .is_some_and(|b| b > 0 && l[b..].iter().filter(live).count() >= 10)
+    });
+    let record = csv_record(&dir, "press");
+    let second = log.iter().rposition(|m| kind(m) == "NBIRTH").unwrap();
+    // Every CONNECT carries a new will, so every attempt while the broker was away took a
+    // bdSeq too.
+    let bd_seq = log[second]["bd_seq"].as_u64().unwrap();
+    assert!(
+        bd_seq >= 1,
+        "a new connection, a new bdSeq: {}",
+        log[second]
+    );
+    let mut history = Vec::new();
+    let mut live_seen = false;
+    for m in log[second..].iter().filter(|m| kind(m) == "DDATA") {
+        for x in m["metrics"].as_array().unwrap() {
+            let historical = x["historical"].as_bool().unwrap();
+            assert!(!(historical && live_seen), "history after live data: {x}");
+            live_seen |= !historical;
+            if historical && x["name"] == "count" {
+                history.push(x["timestamp"].as_i64().unwrap());
+                let key = ("count".to_owned(), x["timestamp"].as_i64().unwrap());
+                assert!(same(record.get(&key), x), "{x}");
+            }
+        }
+    }
+    assert!(history.is_sorted(), "history in order: {history:?}");
+    let read_away: Vec<i64> = record
+        .keys()
+        .filter(|(t, ts)| t == "count" && *ts > away_since)
+        .map(|(_, ts)| *ts)
+        // What was read just before the births may still have been on its way to the sink.
+        .filter(|ts| *ts < log_time_of(&log[second]) - 500)
+        .collect();
+    for ts in &read_away {
+        assert!(
+            history.binary_search(ts).is_ok(),
+            "read at {ts} while away, not sent: {history:?}"
+        );
+    }
+    assert!(read_away.len() >= 10, "{read_away:?}");
+
+    // A clean stop: NDEATH with this session's bdSeq, once.
+    gw.terminate(Duration::from_secs(10));
+    let log = host.wait(WAIT, "the NDEATH of the clean stop", |l| {
+        l[second..].iter().any(|m| kind(m) == "NDEATH")
+    });
+    let deaths: Vec<&Value> = log[second..]
+        .iter()
+        .filter(|m| kind(m) == "NDEATH")
+        .collect();
+    assert_eq!(deaths.len(), 1, "{deaths:?}");
+    assert_eq!(
+        deaths[0]["bd_seq"], bd_seq,
+        "the NDEATH of the births' session"
+    );
+    assert_seq_continuous(&log);
+    assert_births_first(&log);
+}
+
+/// When a message was made (its payload timestamp).
+fn log_time_of(m: &Value) -> i64 {
+    m["timestamp"].as_i64().unwrap()
+}

@@ -369,3 +369,46 @@ proptest! {
         }
     }
 }
+
+/// Writes the fuzz target's corpus: real messages of a running node, and two commands.
+/// `SHOPFLOOR_BLESS=1 cargo test -p shopfloor-contract corpus` rewrites it.
+#[test]
+fn corpus_of_real_messages() {
+    if std::env::var_os("SHOPFLOOR_BLESS").is_none() {
+        return;
+    }
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/__fuzz__/any_sparkplug_payload_bytes_are_refused_or_read_consistently/corpus");
+    std::fs::create_dir_all(&dir).unwrap();
+    let (mut node, mut out) = running();
+    let uncertain = Sample::new(
+        MachineId(0),
+        TagId(0),
+        2000,
+        2,
+        Value::U64(7),
+        Quality::Uncertain,
+    );
+    out.extend(take(
+        &mut node,
+        &[uncertain, Sample::bad(MachineId(0), TagId(1), 2000, 2)],
+    ));
+    let offline = Sample::status(MachineId(0), 3000, MachineState::Offline, Some("timeout"));
+    out.extend(take(&mut node, &[offline]));
+    out.push(node.death());
+    for (i, m) in out.iter().enumerate() {
+        let name = format!("{i:02}_{}", m.kind.as_str().to_lowercase());
+        std::fs::write(dir.join(name), &m.payload).unwrap();
+    }
+    let rebirth = Payload {
+        timestamp: Some(1),
+        metrics: vec![Metric {
+            name: Some(node::REBIRTH.into()),
+            datatype: Some(DataType::Boolean.code()),
+            value: Some(MetricValue::BooleanValue(true)),
+            ..Metric::default()
+        }],
+        ..Payload::default()
+    };
+    std::fs::write(dir.join("ncmd_rebirth"), rebirth.encode_to_vec()).unwrap();
+}

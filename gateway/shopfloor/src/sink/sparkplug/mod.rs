@@ -19,7 +19,7 @@ use shopfloor_contract::sparkplug::Node;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
-use tracing::info;
+use tracing::{info, warn};
 
 /// Makes the sink when `[sparkplug]` is set.
 pub fn build(
@@ -35,6 +35,13 @@ pub fn build(
         .iter()
         .map(|url| broker(cfg, url, &ctx.config.gateway.name))
         .collect::<Result<Vec<_>, MqttError>>()?;
+    if let Some(host) = &cfg.primary_host_id {
+        // Said at every start, so that nobody relies on a gate that is not there yet.
+        warn!(
+            primary_host = %host,
+            "[sparkplug] primary_host_id is not acted on yet: births go out without waiting for the host's STATE"
+        );
+    }
     info!(
         group = %cfg.group_id,
         edge_node = %cfg.edge_node_id,

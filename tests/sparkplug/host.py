@@ -2,12 +2,17 @@
 payload classes) and paho: subscribes to spBv1.0/#, decodes every message (births remembered per
 node and device, so that data decodes by alias), and prints one JSON line per message.
 
-    python3 host.py BROKER_PORT [--rebirth-after N] [--persistent]
+    python3 host.py BROKER_PORT [--rebirth-after N] [--persistent] [--primary ID [--offline-after N]]
 
 With --rebirth-after N it sends the edge node of the first NBIRTH an NCMD `Node Control/Rebirth`
 once it has seen N DDATA messages. With --persistent its session outlives a broker restart
 (clean session off, a fixed client id), so that what the broker queued for it while it was
-reconnecting reaches it. Prints READY once subscribed."""
+reconnecting reaches it. With --primary ID it is that primary host application: its will is
+the retained STATE `online: false`, and once subscribed it says `online: true` (retained). With
+--offline-after N it then says, after N DDATA, `online: false` with an older timestamp (not
+retained: a late duplicate the edge node must ignore), after 2N DDATA `online: false` for
+real, and once it has seen the NDEATH that answers it, `online: true` again. Every STATE it
+sends is printed as STATE_SENT. Prints READY once subscribed."""
 
 import json
 import sys
@@ -19,10 +24,15 @@ from pysparkplug._protobuf import Payload as PbPayload
 
 port = int(sys.argv[1])
 rebirth_after = int(sys.argv[sys.argv.index("--rebirth-after") + 1]) if "--rebirth-after" in sys.argv else None
+primary = sys.argv[sys.argv.index("--primary") + 1] if "--primary" in sys.argv else None
+offline_after = int(sys.argv[sys.argv.index("--offline-after") + 1]) if "--offline-after" in sys.argv else None
 births = {}
 ddata = 0
 node = None
 asked = False
+# The STATE script's progress: online, stale sent, offline sent, online again.
+step = 0
+online_at = 0
 
 
 def out(line):
@@ -45,6 +55,32 @@ def value_of(metric):
     if isinstance(v, (bytes, bytearray)):
         return v.hex()
     return v
+
+
+def now():
+    return int(time.time() * 1000)
+
+
+def say(client, online, timestamp, retain=True, note=None):
+    payload = json.dumps({"online": online, "timestamp": timestamp})
+    client.publish(f"spBv1.0/STATE/{primary}", payload, qos=1, retain=retain)
+    out({"type": "STATE_SENT", "online": online, "timestamp": timestamp, "note": note})
+
+
+def follow_script(client, kind):
+    """The --offline-after steps, driven by what the host has seen."""
+    global step
+    if offline_after is None:
+        return
+    if step == 0 and kind == "DDATA" and ddata >= offline_after:
+        step = 1
+        say(client, False, online_at - 1, retain=False, note="stale")
+    elif step == 1 and kind == "DDATA" and ddata >= 2 * offline_after:
+        step = 2
+        say(client, False, now())
+    elif step == 2 and kind == "NDEATH":
+        step = 3
+        say(client, True, now())
 
 
 def on_message(client, userdata, msg):
@@ -71,6 +107,7 @@ def handle(client, msg):
     if kind == "NDEATH":
         line["bd_seq"] = payload.bd_seq_metric.value
         out(line)
+        follow_script(client, kind)
         return
     line["seq"] = getattr(payload, "seq", None)
     line["timestamp"] = getattr(payload, "timestamp", None)
@@ -97,6 +134,7 @@ def handle(client, msg):
     out(line)
     if kind == "DDATA":
         ddata += 1
+        follow_script(client, kind)
         if rebirth_after is not None and ddata >= rebirth_after and not asked and node:
             asked = True
             command = NCmd(
@@ -114,9 +152,13 @@ def handle(client, msg):
             out({"type": "REBIRTH_SENT"})
 
 
-def on_subscribe(*_args):
+def on_subscribe(client, *_args):
+    global online_at
     sys.stdout.write("READY\n")
     sys.stdout.flush()
+    if primary is not None and online_at == 0:
+        online_at = now()
+        say(client, True, online_at)
 
 
 client = mqtt.Client(client_id=f"sparkplug-test-host-{port}", clean_session="--persistent" not in sys.argv)
@@ -124,5 +166,7 @@ client.reconnect_delay_set(min_delay=1, max_delay=2)
 client.on_message = on_message
 client.on_subscribe = on_subscribe
 client.on_connect = lambda c, *_: c.subscribe("spBv1.0/#", qos=1)
+if primary is not None:
+    client.will_set(f"spBv1.0/STATE/{primary}", json.dumps({"online": False, "timestamp": now()}), qos=1, retain=True)
 client.connect("127.0.0.1", port)
 client.loop_forever()

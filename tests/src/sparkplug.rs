@@ -7,6 +7,21 @@ use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// What the host does besides listening.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct HostOptions {
+    /// Sends the first edge node it sees an NCMD Rebirth after this many DDATA.
+    pub rebirth_after: Option<usize>,
+    /// Keeps its session across a broker restart.
+    pub persistent: bool,
+    /// Is this primary host application: retained STATE online once subscribed, its will
+    /// STATE offline.
+    pub primary: Option<&'static str>,
+    /// As primary host: a stale STATE offline after this many DDATA, a real one after twice
+    /// as many, and online again once it has seen the NDEATH that answers it.
+    pub offline_after: Option<usize>,
+}
+
 /// The host; killed on drop.
 #[derive(Debug)]
 pub struct SparkplugHost {
@@ -15,20 +30,23 @@ pub struct SparkplugHost {
 }
 
 impl SparkplugHost {
-    /// Subscribes to `spBv1.0/#` on the broker at `port`; with `rebirth_after`, sends the
-    /// first edge node it sees an NCMD Rebirth after that many DDATA; `persistent` keeps its
-    /// session across a broker restart.
-    pub fn start(port: u16, rebirth_after: Option<usize>, persistent: bool) -> SparkplugHost {
+    /// Subscribes to `spBv1.0/#` on the broker at `port` and acts as `options` say.
+    pub fn start(port: u16, options: HostOptions) -> SparkplugHost {
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("sparkplug/host.py");
-        let port = port.to_string();
-        let after = rebirth_after.map(|n| n.to_string());
-        let mut args = vec![port.as_str()];
-        if let Some(n) = &after {
-            args.extend(["--rebirth-after", n.as_str()]);
+        let mut args = vec![port.to_string()];
+        if let Some(n) = options.rebirth_after {
+            args.extend(["--rebirth-after".to_owned(), n.to_string()]);
         }
-        if persistent {
-            args.push("--persistent");
+        if options.persistent {
+            args.push("--persistent".to_owned());
         }
+        if let Some(id) = options.primary {
+            args.extend(["--primary".to_owned(), id.to_owned()]);
+        }
+        if let Some(n) = options.offline_after {
+            args.extend(["--offline-after".to_owned(), n.to_string()]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let peer = crate::python::start(
             &script,
             &args,

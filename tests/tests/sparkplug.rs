@@ -14,7 +14,7 @@ use shopfloor_tests::device::{moving, speed_and_temp, speed_and_temp_machine};
 use shopfloor_tests::gateway::GatewayProcess;
 use shopfloor_tests::link::Link;
 use shopfloor_tests::mosquitto::Mosquitto;
-use shopfloor_tests::sparkplug::SparkplugHost;
+use shopfloor_tests::sparkplug::{HostOptions, SparkplugHost};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
@@ -183,7 +183,13 @@ async fn an_independent_host_sees_births_data_deaths_and_a_rebirth() {
     )
     .await;
     let link = Link::start(plain.addr).await;
-    let host = SparkplugHost::start(broker.port, Some(40), false);
+    let host = SparkplugHost::start(
+        broker.port,
+        HostOptions {
+            rebirth_after: Some(40),
+            ..HostOptions::default()
+        },
+    );
     let machines = format!(
         "{}{}",
         press(&press_device.addr.to_string()),
@@ -307,7 +313,13 @@ async fn an_independent_host_sees_births_data_deaths_and_a_rebirth() {
 async fn readings_kept_through_an_outage_follow_the_next_births_as_history() {
     let mut broker = Mosquitto::start_persistent_with("queue_qos0_messages true\n");
     let press_device = moving().await;
-    let host = SparkplugHost::start(broker.port, None, true);
+    let host = SparkplugHost::start(
+        broker.port,
+        HostOptions {
+            persistent: true,
+            ..HostOptions::default()
+        },
+    );
     let mut gw = GatewayProcess::start(&config(
         &broker.url(),
         &press(&press_device.addr.to_string()),
@@ -395,4 +407,94 @@ async fn readings_kept_through_an_outage_follow_the_next_births_as_history() {
 /// When a message was made (its payload timestamp).
 fn log_time_of(m: &Value) -> i64 {
     m["timestamp"].as_i64().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn births_wait_for_the_primary_host_and_stop_when_it_goes_offline() {
+    let broker = Mosquitto::start();
+    let press_device = moving().await;
+    let machines = format!(
+        "primary_host_id = \"scada\"\n{}",
+        press(&press_device.addr.to_string())
+    );
+    let gw = GatewayProcess::start(&config(&broker.url(), &machines));
+    gw.expect_sink_event("sparkplug_waiting_for_host", "sparkplug", WAIT);
+    // Readings go on while the host is away: the CSV file is their record.
+    let waiting_since = now_ms();
+    let dir = gw.dir.path().to_path_buf();
+    let read_since = |since: i64| {
+        csv_record(&dir, "press")
+            .keys()
+            .filter(|(t, ts)| t == "count" && *ts > since)
+            .count()
+    };
+    while read_since(waiting_since) < 10 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let host = SparkplugHost::start(
+        broker.port,
+        HostOptions {
+            primary: Some("scada"),
+            offline_after: Some(20),
+            ..HostOptions::default()
+        },
+    );
+    let state_sent = |m: &Value, online: bool| kind(m) == "STATE_SENT" && m["online"] == online;
+    let log = host.wait(WAIT, "births again once the host is back", |l| {
+        let back = l.iter().rposition(|m| state_sent(m, true));
+        let offline = l
+            .iter()
+            .position(|m| state_sent(m, false) && m["note"].is_null());
+        match (offline, back) {
+            (Some(off), Some(back)) if back > off => count(&l[back..], "DDATA", "press") >= 5,
+            _ => false,
+        }
+    });
+    assert!(
+        log.iter().all(|m| m.get("error").is_none()),
+        "undecodable: {log:#?}"
+    );
+    let position = |from: usize, what: &dyn Fn(&Value) -> bool| {
+        from + log[from..].iter().position(what).unwrap()
+    };
+    let online = position(0, &|m| state_sent(m, true));
+    let stale = position(0, &|m| m["note"] == "stale");
+    let offline = position(0, &|m| state_sent(m, false) && m["note"].is_null());
+    let ndeath = position(offline, &|m| kind(m) == "NDEATH");
+    let back = position(ndeath, &|m| state_sent(m, true));
+
+    // Nothing before the host said online; then births and, first, what was read meanwhile.
+    let node_messages = |range: &[Value]| {
+        range
+            .iter()
+            .filter(|m| kind(m) != "STATE_SENT" && kind(m) != "REBIRTH_SENT")
+            .count()
+    };
+    assert_eq!(node_messages(&log[..online]), 0, "{log:#?}");
+    let first_birth = position(online, &|m| kind(m) == "NBIRTH");
+    let history: Vec<i64> = log[first_birth..stale]
+        .iter()
+        .filter(|m| kind(m) == "DDATA")
+        .flat_map(|m| m["metrics"].as_array().unwrap().iter())
+        .filter(|x| x["historical"] == true && x["name"] == "count")
+        .map(|x| x["timestamp"].as_i64().unwrap())
+        .collect();
+    assert!(
+        history.iter().filter(|ts| **ts > waiting_since).count() >= 10,
+        "readings taken while waiting, sent as history: {history:?}"
+    );
+    // A stale STATE changes nothing: data goes on until the real offline.
+    assert_eq!(count(&log[stale..offline], "NDEATH", ""), 0);
+    assert!(count(&log[stale..offline], "DDATA", "press") >= 10);
+    // Offline: NDEATH with the births' bdSeq, then silence until the host is back.
+    assert_eq!(log[ndeath]["bd_seq"], log[first_birth]["bd_seq"]);
+    assert_eq!(node_messages(&log[ndeath + 1..back]), 0, "{log:#?}");
+    let second_birth = position(back, &|m| kind(m) == "NBIRTH");
+    assert!(
+        log[second_birth]["bd_seq"].as_u64() > log[first_birth]["bd_seq"].as_u64(),
+        "a new connection, a new bdSeq: {}",
+        log[second_birth]
+    );
+    assert_seq_continuous(&log);
+    assert_births_first(&log);
 }

@@ -1,5 +1,6 @@
 //! Fuzz target: any bytes taken as a Sparkplug B payload (what a host reads from any edge node,
-//! what the edge node reads as an NCMD) are refused or decoded, never a panic; a decoded payload
+//! what the edge node reads as an NCMD) or as a primary host's STATE are refused or decoded,
+//! never a panic; a decoded payload
 //! encodes back to bytes that decode to the same message, and every metric value reads as its
 //! type says or as nothing. Runs as a test on stable (bolero), over its committed corpus in
 //! `tests/__fuzz__/*/corpus` (real births, data and commands), then on random inputs for
@@ -7,13 +8,20 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use prost::Message as _;
-use shopfloor_contract::sparkplug::DataType;
 use shopfloor_contract::sparkplug::node::asks_rebirth;
 use shopfloor_contract::sparkplug::proto::Payload;
+use shopfloor_contract::sparkplug::{DataType, parse_state};
 
 #[test]
 fn any_sparkplug_payload_bytes_are_refused_or_read_consistently() {
     bolero::check!().for_each(|input: &[u8]| {
+        if let Ok(state) = parse_state(input) {
+            let again = format!(
+                r#"{{"online":{},"timestamp":{}}}"#,
+                state.online, state.timestamp
+            );
+            assert_eq!(parse_state(again.as_bytes()).ok(), Some(state));
+        }
         let rebirth = asks_rebirth(input);
         let Ok(payload) = Payload::decode(input) else {
             assert!(!rebirth, "a rebirth from bytes that do not decode");

@@ -4,11 +4,13 @@
 //! - [`proto`]: the payload messages of `sparkplug_b.proto`, derived with prost;
 //! - [`datatype`]: metric types and how a value travels in each;
 //! - [`topic`]: `spBv1.0/…` topics, written and read;
-//! - [`node`]: the edge node's session rules as a pure state machine.
+//! - [`node`]: the edge node's session rules as a pure state machine;
+//! - [`state`]: the primary host's STATE messages and the rule for following them.
 
 pub mod datatype;
 pub mod node;
 pub mod proto;
+pub mod state;
 pub mod topic;
 
 #[cfg(test)]
@@ -16,4 +18,5 @@ mod tests;
 
 pub use datatype::DataType;
 pub use node::{DeviceSpec, MetricSpec, Node, NodeSpec, Outgoing};
+pub use state::{HostState, PrimaryHost, parse_state, state_topic};
 pub use topic::{MessageType, NAMESPACE, Topic};

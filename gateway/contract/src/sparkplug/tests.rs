@@ -412,3 +412,43 @@ fn corpus_of_real_messages() {
     };
     std::fs::write(dir.join("ncmd_rebirth"), rebirth.encode_to_vec()).unwrap();
 }
+
+#[test]
+fn state_payloads_are_read_as_the_3_0_json_form_only() {
+    type Row = (&'static [u8], Option<(bool, u64)>);
+    let table: [Row; 7] = [
+        (
+            br#"{"online": true, "timestamp": 1700000000000}"#,
+            Some((true, 1_700_000_000_000)),
+        ),
+        (br#"{"timestamp": 5, "online": false}"#, Some((false, 5))),
+        (
+            br#"{"online": true, "timestamp": 5, "extra": 1}"#,
+            Some((true, 5)),
+        ),
+        (br#"{"online": true}"#, None),
+        (br#"{"online": "true", "timestamp": 5}"#, None),
+        (b"ONLINE", None),
+        (b"", None),
+    ];
+    for (payload, want) in table {
+        let got = parse_state(payload).ok().map(|s| (s.online, s.timestamp));
+        assert_eq!(got, want, "{}", String::from_utf8_lossy(payload));
+    }
+    assert_eq!(state_topic("scada"), "spBv1.0/STATE/scada");
+}
+
+#[test]
+fn the_primary_host_is_online_only_by_its_latest_state() {
+    let at = |online, timestamp| HostState { online, timestamp };
+    let mut host = PrimaryHost::default();
+    assert!(!host.online(), "nothing heard yet");
+    assert!(host.observe(at(true, 10)));
+    assert!(host.online());
+    assert!(!host.observe(at(false, 9)), "an older STATE is ignored");
+    assert!(host.online());
+    assert!(host.observe(at(false, 10)), "the same time counts");
+    assert!(!host.online());
+    assert!(host.observe(at(true, 11)));
+    assert!(host.online());
+}

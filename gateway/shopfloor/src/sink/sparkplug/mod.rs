@@ -15,11 +15,11 @@ use crate::runtime::StartError;
 use crate::sink::mqtt::{MqttError, tls};
 use crate::sink::{Batch, Sink, SinkContext, SinkStats, SinkTask};
 use rumqttc::{MqttOptions, TlsConfiguration, Transport};
-use shopfloor_contract::sparkplug::Node;
+use shopfloor_contract::sparkplug::{Node, state_topic};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
-use tracing::{info, warn};
+use tracing::info;
 
 /// Makes the sink when `[sparkplug]` is set.
 pub fn build(
@@ -35,17 +35,11 @@ pub fn build(
         .iter()
         .map(|url| broker(cfg, url, &ctx.config.gateway.name))
         .collect::<Result<Vec<_>, MqttError>>()?;
-    if let Some(host) = &cfg.primary_host_id {
-        // Said at every start, so that nobody relies on a gate that is not there yet.
-        warn!(
-            primary_host = %host,
-            "[sparkplug] primary_host_id is not acted on yet: births go out without waiting for the host's STATE"
-        );
-    }
     info!(
         group = %cfg.group_id,
         edge_node = %cfg.edge_node_id,
         brokers = brokers.len(),
+        primary_host = cfg.primary_host_id.as_deref().unwrap_or("-"),
         "publishing as a Sparkplug B edge node"
     );
     Ok(Some(Box::new(SparkplugSink {
@@ -58,6 +52,8 @@ pub fn build(
                 cfg.group_id,
                 cfg.edge_node_id
             ),
+            host_id: cfg.primary_host_id.clone(),
+            state: cfg.primary_host_id.as_deref().map(state_topic),
             keep: ctx.config.buffer.capacity.max(1024),
             stats,
         },

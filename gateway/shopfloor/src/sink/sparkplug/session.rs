@@ -4,14 +4,17 @@
 //! loop runs as its own task and reports what matters (connected, a rebirth command, the
 //! connection lost), so publishing never waits on a loop that nobody polls. After CONNACK the
 //! node subscribes to its NCMD topic and publishes its births, then the readings kept while it
-//! was away (as historical data), then the live stream. A lost connection goes to the next
+//! was away (as historical data), then the live stream. With a primary host, the births wait
+//! until its STATE says online; when it says offline, the node says goodbye and moves on. A lost connection goes to the next
 //! broker of `urls` after a backoff; readings meanwhile are kept, up to `keep`, the oldest
 //! dropped and counted beyond that. A clean stop publishes NDEATH before DISCONNECT.
 
 use crate::sink::{Batch, SinkStats, Throttle, readings};
 use rumqttc::{AsyncClient, Event, EventLoop, LastWill, MqttOptions, Packet, QoS};
 use shopfloor_contract::sparkplug::node::asks_rebirth;
-use shopfloor_contract::sparkplug::{MessageType, Node, Outgoing};
+use shopfloor_contract::sparkplug::{
+    HostState, MessageType, Node, Outgoing, PrimaryHost, parse_state,
+};
 use shopfloor_core::backoff::Backoff;
 use shopfloor_core::time::now_ms;
 use std::collections::VecDeque;
@@ -33,6 +36,10 @@ pub struct Session {
     pub brokers: Vec<MqttOptions>,
     /// The node's NCMD topic.
     pub ncmd: String,
+    /// The primary host whose STATE gates the births, if any.
+    pub host_id: Option<String>,
+    /// Its STATE topic.
+    pub state: Option<String>,
     /// Readings kept through an outage, at most.
     pub keep: usize,
     /// Counters.
@@ -44,6 +51,7 @@ pub struct Session {
 enum Report {
     Up,
     Rebirth,
+    Host(HostState),
     Down(String),
 }
 
@@ -53,6 +61,8 @@ enum End {
     Stop,
     /// The broker is gone or refused us.
     Lost,
+    /// The primary host is not on this broker.
+    HostOffline,
 }
 
 /// Readings waiting for the next connection, oldest first.
@@ -100,7 +110,7 @@ impl Session {
         for broker in (0..self.brokers.len()).cycle() {
             match self.connection(broker, &mut input, &mut kept, budget).await {
                 End::Stop => return,
-                End::Lost => {}
+                End::Lost | End::HostOffline => {}
             }
             let pause = tokio::time::sleep(backoff.next_delay());
             tokio::pin!(pause);
@@ -149,11 +159,11 @@ impl Session {
         );
         let (client, eventloop) = AsyncClient::new(options, CLIENT_QUEUE);
         let (tx, mut reports) = mpsc::channel(16);
-        let driver = tokio::spawn(drive(eventloop, tx));
+        let driver = tokio::spawn(drive(eventloop, tx, self.state.clone()));
         let end = self
             .serve(&client, &mut reports, input, kept, &broker)
             .await;
-        if let End::Stop = end {
+        if let End::Stop | End::HostOffline = end {
             self.goodbye(&client, &mut reports, budget).await;
         }
         self.node.disconnected();
@@ -174,7 +184,7 @@ impl Session {
             tokio::select! {
                 report = reports.recv() => match report {
                     Some(Report::Up) => break,
-                    Some(Report::Rebirth) => {}
+                    Some(Report::Rebirth | Report::Host(_)) => {}
                     Some(Report::Down(e)) => return self.lost(broker, &e),
                     None => return self.lost(broker, "connection ended"),
                 },
@@ -184,34 +194,20 @@ impl Session {
                 },
             }
         }
-        if let Err(e) = client.subscribe(&self.ncmd, QoS::AtLeastOnce).await {
-            return self.lost(broker, &e.to_string());
-        }
-        let now = now_ms();
-        let mut out = self.node.births(now);
-        let backlog: Vec<Batch> = kept.batches.drain(..).collect();
-        kept.readings = 0;
-        for batch in &backlog {
-            self.node.historical(batch, now, &mut out);
-        }
-        if let Err(e) = publish(client, &mut out).await {
-            // Sent again as history on the next connection: late, maybe twice, never lost.
-            for batch in backlog {
-                kept.push(batch, &self.stats);
-            }
+        let mut host = PrimaryHost::default();
+        if let Err(e) = self.subscribe(client).await {
             return self.lost(broker, &e);
         }
-        let sent: u64 = backlog.iter().map(|b| readings(b)).sum();
-        SinkStats::add(&self.stats.sent, sent);
-        self.stats.backlog.store(0, Ordering::Relaxed);
-        self.stats.health.delivering();
-        info!(
-            event = "sparkplug_online",
-            sink = "sparkplug",
-            broker,
-            historical = sent,
-            "Sparkplug: births published"
-        );
+        if let Some(end) = self
+            .until_host_online(&mut host, reports, input, kept, broker)
+            .await
+        {
+            return end;
+        }
+        if let Err(e) = self.birth(client, kept, broker).await {
+            return self.lost(broker, &e);
+        }
+        let mut out = Vec::new();
         loop {
             tokio::select! {
                 report = reports.recv() => match report {
@@ -220,6 +216,11 @@ impl Session {
                         let mut out = self.node.births(now_ms());
                         if let Err(e) = publish(client, &mut out).await {
                             return self.lost(broker, &e);
+                        }
+                    }
+                    Some(Report::Host(state)) => {
+                        if host.observe(state) && !host.online() {
+                            return self.host_offline(broker);
                         }
                     }
                     Some(Report::Up) => {}
@@ -240,6 +241,121 @@ impl Session {
                 },
             }
         }
+    }
+
+    /// NCMD, and the primary host's STATE when one is configured.
+    async fn subscribe(&self, client: &AsyncClient) -> Result<(), String> {
+        client
+            .subscribe(&self.ncmd, QoS::AtLeastOnce)
+            .await
+            .map_err(|e| e.to_string())?;
+        if let Some(state) = &self.state {
+            client
+                .subscribe(state, QoS::AtLeastOnce)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// With a primary host, waits (readings kept meanwhile) until its STATE says online.
+    /// `None` when the births may go out; otherwise how the connection ends: with several
+    /// brokers, a host that says offline here sends the node to the next one.
+    async fn until_host_online(
+        &mut self,
+        host: &mut PrimaryHost,
+        reports: &mut mpsc::Receiver<Report>,
+        input: &mut mpsc::Receiver<Batch>,
+        kept: &mut Kept,
+        broker: &str,
+    ) -> Option<End> {
+        let id = self.host_id.as_deref()?;
+        self.stats.health.failing(
+            &format!("waiting for primary host {id} to be online"),
+            false,
+        );
+        info!(
+            event = "sparkplug_waiting_for_host",
+            sink = "sparkplug",
+            broker,
+            primary_host = id,
+            "Sparkplug: connected; births wait until the primary host says it is online"
+        );
+        loop {
+            tokio::select! {
+                report = reports.recv() => match report {
+                    Some(Report::Host(state)) => {
+                        if !host.observe(state) {
+                            continue;
+                        }
+                        if host.online() {
+                            return None;
+                        }
+                        if self.brokers.len() > 1 {
+                            return Some(self.host_offline(broker));
+                        }
+                    }
+                    Some(Report::Up | Report::Rebirth) => {}
+                    Some(Report::Down(e)) => return Some(self.lost(broker, &e)),
+                    None => return Some(self.lost(broker, "connection ended")),
+                },
+                batch = input.recv() => match batch {
+                    Some(batch) => self.away(batch, kept),
+                    None => return Some(End::Stop),
+                },
+            }
+        }
+    }
+
+    /// NBIRTH and the DBIRTHs, then what was kept, as history.
+    async fn birth(
+        &mut self,
+        client: &AsyncClient,
+        kept: &mut Kept,
+        broker: &str,
+    ) -> Result<(), String> {
+        let now = now_ms();
+        let mut out = self.node.births(now);
+        let backlog: Vec<Batch> = kept.batches.drain(..).collect();
+        kept.readings = 0;
+        for batch in &backlog {
+            self.node.historical(batch, now, &mut out);
+        }
+        if let Err(e) = publish(client, &mut out).await {
+            // Sent again as history on the next connection: late, maybe twice, never lost.
+            for batch in backlog {
+                kept.push(batch, &self.stats);
+            }
+            return Err(e);
+        }
+        let sent: u64 = backlog.iter().map(|b| readings(b)).sum();
+        SinkStats::add(&self.stats.sent, sent);
+        self.stats.backlog.store(0, Ordering::Relaxed);
+        self.stats.health.delivering();
+        info!(
+            event = "sparkplug_online",
+            sink = "sparkplug",
+            broker,
+            historical = sent,
+            "Sparkplug: births published"
+        );
+        Ok(())
+    }
+
+    /// The primary host said it is offline on this broker: say goodbye and move on.
+    fn host_offline(&mut self, broker: &str) -> End {
+        let id = self.host_id.as_deref().unwrap_or_default();
+        self.stats
+            .health
+            .failing(&format!("primary host {id} is offline on {broker}"), false);
+        warn!(
+            event = "sparkplug_host_offline",
+            sink = "sparkplug",
+            broker,
+            primary_host = id,
+            "Sparkplug: the primary host is offline: NDEATH, then the next broker"
+        );
+        End::HostOffline
     }
 
     fn lost(&mut self, broker: &str, error: &str) -> End {
@@ -263,10 +379,12 @@ impl Session {
         reports: &mut mpsc::Receiver<Report>,
         budget: Duration,
     ) {
-        if !self.node.is_live() {
-            return;
+        // Without births there is nothing to declare dead, but DISCONNECT still keeps the
+        // will from firing for a session nobody saw.
+        let mut out = Vec::new();
+        if self.node.is_live() {
+            out.push(self.node.death());
         }
-        let mut out = vec![self.node.death()];
         if publish(client, &mut out).await.is_err() || client.disconnect().await.is_err() {
             return;
         }
@@ -304,10 +422,19 @@ async fn publish(client: &AsyncClient, out: &mut Vec<Outgoing>) -> Result<(), St
 
 /// Polls a connection's event loop until the connection fails, reporting what the session
 /// needs. It never reconnects by itself: the session makes a new client, with a new will.
-async fn drive(mut eventloop: EventLoop, reports: mpsc::Sender<Report>) {
+async fn drive(mut eventloop: EventLoop, reports: mpsc::Sender<Report>, state: Option<String>) {
     loop {
         let report = match eventloop.poll().await {
             Ok(Event::Incoming(Packet::ConnAck(_))) => Report::Up,
+            Ok(Event::Incoming(Packet::Publish(p))) if state.as_deref() == Some(&p.topic) => {
+                match parse_state(&p.payload) {
+                    Ok(s) => Report::Host(s),
+                    Err(error) => {
+                        warn!(sink = "sparkplug", topic = %p.topic, %error, "Sparkplug: STATE ignored");
+                        continue;
+                    }
+                }
+            }
             Ok(Event::Incoming(Packet::Publish(p))) if asks_rebirth(&p.payload) => Report::Rebirth,
             Ok(_) => continue,
             Err(e) => {

@@ -3,6 +3,7 @@ payload classes) and paho: subscribes to spBv1.0/#, decodes every message (birth
 node and device, so that data decodes by alias), and prints one JSON line per message.
 
     python3 host.py BROKER_PORT [--rebirth-after N] [--persistent] [--primary ID [--offline-after N]]
+                            [--rebirth-unknown]
 
 With --rebirth-after N it sends the edge node of the first NBIRTH an NCMD `Node Control/Rebirth`
 once it has seen N DDATA messages. With --persistent its session outlives a broker restart
@@ -12,7 +13,9 @@ the retained STATE `online: false`, and once subscribed it says `online: true` (
 --offline-after N it then says, after N DDATA, `online: false` with an older timestamp (not
 retained: a late duplicate the edge node must ignore), after 2N DDATA `online: false` for
 real, and once it has seen the NDEATH that answers it, `online: true` again. Every STATE it
-sends is printed as STATE_SENT. Prints READY once subscribed."""
+sends is printed as STATE_SENT. With --rebirth-unknown, a message from a node whose NBIRTH it
+has not seen (it came in late) is printed as UNKNOWN and answered, once per node, with an NCMD
+Rebirth, as a host application does. Prints READY once subscribed."""
 
 import json
 import sys
@@ -26,6 +29,8 @@ port = int(sys.argv[1])
 rebirth_after = int(sys.argv[sys.argv.index("--rebirth-after") + 1]) if "--rebirth-after" in sys.argv else None
 primary = sys.argv[sys.argv.index("--primary") + 1] if "--primary" in sys.argv else None
 offline_after = int(sys.argv[sys.argv.index("--offline-after") + 1]) if "--offline-after" in sys.argv else None
+rebirth_unknown = "--rebirth-unknown" in sys.argv
+asked_nodes = set()
 births = {}
 ddata = 0
 node = None
@@ -97,6 +102,13 @@ def handle(client, msg):
     if kind == "STATE":
         return
     key = (topic.group_id, topic.edge_node_id, topic.device_id)
+    node_key = (topic.group_id, topic.edge_node_id, None)
+    if rebirth_unknown and kind not in ("NBIRTH", "NDEATH", "NCMD") and node_key not in births:
+        out({"topic": msg.topic, "type": "UNKNOWN", "device": topic.device_id})
+        if node_key not in asked_nodes:
+            asked_nodes.add(node_key)
+            ask_rebirth(client, node_key[:2])
+        return
     try:
         message = Message.from_mqtt_message(msg, birth=births.get(key))
     except Exception as e:  # an undecodable message is what the test must see
@@ -137,19 +149,24 @@ def handle(client, msg):
         follow_script(client, kind)
         if rebirth_after is not None and ddata >= rebirth_after and not asked and node:
             asked = True
-            command = NCmd(
-                timestamp=int(time.time() * 1000),
-                metrics=(
-                    Metric(
-                        timestamp=int(time.time() * 1000),
-                        name="Node Control/Rebirth",
-                        datatype=DataType.BOOLEAN,
-                        value=True,
-                    ),
-                ),
-            )
-            client.publish(f"spBv1.0/{node[0]}/NCMD/{node[1]}", command.encode(include_dtypes=True), qos=0)
-            out({"type": "REBIRTH_SENT"})
+            ask_rebirth(client, node)
+
+
+def ask_rebirth(client, node):
+    """An NCMD setting Node Control/Rebirth to node (group, edge node)."""
+    command = NCmd(
+        timestamp=now(),
+        metrics=(
+            Metric(
+                timestamp=now(),
+                name="Node Control/Rebirth",
+                datatype=DataType.BOOLEAN,
+                value=True,
+            ),
+        ),
+    )
+    client.publish(f"spBv1.0/{node[0]}/NCMD/{node[1]}", command.encode(include_dtypes=True), qos=0)
+    out({"type": "REBIRTH_SENT", "node": list(node)})
 
 
 def on_subscribe(client, *_args):

@@ -20,6 +20,8 @@ pub struct HostOptions {
     /// As primary host: a stale STATE offline after this many DDATA, a real one after twice
     /// as many, and online again once it has seen the NDEATH that answers it.
     pub offline_after: Option<usize>,
+    /// Asks a node it has no NBIRTH of for a rebirth (once), as a host that came late does.
+    pub rebirth_unknown: bool,
 }
 
 /// The host; killed on drop.
@@ -45,6 +47,9 @@ impl SparkplugHost {
         }
         if let Some(n) = options.offline_after {
             args.extend(["--offline-after".to_owned(), n.to_string()]);
+        }
+        if options.rebirth_unknown {
+            args.push("--rebirth-unknown".to_owned());
         }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let peer = crate::python::start(

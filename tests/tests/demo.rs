@@ -1,11 +1,12 @@
 //! `shopfloor demo`: the whole hall with no other software: its embedded broker serves live data
-//! of every machine, the banner says where, Ctrl-C stops it all within 5 s with exit 0, and a
+//! of every machine, as JSON and as a Sparkplug B edge node, the banner says where, Ctrl-C stops it all within 5 s with exit 0, and a
 //! port in use is named with the flag that changes it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use shopfloor_tests::free_port;
 use shopfloor_tests::gateway::{GatewayProcess, run_to_end};
 use shopfloor_tests::http::get;
+use shopfloor_tests::sparkplug::{HostOptions, SparkplugHost};
 use shopfloor_tests::subscriber::Subscriber;
 use std::collections::HashSet;
 use std::time::Duration;
@@ -67,6 +68,47 @@ async fn demo_serves_every_machine_through_its_own_broker_and_stops_cleanly() {
         let machine = m.topic.split('/').nth(3).unwrap().to_owned();
         with_data.insert(machine);
     }
+    // The same hall as a Sparkplug B edge node, on the same broker: a host that comes late asks
+    // for a rebirth and then knows every machine.
+    assert!(
+        banner.contains("sparkplug spBv1.0/iqblvd/+/demo-hall/#"),
+        "{banner}"
+    );
+    let host = SparkplugHost::start(
+        port,
+        HostOptions {
+            rebirth_unknown: true,
+            ..HostOptions::default()
+        },
+    );
+    let log = host.wait(
+        Duration::from_secs(30),
+        "a DBIRTH and DDATA of every machine",
+        |l| {
+            let Some(birth) = l.iter().position(|m| m["type"] == "NBIRTH") else {
+                return false;
+            };
+            let devices = |kind: &str| {
+                l[birth..]
+                    .iter()
+                    .filter(|m| m["type"] == kind)
+                    .filter_map(|m| m["device"].as_str())
+                    .collect::<HashSet<_>>()
+                    .len()
+            };
+            devices("DBIRTH") == 7 && devices("DDATA") == 7
+        },
+    );
+    let birth = log.iter().position(|m| m["type"] == "NBIRTH").unwrap();
+    assert_eq!(
+        log[birth]["topic"], "spBv1.0/iqblvd/NBIRTH/demo-hall",
+        "{}",
+        log[birth]
+    );
+    assert!(
+        log[birth..].iter().all(|m| m.get("error").is_none()),
+        "undecodable: {log:#?}"
+    );
     let code = demo.interrupt(Duration::from_secs(5));
     assert!(code.success(), "exit {code:?}\n{}", demo.log());
     assert!(!demo.log().contains("ERROR"), "{}", demo.log());

@@ -59,6 +59,11 @@ fn demo_hall() -> String {
          url = \"mqtt://127.0.0.1:1883\"\n\
          topic_prefix = \"iqblvd/hardenberg/demo-hall\"\n\
          \n\
+         # The same hall as a Sparkplug B edge node, spBv1.0/iqblvd/+/demo-hall/#.\n\
+         [sparkplug]\n\
+         url = \"mqtt://127.0.0.1:1883\"\n\
+         group_id = \"iqblvd\"\n\
+         \n\
          [kpi]\n\
          window = \"1h\"\n\
          shifts = [\"06:00\", \"14:00\", \"22:00\"]\n\

@@ -1,6 +1,7 @@
 //! `shopfloor demo`: the whole demo hall on one machine, with no other software: the simulated
 //! machines of `config/demo-hall.toml` (embedded in the binary), an embedded MQTT broker
-//! (rumqttd) and the gateway reading the machines and publishing to it.
+//! (rumqttd) and the gateway reading the machines and publishing to it, as shopfloor JSON and
+//! as a Sparkplug B edge node.
 
 use crate::config::{Config, ConfigError, ConfigErrors, EnvRef, InfluxConfig, ProtocolConfig, Url};
 use crate::runtime::{Gateway, StartError};
@@ -186,13 +187,17 @@ impl Demo {
         config.influx = options.influx.clone().map(demo_influx);
         let broker: SocketAddr = SocketAddr::from(([127, 0, 0, 1], options.mqtt_port));
         start_broker(broker)?;
+        let embedded = Url {
+            scheme: "mqtt".into(),
+            host: "127.0.0.1".into(),
+            port: options.mqtt_port,
+            path: String::new(),
+        };
         if let Some(mqtt) = config.mqtt.as_mut() {
-            mqtt.url = Url {
-                scheme: "mqtt".into(),
-                host: "127.0.0.1".into(),
-                port: options.mqtt_port,
-                path: String::new(),
-            };
+            mqtt.url = embedded.clone();
+        }
+        if let Some(sparkplug) = config.sparkplug.as_mut() {
+            sparkplug.urls = vec![embedded];
         }
         // The simulated machines take free ports: the demo must run beside anything.
         // Certificates of the simulated OPC UA machines and the gateway, kept between runs so
@@ -247,6 +252,12 @@ impl Demo {
             self.broker.ip(),
             self.broker.port()
         ));
+        if let Some(spb) = &self.config.sparkplug {
+            out.push_str(&format!(
+                "  sparkplug spBv1.0/{}/+/{}/# (Sparkplug B edge node, protobuf payloads)\n",
+                spb.group_id, spb.edge_node_id
+            ));
+        }
         if let Some(influx) = &self.config.influx {
             out.push_str(&format!(
                 "  store     {} (org {}, bucket {}, measurement {})\n",

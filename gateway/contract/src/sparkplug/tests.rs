@@ -7,7 +7,7 @@ use proptest::prelude::*;
 use prost::Message as _;
 use shopfloor_core::{MachineId, MachineState, Quality, Sample, TagId, Value};
 
-fn spec() -> NodeSpec {
+pub(super) fn spec() -> NodeSpec {
     let metric = |name: &str, unit: Option<&str>, datatype| MetricSpec {
         name: name.into(),
         unit: unit.map(Into::into),
@@ -33,22 +33,22 @@ fn spec() -> NodeSpec {
     }
 }
 
-fn reading(machine: u16, tag: u16, ts: i64, value: Value) -> Sample {
+pub(super) fn reading(machine: u16, tag: u16, ts: i64, value: Value) -> Sample {
     Sample::new(MachineId(machine), TagId(tag), ts, 1, value, Quality::Good)
 }
 
-fn online(machine: u16, ts: i64) -> Sample {
+pub(super) fn online(machine: u16, ts: i64) -> Sample {
     Sample::status(MachineId(machine), ts, MachineState::Online, None)
 }
 
-fn decode(m: &Outgoing) -> Payload {
+pub(super) fn decode(m: &Outgoing) -> Payload {
     match Payload::decode(m.payload.as_slice()) {
         Ok(p) => p,
         Err(e) => panic!("{}: {e}", m.topic),
     }
 }
 
-fn take(node: &mut Node, batch: &[Sample]) -> Vec<Outgoing> {
+pub(super) fn take(node: &mut Node, batch: &[Sample]) -> Vec<Outgoing> {
     let mut out = Vec::new();
     node.take(batch, 1_000, &mut out);
     out
@@ -63,7 +63,7 @@ fn quality(m: &Metric) -> Option<u32> {
 }
 
 /// A node connected, with cnc-1 online and read once.
-fn running() -> (Node, Vec<Outgoing>) {
+pub(super) fn running() -> (Node, Vec<Outgoing>) {
     let mut node = Node::new(spec());
     node.session();
     let mut out = node.births(1_000);

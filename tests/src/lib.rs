@@ -6,7 +6,9 @@
 //! - [`device`]: Modbus TCP devices: a healthy one with a register map, and faulty ones (hang,
 //!   garbage, close, exception).
 //! - [`python`]: the Python peers as child processes, awaited until they say `READY`.
-//! - [`sparkplug`]: the independent Sparkplug B host (pysparkplug), every message decoded.
+//! - [`sparkplug`]: the independent Sparkplug B peers (pysparkplug): a host, every message
+//!   decoded, and an edge node.
+//! - [`csv`]: the `[csv]` sink's files read back as a record of good readings.
 //! - [`rtu`]: a serial line of two pseudo-terminals (socat), and the independent pymodbus
 //!   RTU slave on it or over TCP.
 //! - [`pki`]: a throw-away CA with server and client certificates (openssl).
@@ -21,6 +23,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 pub mod browser;
+pub mod csv;
 pub mod device;
 pub mod gate;
 pub mod gateway;

@@ -1,5 +1,6 @@
-//! The independent Sparkplug B host of the Sparkplug tests: `tests/sparkplug/host.py`
-//! (pysparkplug and paho) as a child process, every message it decoded kept as JSON.
+//! The independent Sparkplug B peers of the Sparkplug tests, as child processes whose every
+//! line is kept as JSON: a host (`tests/sparkplug/host.py`, pysparkplug's payload classes and
+//! paho) and an edge node (`tests/sparkplug/edge.py`, pysparkplug's own EdgeNode and Device).
 
 use serde_json::Value;
 use std::path::PathBuf;
@@ -24,16 +25,17 @@ pub struct HostOptions {
     pub rebirth_unknown: bool,
 }
 
-/// The host; killed on drop.
+/// A peer; killed on drop.
 #[derive(Debug)]
-pub struct SparkplugHost {
+pub struct SparkplugPeer {
     child: Child,
     lines: Arc<Mutex<Vec<String>>>,
 }
 
-impl SparkplugHost {
-    /// Subscribes to `spBv1.0/#` on the broker at `port` and acts as `options` say.
-    pub fn start(port: u16, options: HostOptions) -> SparkplugHost {
+impl SparkplugPeer {
+    /// A host that subscribes to `spBv1.0/#` on the broker at `port` and acts as `options`
+    /// say; its lines are the messages it decoded.
+    pub fn host(port: u16, options: HostOptions) -> SparkplugPeer {
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("sparkplug/host.py");
         let mut args = vec![port.to_string()];
         if let Some(n) = options.rebirth_after {
@@ -58,7 +60,24 @@ impl SparkplugHost {
             Stdio::inherit(),
             "the Sparkplug tests need `pip install pysparkplug`",
         );
-        SparkplugHost {
+        SparkplugPeer {
+            child: peer.child,
+            lines: peer.lines,
+        }
+    }
+
+    /// Edge node `fieldlab/line-3` with device `oven` on the broker at `port`; its lines are
+    /// what it published and did (see `edge.py`).
+    pub fn edge(port: u16) -> SparkplugPeer {
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("sparkplug/edge.py");
+        let port = port.to_string();
+        let peer = crate::python::start(
+            &script,
+            &[port.as_str()],
+            Stdio::inherit(),
+            "the Sparkplug tests need `pip install pysparkplug`",
+        );
+        SparkplugPeer {
             child: peer.child,
             lines: peer.lines,
         }
@@ -95,7 +114,7 @@ impl SparkplugHost {
     }
 }
 
-impl Drop for SparkplugHost {
+impl Drop for SparkplugPeer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

@@ -6,7 +6,7 @@
 use shopfloor_tests::free_port;
 use shopfloor_tests::gateway::{GatewayProcess, run_to_end};
 use shopfloor_tests::http::get;
-use shopfloor_tests::sparkplug::{HostOptions, SparkplugHost};
+use shopfloor_tests::sparkplug::{HostOptions, SparkplugPeer};
 use shopfloor_tests::subscriber::Subscriber;
 use std::collections::HashSet;
 use std::time::Duration;
@@ -74,7 +74,7 @@ async fn demo_serves_every_machine_through_its_own_broker_and_stops_cleanly() {
         banner.contains("sparkplug spBv1.0/iqblvd/+/demo-hall/#"),
         "{banner}"
     );
-    let host = SparkplugHost::start(
+    let host = SparkplugPeer::host(
         port,
         HostOptions {
             rebirth_unknown: true,

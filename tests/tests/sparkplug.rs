@@ -10,13 +10,13 @@
 
 use serde_json::Value;
 use shopfloor_core::time::now_ms;
+use shopfloor_tests::csv::good_values;
 use shopfloor_tests::device::{moving, speed_and_temp, speed_and_temp_machine};
 use shopfloor_tests::gateway::GatewayProcess;
 use shopfloor_tests::link::Link;
 use shopfloor_tests::mosquitto::Mosquitto;
-use shopfloor_tests::sparkplug::{HostOptions, SparkplugHost};
+use shopfloor_tests::sparkplug::{HostOptions, SparkplugPeer};
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -97,22 +97,6 @@ fn metric<'a>(m: &'a Value, name: &str) -> Option<&'a Value> {
     m["metrics"].as_array()?.iter().find(|x| x["name"] == name)
 }
 
-/// The gateway's record of machine `machine`: (tag, timestamp) → value as the CSV wrote it.
-fn csv_record(dir: &Path, machine: &str) -> BTreeMap<(String, i64), String> {
-    let mut out = BTreeMap::new();
-    for entry in std::fs::read_dir(dir.join("data").join(machine)).unwrap() {
-        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
-        for line in text.lines().skip(1) {
-            let cols: Vec<&str> = line.split(',').collect();
-            if cols[4] == "good" {
-                let key = (cols[2].to_owned(), cols[0].parse().unwrap());
-                out.insert(key, cols[3].to_owned());
-            }
-        }
-    }
-    out
-}
-
 /// True when a metric carries the value the CSV file recorded.
 fn same(csv: Option<&String>, metric: &Value) -> bool {
     let Some(csv) = csv else {
@@ -183,7 +167,7 @@ async fn an_independent_host_sees_births_data_deaths_and_a_rebirth() {
     )
     .await;
     let link = Link::start(plain.addr).await;
-    let host = SparkplugHost::start(
+    let host = SparkplugPeer::host(
         broker.port,
         HostOptions {
             rebirth_after: Some(40),
@@ -277,7 +261,7 @@ async fn an_independent_host_sees_births_data_deaths_and_a_rebirth() {
     assert_eq!(metric(dbirth, "program").unwrap()["value"], "P-7");
 
     // Data by exception, by alias (names come from the birth), with the values read.
-    let record = csv_record(gw.dir.path(), "press");
+    let record = good_values(gw.dir.path(), "press");
     let mut carried = BTreeMap::<String, usize>::new();
     for m in log
         .iter()
@@ -313,7 +297,7 @@ async fn an_independent_host_sees_births_data_deaths_and_a_rebirth() {
 async fn readings_kept_through_an_outage_follow_the_next_births_as_history() {
     let mut broker = Mosquitto::start_persistent_with("queue_qos0_messages true\n");
     let press_device = moving().await;
-    let host = SparkplugHost::start(
+    let host = SparkplugPeer::host(
         broker.port,
         HostOptions {
             persistent: true,
@@ -336,7 +320,7 @@ async fn readings_kept_through_an_outage_follow_the_next_births_as_history() {
             .filter(|(t, ts)| t == "count" && *ts > away_since)
             .count()
     };
-    while away(&csv_record(&dir, "press")) < 20 {
+    while away(&good_values(&dir, "press")) < 20 {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     broker.restart();
@@ -346,7 +330,7 @@ async fn readings_kept_through_an_outage_follow_the_next_births_as_history() {
             .rposition(|m| kind(m) == "NBIRTH")
             .is_some_and(|b| b > 0 && l[b..].iter().filter(live).count() >= 10)
     });
-    let record = csv_record(&dir, "press");
+    let record = good_values(&dir, "press");
     let second = log.iter().rposition(|m| kind(m) == "NBIRTH").unwrap();
     // Every CONNECT carries a new will, so every attempt while the broker was away took a
     // bdSeq too.
@@ -423,7 +407,7 @@ async fn births_wait_for_the_primary_host_and_stop_when_it_goes_offline() {
     let waiting_since = now_ms();
     let dir = gw.dir.path().to_path_buf();
     let read_since = |since: i64| {
-        csv_record(&dir, "press")
+        good_values(&dir, "press")
             .keys()
             .filter(|(t, ts)| t == "count" && *ts > since)
             .count()
@@ -431,7 +415,7 @@ async fn births_wait_for_the_primary_host_and_stop_when_it_goes_offline() {
     while read_since(waiting_since) < 10 {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let host = SparkplugHost::start(
+    let host = SparkplugPeer::host(
         broker.port,
         HostOptions {
             primary: Some("scada"),

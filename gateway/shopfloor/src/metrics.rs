@@ -50,15 +50,19 @@ pub enum SkipReason {
     MaxMachines,
     /// A new tag beyond `[record] max_tags`.
     MaxTags,
+    /// Sparkplug data whose birth the recorder has not heard (it came late, a `seq` gap, an
+    /// unknown alias): a rebirth is asked for.
+    Unborn,
 }
 
 impl SkipReason {
     /// Every reason, in the order of [`Metrics::record_skipped`].
-    pub const ALL: [SkipReason; 4] = [
+    pub const ALL: [SkipReason; 5] = [
         SkipReason::Payload,
         SkipReason::Name,
         SkipReason::MaxMachines,
         SkipReason::MaxTags,
+        SkipReason::Unborn,
     ];
 
     /// The label value.
@@ -68,6 +72,7 @@ impl SkipReason {
             SkipReason::Name => "name",
             SkipReason::MaxMachines => "max_machines",
             SkipReason::MaxTags => "max_tags",
+            SkipReason::Unborn => "unborn",
         }
     }
 }
@@ -82,7 +87,7 @@ pub struct Metrics {
     /// Poll-cycle durations, per machine.
     pub poll: Vec<Histogram>,
     /// Messages the recorder skipped, by [`SkipReason`] (in the order of [`SkipReason::ALL`]).
-    pub record_skipped: [AtomicU64; 4],
+    pub record_skipped: [AtomicU64; 5],
 }
 
 impl Metrics {

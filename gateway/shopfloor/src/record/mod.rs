@@ -2,7 +2,9 @@
 //! and fed through the ring to this process's sinks (`[influx]`, `[csv]`, the HTTP API). This is
 //! how the fieldlab stores data from many gateways: gateways publish, recorders write.
 //!
-//! - [`parse`]: a gateway's payloads (both layouts) back into readings, pure and tested.
+//! - [`parse`]: a gateway's payloads (both layouts) back into readings, pure and tested;
+//! - [`sparkplug`]: Sparkplug B messages of any edge node into readings, through
+//!   `shopfloor_contract::sparkplug::host`, with an NCMD Rebirth when the view is broken.
 //!
 //! Machines and tags are learnt as they arrive and added to a [`SharedCatalog`]; a machine's
 //! kind comes from its retained `_status`, which the broker hands over before any sample.
@@ -20,6 +22,7 @@
 //! renewed on every connection, and the connection is retried with backoff, forever.
 
 pub mod parse;
+pub mod sparkplug;
 
 use crate::config::RecordConfig;
 use crate::metrics::{Metrics, SkipReason};
@@ -29,6 +32,7 @@ use rumqttc::{
     AsyncClient, ConnectionError, Event, EventLoop, MqttOptions, Packet, QoS, SubscribeReasonCode,
     TlsConfiguration, Transport,
 };
+use shopfloor_contract::sparkplug::Outgoing;
 use shopfloor_core::backoff::Backoff;
 use shopfloor_core::ring::Producer;
 use shopfloor_core::{MachineId, MachineInfo, Sample, SharedCatalog, TagId, TagInfo};
@@ -98,6 +102,7 @@ pub struct Recorder {
     /// Tags learnt so far, over all machines.
     tags: usize,
     metrics: Arc<Metrics>,
+    sparkplug: sparkplug::Hearing,
 }
 
 impl Recorder {
@@ -148,6 +153,7 @@ impl Recorder {
             max_machines: cfg.max_machines,
             max_tags: cfg.max_tags,
             tags: 0,
+            sparkplug: sparkplug::Hearing::new(cfg.max_machines, cfg.max_tags),
             metrics,
         })
     }
@@ -191,7 +197,9 @@ impl Recorder {
                     }
                 }
                 Ok(Event::Incoming(Packet::Publish(p))) => {
-                    self.on_message(&p.topic, &p.payload);
+                    if let Some(command) = self.on_message(&p.topic, &p.payload) {
+                        sparkplug::send(&client, command);
+                    }
                     acks.push_back(p);
                 }
                 Ok(_) => {}
@@ -223,7 +231,12 @@ impl Recorder {
         let _ = client.try_disconnect();
     }
 
-    fn on_message(&mut self, topic: &str, payload: &[u8]) {
+    /// Takes one message; returns a command to publish, when a Sparkplug node must be asked
+    /// for its births.
+    fn on_message(&mut self, topic: &str, payload: &[u8]) -> Option<Outgoing> {
+        if sparkplug::is_sparkplug(topic) {
+            return self.on_sparkplug(topic, payload);
+        }
         match parse::parse(topic, payload) {
             Ok(Parsed::Readings(readings)) => {
                 for r in readings {
@@ -241,11 +254,44 @@ impl Recorder {
             Err(e @ parse::ParseError::Name(_)) => self.skip(SkipReason::Name, topic, Some(&e)),
             Err(e) => self.skip(SkipReason::Payload, topic, Some(&e)),
         }
+        None
+    }
+
+    /// A Sparkplug message: its readings recorded as machine `{device_id}` of kind
+    /// `sparkplug`, what could not be placed counted.
+    fn on_sparkplug(&mut self, topic: &str, payload: &[u8]) -> Option<Outgoing> {
+        let heard = match self.sparkplug.hear(topic, payload) {
+            Ok(heard) => heard,
+            Err(e) => {
+                self.skip(SkipReason::Payload, topic, Some(&e));
+                return None;
+            }
+        };
+        for reason in heard.skipped {
+            self.skip(reason, topic, None);
+        }
+        for r in heard.readings {
+            let machine = r.machine.clone();
+            if !self.machines.contains_key(&machine) && self.kinds.len() < self.max_machines {
+                self.kinds
+                    .entry(machine)
+                    .or_insert_with(|| sparkplug::KIND.to_owned());
+            }
+            match self.sample(r) {
+                Ok(s) => self.batch.push(s),
+                Err(reason) => self.skip(reason, topic, None),
+            }
+        }
+        if !self.batch.is_empty() {
+            self.producer.push_batch(&mut self.batch);
+            self.batch.clear();
+        }
+        heard.rebirth
     }
 
     /// Counts a skipped message; logs the first, then every thousandth, so that a stray
     /// publisher cannot flood the log.
-    fn skip(&mut self, reason: SkipReason, topic: &str, error: Option<&parse::ParseError>) {
+    fn skip(&mut self, reason: SkipReason, topic: &str, error: Option<&dyn std::fmt::Display>) {
         self.metrics.skipped(reason);
         self.refused += 1;
         if self.refused % 1000 == 1 {

@@ -1,9 +1,11 @@
 //! `cargo bench --bench end_to_end`: simulated Modbus devices → the release gateway → a real
 //! mosquitto → a subscriber, measuring what is delivered.
 //!
-//! - `machine` layout: 100 devices × 1,000 registers (100,000 tags) every 500 ms, 200,000
-//!   samples/s offered: samples/s delivered, gateway CPU per sample, gateway RSS per tag, and the
-//!   latency from the reading (the payload's `timestamp_ms`) to delivery at the subscriber.
+//! - 100 devices × 1,000 registers (100,000 tags), every value changing, polled every 500 ms,
+//!   200,000 samples/s offered, once in layout `machine` and once as Sparkplug B (counted by
+//!   decoding each DDATA): samples/s delivered, gateway CPU per sample, gateway RSS per tag,
+//!   bytes on the wire per sample, and the latency from the reading (the payload's timestamp)
+//!   to delivery at the subscriber.
 //! - `tag` layout, QoS 1: 10 devices × 100 registers every 100 ms (the job Node-RED with
 //!   node-red-contrib-modbus is measured doing, at 46–55 µs of CPU per sample on this machine):
 //!   gateway CPU per sample.
@@ -11,10 +13,14 @@
 //! Devices and subscriber run in this process; broker and gateway are their own processes;
 //! everything shares the machine's two cores.
 
+use prost::Message;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use shopfloor_benches::{
     asked_to_run, cpu_seconds, cpu_share, device_runtime, rss_bytes, u16_devices,
 };
+use shopfloor_contract::sparkplug::proto::Payload;
+use shopfloor_core::Value;
+use shopfloor_modbus::{Area, DataType, WordOrder};
 use shopfloor_tests::device::Device;
 use shopfloor_tests::gateway::GatewayProcess;
 use shopfloor_tests::mosquitto::Mosquitto;
@@ -28,15 +34,54 @@ const MEASURE: Duration = Duration::from_secs(20);
 #[derive(Default)]
 struct Seen {
     samples: AtomicU64,
+    /// Topic and payload bytes of the data messages counted.
+    bytes: AtomicU64,
     latencies_ms: Mutex<Vec<i64>>,
+}
+
+/// How the subscriber counts what a message carries.
+#[derive(Clone, Copy, PartialEq)]
+enum Count {
+    /// Layout `machine`: a value per colon of the JSON object.
+    Machine,
+    /// Layout `tag`: one sample per message.
+    Tag,
+    /// Sparkplug B DDATA, decoded: one sample per metric.
+    Sparkplug,
 }
 
 fn now_ms() -> i64 {
     shopfloor_core::time::now_ms()
 }
 
-/// Counts samples (values in layout `machine`, messages in layout `tag`) and latencies.
-async fn subscribe(port: u16, filter: &str, machine_layout: bool, seen: Arc<Seen>) {
+/// Samples in one message and its reading time, or `None` for a message that carries no data.
+fn count(how: Count, topic: &str, payload: &[u8]) -> Option<(u64, Option<i64>)> {
+    if how == Count::Sparkplug {
+        if !topic.contains("/DDATA/") {
+            return None;
+        }
+        let p = Payload::decode(payload).ok()?;
+        let ts = p.metrics.first().and_then(|m| m.timestamp);
+        return Some((p.metrics.len() as u64, ts.map(|t| t as i64)));
+    }
+    if topic.contains("/_") {
+        return None;
+    }
+    let text = String::from_utf8_lossy(payload);
+    let n = match how {
+        // {"timestamp_ms":T,"seq":S,"values":{"t0000":1,…}}: a colon per value.
+        Count::Machine => text.matches(':').count().saturating_sub(3) as u64,
+        _ => 1,
+    };
+    let ts = text
+        .strip_prefix("{\"timestamp_ms\":")
+        .and_then(|r| r.split(',').next())
+        .and_then(|t| t.parse::<i64>().ok());
+    Some((n, ts))
+}
+
+/// Counts samples, bytes and latencies of what arrives under `filter`.
+async fn subscribe(port: u16, filter: &str, how: Count, seen: Arc<Seen>) {
     let mut options = MqttOptions::new(format!("bench-sub-{port}"), "127.0.0.1", port);
     options
         .set_keep_alive(Duration::from_secs(30))
@@ -46,21 +91,13 @@ async fn subscribe(port: u16, filter: &str, machine_layout: bool, seen: Arc<Seen
     loop {
         match eventloop.poll().await {
             Ok(Event::Incoming(Packet::Publish(p))) => {
-                if p.topic.contains("/_") {
+                let Some((n, ts)) = count(how, &p.topic, &p.payload) else {
                     continue;
-                }
-                let text = String::from_utf8_lossy(&p.payload);
-                let n = if machine_layout {
-                    // {"timestamp_ms":T,"seq":S,"values":{"t0000":1,…}}: a colon per value.
-                    text.matches(':').count().saturating_sub(3) as u64
-                } else {
-                    1
                 };
                 seen.samples.fetch_add(n, Ordering::Relaxed);
-                if let Some(ts) = text
-                    .strip_prefix("{\"timestamp_ms\":")
-                    .and_then(|r| r.split(',').next())
-                    .and_then(|t| t.parse::<i64>().ok())
+                let bytes = (p.topic.len() + p.payload.len()) as u64;
+                seen.bytes.fetch_add(bytes, Ordering::Relaxed);
+                if let Some(ts) = ts
                     && let Ok(mut l) = seen.latencies_ms.lock()
                 {
                     l.push(now_ms() - ts);
@@ -72,18 +109,43 @@ async fn subscribe(port: u16, filter: &str, machine_layout: bool, seen: Arc<Seen
     }
 }
 
-fn config(
-    broker: &Mosquitto,
-    layout: &str,
-    qos: u8,
-    devices: &[Device],
-    tags: usize,
-    poll: &str,
-) -> String {
-    let mut c = format!(
-        "[gateway]\nname = \"e2e\"\n[mqtt]\nurl = \"{}\"\ntopic_prefix = \"e2e\"\nlayout = \"{layout}\"\nqos = {qos}\n",
+/// Moves every register of `devices` by one every 250 ms, so that each 500 ms poll reads a
+/// new value of every tag (report by exception then has all of them to send).
+fn keep_changing(rt: &tokio::runtime::Runtime, devices: &[Device], registers: usize) {
+    let memories: Vec<_> = devices.iter().map(|d| Arc::clone(&d.memory)).collect();
+    rt.spawn(async move {
+        for step in 0u64.. {
+            for memory in &memories {
+                let Ok(mut m) = memory.lock() else { return };
+                for r in 0..registers {
+                    let v = Value::U64((r as u64 + step) % 65536);
+                    m.put(Area::Holding, r as u16, DataType::U16, WordOrder::ABCD, v);
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    });
+}
+
+/// The `[mqtt]` section of layout `layout` at `qos`.
+fn mqtt(broker: &Mosquitto, layout: &str, qos: u8) -> String {
+    format!(
+        "[mqtt]\nurl = \"{}\"\ntopic_prefix = \"e2e\"\nlayout = \"{layout}\"\nqos = {qos}\n",
         broker.url()
-    );
+    )
+}
+
+/// The `[sparkplug]` section: edge node `e2e` of group `bench`.
+fn sparkplug(broker: &Mosquitto) -> String {
+    format!(
+        "[sparkplug]\nurl = \"{}\"\ngroup_id = \"bench\"\n",
+        broker.url()
+    )
+}
+
+/// A gateway publishing through `sink` what it reads of `devices`, `tags` u16 each.
+fn config(sink: &str, devices: &[Device], tags: usize, poll: &str) -> String {
+    let mut c = format!("[gateway]\nname = \"e2e\"\n{sink}");
     for (i, d) in devices.iter().enumerate() {
         c.push_str(&format!(
             "\n[[machine]]\nid = \"m{i:03}\"\nprotocol = \"modbus-tcp\"\naddress = \"{}\"\npoll_interval = \"{poll}\"\ntimeout = \"2s\"\n",
@@ -110,57 +172,19 @@ fn main() {
         return;
     }
     let rt = device_runtime();
-    let quiet = [("RUST_LOG", "warn")];
 
-    // ---- machine layout, 100,000 tags; a broker set up for latency, as it is measured here
-    let broker = Mosquitto::start_low_latency();
-    let devs = u16_devices(&rt, 100, 1000);
-    let seen = Arc::new(Seen::default());
-    rt.spawn(subscribe(broker.port, "e2e/#", true, Arc::clone(&seen)));
-    let gw = GatewayProcess::start_with_env(
-        &config(&broker, "machine", 1, &devs, 1000, "500ms"),
-        &quiet,
-    );
-    let pid = gw.pid().unwrap_or_else(|| panic!("gateway gone"));
-    std::thread::sleep(Duration::from_secs(8));
-    if let Ok(mut l) = seen.latencies_ms.lock() {
-        l.clear();
-    }
-    let (s0, t0) = (seen.samples.load(Ordering::Relaxed), Instant::now());
-    let cpu = cpu_share(pid, MEASURE);
-    let secs = t0.elapsed().as_secs_f64();
-    let rate = (seen.samples.load(Ordering::Relaxed) - s0) as f64 / secs;
-    let rss = rss_bytes(pid);
-    let mut lat = seen
-        .latencies_ms
-        .lock()
-        .map(|l| l.clone())
-        .unwrap_or_default();
-    lat.sort_unstable();
     println!(
-        "end_to_end, layout machine: 100 devices × 1,000 tags every 500 ms = 200,000 samples/s offered"
+        "end_to_end: 100 devices × 1,000 tags every 500 ms, every value changing = 200,000 samples/s offered"
     );
-    println!("  delivered:        {rate:>9.0} samples/s   (floor: at least 200,000)");
+    let json = hundred_thousand(&rt, Count::Machine);
+    json.print("layout machine (JSON)");
+    let spb = hundred_thousand(&rt, Count::Sparkplug);
+    spb.print("Sparkplug B DDATA, by alias");
     println!(
-        "  gateway CPU:      {:>9.2} µs per sample ({:.1} % of a core; floor: at most 2 µs)",
-        cpu * 1e6 / rate.max(1.0),
-        cpu * 100.0
+        "  Sparkplug B against layout machine: {:.2}× the bytes, {:.2}× the gateway CPU per sample",
+        spb.bytes_per / json.bytes_per.max(1e-9),
+        spb.cpu_per_us / json.cpu_per_us.max(1e-9)
     );
-    println!(
-        "  gateway RSS:      {:>9.0} B per tag ({:.1} MiB for 100,000 tags; floor: at most 500 B)",
-        rss as f64 / 100_000.0,
-        rss as f64 / 1048576.0
-    );
-    println!(
-        "  latency reading → subscriber: p50 {} ms, p99 {} ms, max {} ms over {} messages",
-        percentile(&lat, 0.5),
-        percentile(&lat, 0.99),
-        lat.last().copied().unwrap_or(-1),
-        lat.len()
-    );
-    drop(gw);
-    drop(devs);
-    drop(broker);
 
     // ---- tag layout, QoS 1, the Node-RED job: with mosquitto as installed (as Node-RED was
     // measured), then with TCP_NODELAY, where the broker sends every PUBACK on its own.
@@ -184,9 +208,14 @@ fn main() {
 fn tag_layout(rt: &tokio::runtime::Runtime, broker: &Mosquitto) -> (f64, f64) {
     let devs = u16_devices(rt, 10, 100);
     let seen = Arc::new(Seen::default());
-    rt.spawn(subscribe(broker.port, "e2e/#", false, Arc::clone(&seen)));
+    rt.spawn(subscribe(
+        broker.port,
+        "e2e/#",
+        Count::Tag,
+        Arc::clone(&seen),
+    ));
     let gw = GatewayProcess::start_with_env(
-        &config(broker, "tag", 1, &devs, 100, "100ms"),
+        &config(&mqtt(broker, "tag", 1), &devs, 100, "100ms"),
         &[("RUST_LOG", "warn")],
     );
     let pid = gw.pid().unwrap_or_else(|| panic!("gateway gone"));
@@ -201,4 +230,93 @@ fn tag_layout(rt: &tokio::runtime::Runtime, broker: &Mosquitto) -> (f64, f64) {
     let rate = (seen.samples.load(Ordering::Relaxed) - s0) as f64 / secs;
     let cpu = (cpu_seconds(pid) - c0) / secs;
     (rate, cpu * 1e6 / rate.max(1.0))
+}
+
+/// What one run of the 100,000-tag job measured.
+struct Measured {
+    rate: f64,
+    cpu_share: f64,
+    cpu_per_us: f64,
+    rss: u64,
+    bytes_per: f64,
+    latencies_ms: Vec<i64>,
+}
+
+impl Measured {
+    fn print(&self, name: &str) {
+        println!("  {name}");
+        println!(
+            "    delivered:        {:>9.0} samples/s   (floor: at least 200,000)",
+            self.rate
+        );
+        println!(
+            "    gateway CPU:      {:>9.2} µs per sample ({:.1} % of a core; floor: at most 2 µs, Sparkplug 1 µs)",
+            self.cpu_per_us,
+            self.cpu_share * 100.0
+        );
+        println!(
+            "    gateway RSS:      {:>9.0} B per tag ({:.1} MiB for 100,000 tags; floor: at most 500 B)",
+            self.rss as f64 / 100_000.0,
+            self.rss as f64 / 1048576.0
+        );
+        println!(
+            "    on the wire:      {:>9.1} B per sample (topic and payload)",
+            self.bytes_per
+        );
+        let lat = &self.latencies_ms;
+        println!(
+            "    latency reading → subscriber: p50 {} ms, p99 {} ms, max {} ms over {} messages",
+            percentile(lat, 0.5),
+            percentile(lat, 0.99),
+            lat.last().copied().unwrap_or(-1),
+            lat.len()
+        );
+    }
+}
+
+/// 100 devices × 1,000 changing u16 tags every 500 ms through a release gateway publishing as
+/// `how` says, to a broker set up for latency (as it is measured here).
+fn hundred_thousand(rt: &tokio::runtime::Runtime, how: Count) -> Measured {
+    let broker = Mosquitto::start_low_latency();
+    let devs = u16_devices(rt, 100, 1000);
+    keep_changing(rt, &devs, 1000);
+    let (sink, filter) = match how {
+        Count::Sparkplug => (sparkplug(&broker), "spBv1.0/bench/#"),
+        _ => (mqtt(&broker, "machine", 1), "e2e/#"),
+    };
+    let seen = Arc::new(Seen::default());
+    rt.spawn(subscribe(broker.port, filter, how, Arc::clone(&seen)));
+    let gw = GatewayProcess::start_with_env(
+        &config(&sink, &devs, 1000, "500ms"),
+        &[("RUST_LOG", "warn")],
+    );
+    let pid = gw.pid().unwrap_or_else(|| panic!("gateway gone"));
+    std::thread::sleep(Duration::from_secs(8));
+    if let Ok(mut l) = seen.latencies_ms.lock() {
+        l.clear();
+    }
+    let (s0, b0, t0) = (
+        seen.samples.load(Ordering::Relaxed),
+        seen.bytes.load(Ordering::Relaxed),
+        Instant::now(),
+    );
+    let cpu = cpu_share(pid, MEASURE);
+    let secs = t0.elapsed().as_secs_f64();
+    let samples = (seen.samples.load(Ordering::Relaxed) - s0) as f64;
+    let bytes = (seen.bytes.load(Ordering::Relaxed) - b0) as f64;
+    let rate = samples / secs;
+    let mut latencies_ms = seen
+        .latencies_ms
+        .lock()
+        .map(|l| l.clone())
+        .unwrap_or_default();
+    latencies_ms.sort_unstable();
+    Measured {
+        rate,
+        cpu_share: cpu,
+        cpu_per_us: cpu * 1e6 / rate.max(1.0),
+        rss: rss_bytes(pid),
+        bytes_per: bytes / samples.max(1.0),
+        latencies_ms,
+    }
 }

@@ -1,6 +1,7 @@
 """An independent Sparkplug B host for the tests, built on pysparkplug (its protobuf, topic and
 payload classes) and paho: subscribes to spBv1.0/#, decodes every message (births remembered per
-node and device, so that data decodes by alias), and prints one JSON line per message.
+node and device, so that data decodes by alias), and prints one JSON line per message, with the
+payload's bytes in hex as `raw`.
 
     python3 host.py BROKER_PORT [--rebirth-after N] [--persistent] [--primary ID [--offline-after N]]
                             [--rebirth-unknown]
@@ -115,7 +116,8 @@ def handle(client, msg):
         out({"topic": msg.topic, "type": kind, "error": repr(e), "birth_known": key in births})
         return
     payload = message.payload
-    line = {"topic": msg.topic, "type": kind, "device": topic.device_id, "qos": msg.qos}
+    # The payload as received, for a second decoder (tahu.js) to read the same bytes.
+    line = {"topic": msg.topic, "type": kind, "device": topic.device_id, "qos": msg.qos, "raw": msg.payload.hex()}
     if kind == "NDEATH":
         line["bd_seq"] = payload.bd_seq_metric.value
         out(line)

@@ -8,6 +8,8 @@
 //! - [`python`]: the Python peers as child processes, awaited until they say `READY`.
 //! - [`sparkplug`]: the independent Sparkplug B peers (pysparkplug): a host, every message
 //!   decoded, and an edge node.
+//! - [`tahu`]: Eclipse Tahu's JavaScript payload library decoding what a host captured, to
+//!   agree with pysparkplug.
 //! - [`csv`]: the `[csv]` sink's files read back as a record of good readings.
 //! - [`rtu`]: a serial line of two pseudo-terminals (socat), and the independent pymodbus
 //!   RTU slave on it or over TCP.
@@ -36,6 +38,7 @@ pub mod python;
 pub mod rtu;
 pub mod sparkplug;
 pub mod subscriber;
+pub mod tahu;
 pub mod tmpfs;
 pub mod victoria;
 

@@ -5,7 +5,8 @@
 //! DBIRTH; an NCMD Rebirth is answered with NBIRTH (`seq` 0, the same `bdSeq`) and every
 //! DBIRTH; a SIGKILL fires the NDEATH will with the `bdSeq` of the NBIRTH; readings taken
 //! while the broker was away arrive after the next births as historical data, in order; a
-//! clean stop publishes NDEATH once.
+//! clean stop publishes NDEATH once. Eclipse Tahu's JavaScript payload library decodes every
+//! captured message as pysparkplug does.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use serde_json::Value;
@@ -16,6 +17,7 @@ use shopfloor_tests::gateway::GatewayProcess;
 use shopfloor_tests::link::Link;
 use shopfloor_tests::mosquitto::Mosquitto;
 use shopfloor_tests::sparkplug::{HostOptions, SparkplugPeer};
+use shopfloor_tests::tahu;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -214,6 +216,7 @@ async fn an_independent_host_sees_births_data_deaths_and_a_rebirth() {
     );
     assert_seq_continuous(&log);
     assert_births_first(&log);
+    assert!(tahu::assert_agrees(&log) >= 50, "Tahu decoded the same");
 
     // The will carries the bdSeq of the births: one connection, so 0 for both NBIRTHs.
     let nbirths: Vec<&Value> = log.iter().filter(|m| kind(m) == "NBIRTH").collect();
@@ -386,6 +389,8 @@ async fn readings_kept_through_an_outage_follow_the_next_births_as_history() {
     );
     assert_seq_continuous(&log);
     assert_births_first(&log);
+    // Historical flags and timestamps included.
+    assert!(tahu::assert_agrees(&log) >= 20, "Tahu decoded the same");
 }
 
 /// When a message was made (its payload timestamp).

@@ -117,7 +117,7 @@ def handle(client, msg):
         return
     payload = message.payload
     # The payload as received, for a second decoder (tahu.js) to read the same bytes.
-    line = {"topic": msg.topic, "type": kind, "device": topic.device_id, "qos": msg.qos, "raw": msg.payload.hex()}
+    line = {"topic": msg.topic, "type": kind, "device": topic.device_id, "qos": msg.qos, "retain": msg.retain, "raw": msg.payload.hex()}
     if kind == "NDEATH":
         line["bd_seq"] = payload.bd_seq_metric.value
         out(line)

@@ -217,6 +217,9 @@ async fn an_independent_host_sees_births_data_deaths_and_a_rebirth() {
     assert_seq_continuous(&log);
     assert_births_first(&log);
     assert!(tahu::assert_agrees(&log) >= 50, "Tahu decoded the same");
+    // Births, data and deaths alike: none retained.
+    let retained: Vec<&Value> = log.iter().filter(|m| m["retain"] == true).collect();
+    assert!(retained.is_empty(), "retained: {retained:?}");
 
     // The will carries the bdSeq of the births: one connection, so 0 for both NBIRTHs.
     let nbirths: Vec<&Value> = log.iter().filter(|m| kind(m) == "NBIRTH").collect();

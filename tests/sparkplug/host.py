@@ -124,9 +124,11 @@ def handle(client, msg):
         follow_script(client, kind)
         return
     line["seq"] = getattr(payload, "seq", None)
-    line["timestamp"] = getattr(payload, "timestamp", None)
+    pb_payload = PbPayload.FromString(msg.payload)
+    # From the wire, not the decoded object: a missing timestamp must show as missing.
+    line["timestamp"] = pb_payload.timestamp if pb_payload.HasField("timestamp") else None
     metrics = getattr(payload, "metrics", ())
-    raw = PbPayload.FromString(msg.payload).metrics
+    raw = pb_payload.metrics
     line["metrics"] = [
         {
             "name": m.name,
@@ -135,7 +137,7 @@ def handle(client, msg):
             "value": value_of(m),
             "is_null": m.is_null,
             "historical": m.is_historical,
-            "timestamp": m.timestamp,
+            "timestamp": pb.timestamp if pb.HasField("timestamp") else None,
             "properties": props(pb),
         }
         for m, pb in zip(metrics, raw)

@@ -5,8 +5,9 @@
 //! DBIRTH; an NCMD Rebirth is answered with NBIRTH (`seq` 0, the same `bdSeq`) and every
 //! DBIRTH; a SIGKILL fires the NDEATH will with the `bdSeq` of the NBIRTH; readings taken
 //! while the broker was away arrive after the next births as historical data, in order; a
-//! clean stop publishes NDEATH once. Eclipse Tahu's JavaScript payload library decodes every
-//! captured message as pysparkplug does.
+//! clean stop publishes NDEATH once; a lost broker hands the session over to the next of
+//! `urls`. Eclipse Tahu's JavaScript payload library decodes every captured message as
+//! pysparkplug does.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use serde_json::Value;
@@ -220,6 +221,18 @@ async fn an_independent_host_sees_births_data_deaths_and_a_rebirth() {
     // Births, data and deaths alike: none retained.
     let retained: Vec<&Value> = log.iter().filter(|m| m["retain"] == true).collect();
     assert!(retained.is_empty(), "retained: {retained:?}");
+    // Births, data and device deaths at QoS 0 (the host subscribes at 1, so it sees what was
+    // published); each with a payload timestamp, and every metric in them with its own.
+    for m in log
+        .iter()
+        .filter(|m| kind(m) != "NDEATH" && m.get("seq").is_some())
+    {
+        assert_eq!(m["qos"], 0, "{m}");
+        assert!(m["timestamp"].is_u64(), "no timestamp: {m}");
+        for x in m["metrics"].as_array().into_iter().flatten() {
+            assert!(x["timestamp"].is_u64(), "a metric without a timestamp: {m}");
+        }
+    }
 
     // The will carries the bdSeq of the births: one connection, so 0 for both NBIRTHs.
     let nbirths: Vec<&Value> = log.iter().filter(|m| kind(m) == "NBIRTH").collect();
@@ -227,6 +240,7 @@ async fn an_independent_host_sees_births_data_deaths_and_a_rebirth() {
     let ndeath = log.iter().find(|m| kind(m) == "NDEATH").unwrap();
     for nbirth in &nbirths {
         assert_eq!(nbirth["bd_seq"], ndeath["bd_seq"], "{nbirth} / {ndeath}");
+        assert_eq!(metric(nbirth, "bdSeq").unwrap()["datatype"], "INT64");
         let rebirth = metric(nbirth, "Node Control/Rebirth").unwrap();
         assert_eq!(
             (&rebirth["datatype"], &rebirth["value"]),
@@ -489,4 +503,53 @@ async fn births_wait_for_the_primary_host_and_stop_when_it_goes_offline() {
     );
     assert_seq_continuous(&log);
     assert_births_first(&log);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_broker_hands_over_to_the_next_of_urls() {
+    let mut first = Mosquitto::start();
+    let second = Mosquitto::start();
+    let press_device = moving().await;
+    let on_first = SparkplugPeer::host(first.port, HostOptions::default());
+    let on_second = SparkplugPeer::host(second.port, HostOptions::default());
+    let machines = press(&press_device.addr.to_string());
+    let config = config(&first.url(), &machines).replace(
+        &format!("url = \"{}\"", first.url()),
+        &format!("urls = [\"{}\", \"{}\"]", first.url(), second.url()),
+    );
+    let gw = GatewayProcess::start(&config);
+    on_first.wait(WAIT, "live data on the first broker", |l| {
+        count(l, "DDATA", "press") >= 10
+    });
+    assert_eq!(on_second.messages().len(), 0, "one broker at a time");
+    let first_bd_seq = on_first.messages()[0]["bd_seq"].as_u64().unwrap();
+    first.stop();
+    let log = on_second.wait(WAIT, "live data on the second broker", |l| {
+        l.iter()
+            .filter(|m| kind(m) == "DDATA" && m["metrics"][0]["historical"] == false)
+            .count()
+            >= 10
+    });
+    // A whole session on the second broker: births first, a new bdSeq, the readings taken
+    // during the switch as history, then live data.
+    assert_eq!(kind(&log[0]), "NBIRTH", "{log:#?}");
+    assert!(
+        log[0]["bd_seq"].as_u64().unwrap() > first_bd_seq,
+        "{}",
+        log[0]
+    );
+    assert_eq!(kind(&log[1]), "DBIRTH", "{log:#?}");
+    assert_seq_continuous(&log);
+    assert_births_first(&log);
+    assert!(tahu::assert_agrees(&log) >= 10, "Tahu decoded the same");
+    let record = good_values(gw.dir.path(), "press");
+    for m in log.iter().filter(|m| kind(m) == "DDATA") {
+        for x in m["metrics"].as_array().unwrap() {
+            let key = (
+                x["name"].as_str().unwrap().to_owned(),
+                x["timestamp"].as_i64().unwrap(),
+            );
+            assert!(same(record.get(&key), x), "{x}");
+        }
+    }
 }

@@ -87,6 +87,7 @@ fn the_will_and_the_birth_carry_the_same_bd_seq() {
         let nbirth = decode(&births[0]);
         assert_eq!(births[0].topic, "spBv1.0/iqblvd/NBIRTH/hall");
         assert_eq!(will.seq, None, "NDEATH carries no seq");
+        assert_eq!(will.metrics.len(), 1, "NDEATH carries bdSeq alone");
         assert_eq!(nbirth.seq, Some(0));
         for p in [&will, &nbirth] {
             let m = &p.metrics[0];
@@ -97,6 +98,10 @@ fn the_will_and_the_birth_carry_the_same_bd_seq() {
         let rebirth = &nbirth.metrics[1];
         assert_eq!(rebirth.name.as_deref(), Some("Node Control/Rebirth"));
         assert_eq!(rebirth.value, Some(MetricValue::BooleanValue(false)));
+        assert_eq!(
+            rebirth.alias, None,
+            "a host must be able to name it before any birth"
+        );
         assert_eq!(births.len(), 1, "no machine online yet");
     }
 }
@@ -171,6 +176,15 @@ fn quality_travels_as_a_property() {
     let out = take(&mut node, &[uncertain, bad]);
     let ddata = decode(&out[0]);
     assert_eq!(quality(&ddata.metrics[0]), Some(QUALITY_UNCERTAIN as u32));
+    // The specification's quality property is an Int32.
+    let property = ddata.metrics[0]
+        .properties
+        .as_ref()
+        .and_then(|p| p.get(QUALITY));
+    assert_eq!(
+        property.and_then(|p| p.r#type),
+        Some(DataType::Int32.code())
+    );
     assert_eq!(ddata.metrics[0].value, Some(MetricValue::IntValue(7)));
     assert_eq!(ddata.metrics[1].is_null, Some(true));
     assert_eq!(ddata.metrics[1].value, None);

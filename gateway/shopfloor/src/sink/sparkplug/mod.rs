@@ -5,7 +5,9 @@
 //! - [`session`]: the broker connections over time (will, births, rebirth, outage, clean stop).
 //!
 //! The rules (topics, payloads, `seq`, `bdSeq`, aliases, report by exception) are
-//! `shopfloor_contract::sparkplug::node`'s; this sink only moves its messages.
+//! `shopfloor_contract::sparkplug::node`'s; this sink only moves its messages. The
+//! specification's statements for an edge node, each with its test, are in `conformance.md`
+//! beside this file.
 
 pub mod session;
 pub mod spec;

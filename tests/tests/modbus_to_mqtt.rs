@@ -337,37 +337,42 @@ async fn broker_restart_loses_no_seq() {
     let mut broker = Mosquitto::start();
     let device = Device::start(memory(), Behaviour::Healthy, 0).await;
     let cfg = config("restart", &broker.url(), &device.addr.to_string(), "tag");
-    let _gw = GatewayProcess::start(&cfg);
     let topic = format!("{PREFIX}/cnc-1/part_count");
-    {
-        let mut sub = Subscriber::start(broker.port, &topic).await;
-        sub.expect(Duration::from_secs(10), "a first sample", |_| true)
-            .await;
-    }
+    let seq_of = |m: &shopfloor_tests::subscriber::Msg| m.json()["seq"].as_u64().unwrap();
+    // Subscribed before the gateway starts, so the seqs from before the outage are all seen.
+    let mut before = Subscriber::start(broker.port, &topic).await;
+    let _gw = GatewayProcess::start(&cfg);
+    let first = before
+        .expect(Duration::from_secs(10), "a first sample", |_| true)
+        .await;
+    let mut seqs = vec![seq_of(&first)];
+    let running = before.collect_for(Duration::from_secs(1)).await;
     // The broker goes away (no persistence: it comes back without any session) for a while.
     broker.stop();
+    // And whatever was on its way to `before` when the broker went.
+    let in_flight = before.collect_for(Duration::from_millis(200)).await;
+    seqs.extend(running.iter().chain(&in_flight).map(seq_of));
+    let last_before = seqs.iter().copied().max().unwrap();
     tokio::time::sleep(Duration::from_secs(2)).await;
     broker.restart();
-    let mut sub = Subscriber::start(broker.port, &topic).await;
+    let mut after = Subscriber::start(broker.port, &topic).await;
     // After the restart the outbox replays what was not acknowledged, oldest first.
-    let first = sub
-        .expect(Duration::from_secs(15), "replayed samples", |_| true)
-        .await;
-    let first_seq = first.json()["seq"].as_u64().unwrap();
-    let mut seen = vec![first_seq];
-    while seen.len() < 40 {
-        let m = sub
-            .expect(Duration::from_secs(10), "more samples", |_| true)
+    while seqs.iter().copied().max().unwrap() < last_before + 40 {
+        let m = after
+            .expect(Duration::from_secs(15), "samples after the restart", |_| {
+                true
+            })
             .await;
-        seen.push(m.json()["seq"].as_u64().unwrap());
+        seqs.push(seq_of(&m));
     }
-    seen.sort_unstable();
-    seen.dedup();
-    let span = seen.last().unwrap() - seen.first().unwrap() + 1;
+    seqs.sort_unstable();
+    seqs.dedup();
+    assert_eq!(seqs[0], 1, "the first sample is missing: {seqs:?}");
+    let span = seqs.last().unwrap() - seqs[0] + 1;
     assert_eq!(
         span,
-        seen.len() as u64,
-        "no gap in seq across the outage: {seen:?}"
+        seqs.len() as u64,
+        "a gap in seq across the outage (last before it: {last_before}): {seqs:?}"
     );
 }
 

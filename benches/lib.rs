@@ -9,7 +9,9 @@
 //!   recorder.
 //!
 //! This library holds what the process-level benchmarks share: CPU time read from `/proc`, and
-//! the simulated devices they poll.
+//! the simulated devices they poll; and [`node_red`], the Node-RED peer of `end_to_end`.
+
+pub mod node_red;
 
 use shopfloor_modbus::{Area, DataType, WordOrder};
 use shopfloor_tests::device::{Behaviour, Device, Memory};

@@ -238,18 +238,7 @@ impl Recorder {
             return self.on_sparkplug(topic, payload);
         }
         match parse::parse(topic, payload) {
-            Ok(Parsed::Readings(readings)) => {
-                for r in readings {
-                    match self.sample(r) {
-                        Ok(s) => self.batch.push(s),
-                        Err(reason) => self.skip(reason, topic, None),
-                    }
-                }
-                if !self.batch.is_empty() {
-                    self.producer.push_batch(&mut self.batch);
-                    self.batch.clear();
-                }
-            }
+            Ok(Parsed::Readings(readings)) => self.record(readings, topic),
             Ok(Parsed::Status) => self.learn_kind(topic, payload),
             Err(e @ parse::ParseError::Name(_)) => self.skip(SkipReason::Name, topic, Some(&e)),
             Err(e) => self.skip(SkipReason::Payload, topic, Some(&e)),
@@ -270,13 +259,21 @@ impl Recorder {
         for reason in heard.skipped {
             self.skip(reason, topic, None);
         }
-        for r in heard.readings {
-            let machine = r.machine.clone();
-            if !self.machines.contains_key(&machine) && self.kinds.len() < self.max_machines {
+        for r in &heard.readings {
+            if !self.machines.contains_key(&r.machine) && self.kinds.len() < self.max_machines {
                 self.kinds
-                    .entry(machine)
+                    .entry(r.machine.clone())
                     .or_insert_with(|| sparkplug::KIND.to_owned());
             }
+        }
+        self.record(heard.readings, topic);
+        heard.rebirth
+    }
+
+    /// Turns the readings of one message into samples and pushes them into the ring in one
+    /// batch; a reading that cannot be placed is counted as skipped.
+    fn record(&mut self, readings: impl IntoIterator<Item = Reading>, topic: &str) {
+        for r in readings {
             match self.sample(r) {
                 Ok(s) => self.batch.push(s),
                 Err(reason) => self.skip(reason, topic, None),
@@ -286,7 +283,6 @@ impl Recorder {
             self.producer.push_batch(&mut self.batch);
             self.batch.clear();
         }
-        heard.rebirth
     }
 
     /// Counts a skipped message; logs the first, then every thousandth, so that a stray

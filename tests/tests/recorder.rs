@@ -301,48 +301,72 @@ async fn hostile_names_are_skipped_counted_and_never_leave_the_data_directory() 
 /// every sample the gateway published is stored.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recorder_restarted_mid_stream_stores_what_was_published_while_it_was_away() {
+    recorder_lives(2, |rec| {
+        assert!(
+            rec.terminate(Duration::from_secs(5)).success(),
+            "{}",
+            rec.log()
+        );
+    })
+    .await;
+}
+
+/// SIGKILL at any moment of a stream loses nothing: what the broker had taken was either
+/// stored (flushed to the CSV file) before it was acknowledged, or is handed over again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recorder_killed_mid_stream_three_times_stores_every_row() {
+    recorder_lives(4, GatewayProcess::kill).await;
+}
+
+/// A gateway publishes on while a recorder runs `lives` times in turn, each life but the last
+/// ended by `end` mid-stream, and the gateway publishing 100 more rows before the next life
+/// starts: every row the gateway published is stored by one of the lives.
+async fn recorder_lives(lives: usize, end: impl Fn(&mut GatewayProcess)) {
     let broker = Mosquitto::start();
     let dev = device().await;
     let config = recorder(&broker, "rec", None, None);
-    let mut first = GatewayProcess::start(&config);
-    first.expect_event("recording", Duration::from_secs(20));
-    let mut gw = GatewayProcess::start(&gateway(&broker, "gw-a", "press-1", "tag", &dev));
+    let mut gw: Option<GatewayProcess> = None;
+    let mut ended = Vec::new();
+    for life in 0..lives {
+        let mut rec = GatewayProcess::start(&config);
+        rec.expect_event("recording", Duration::from_secs(20));
+        // Polled every 10 ms: 500 messages/s, so that a kill always falls while some are
+        // on their way from the broker to the file.
+        let publisher = gw.get_or_insert_with(|| {
+            let fast = gateway(&broker, "gw-a", "press-1", "tag", &dev)
+                .replace("poll_interval = \"50ms\"", "poll_interval = \"10ms\"");
+            GatewayProcess::start(&fast)
+        });
+        assert!(
+            wait_for_rows(&[rec.dir.path()], "press-1", 50) >= 50,
+            "{}",
+            rec.log()
+        );
+        if life + 1 == lives {
+            ended.push(rec);
+            break;
+        }
+        end(&mut rec);
+        ended.push(rec);
+        // Away while the gateway publishes on: at least 100 more rows of it.
+        let published_then = rows(publisher.dir.path(), "press-1").len();
+        let want = published_then + 100;
+        assert!(
+            wait_for_rows(&[publisher.dir.path()], "press-1", want) >= want,
+            "{}",
+            publisher.log()
+        );
+    }
+    let mut publisher = gw.unwrap();
     assert!(
-        wait_for_rows(&[first.dir.path()], "press-1", 50) >= 50,
+        publisher.terminate(Duration::from_secs(5)).success(),
         "{}",
-        first.log()
+        publisher.log()
     );
-    assert!(
-        first.terminate(Duration::from_secs(5)).success(),
-        "{}",
-        first.log()
-    );
-    // Away while the gateway publishes on: at least 100 more rows of it.
-    let published_then = rows(gw.dir.path(), "press-1").len();
-    assert!(
-        wait_for_rows(&[gw.dir.path()], "press-1", published_then + 100) >= published_then + 100,
-        "{}",
-        gw.log()
-    );
-    let mut second = GatewayProcess::start(&config);
-    second.expect_event("recording", Duration::from_secs(20));
-    assert!(
-        wait_for_rows(&[second.dir.path()], "press-1", 50) >= 50,
-        "{}",
-        second.log()
-    );
-    assert!(
-        gw.terminate(Duration::from_secs(5)).success(),
-        "{}",
-        gw.log()
-    );
-    let published = rows(gw.dir.path(), "press-1");
-    let dirs = [first.dir.path(), second.dir.path()];
+    let published = rows(publisher.dir.path(), "press-1");
+    let dirs: Vec<&Path> = ended.iter().map(|r| r.dir.path()).collect();
     wait_for_rows(&dirs, "press-1", published.len());
-    let recorded: BTreeSet<String> = rows(first.dir.path(), "press-1")
-        .union(&rows(second.dir.path(), "press-1"))
-        .cloned()
-        .collect();
+    let recorded: BTreeSet<String> = dirs.iter().flat_map(|d| rows(d, "press-1")).collect();
     let missing: Vec<_> = published.difference(&recorded).take(5).collect();
     assert!(
         missing.is_empty(),
@@ -350,9 +374,10 @@ async fn a_recorder_restarted_mid_stream_stores_what_was_published_while_it_was_
         published.difference(&recorded).count(),
         published.len()
     );
+    let last = ended.last_mut().unwrap();
     assert!(
-        second.terminate(Duration::from_secs(5)).success(),
+        last.terminate(Duration::from_secs(5)).success(),
         "{}",
-        second.log()
+        last.log()
     );
 }

@@ -57,15 +57,21 @@ pub async fn run(mut consumer: Consumer, sinks: Vec<SinkPort>, metrics: Arc<Metr
         for (s, throttle) in sinks.iter().zip(&mut behind) {
             // A closed input is a sink that has ended (or the KPI engine, stopped before the
             // ring is drained): nothing waits there to be counted.
-            if let Err(mpsc::error::TrySendError::Full(_)) = s.tx.try_send(Arc::clone(&batch)) {
-                let samples = crate::sink::readings(&batch);
-                s.stats.dropped.fetch_add(samples, Ordering::Relaxed);
-                if let Some(repeats) = throttle.ready() {
-                    warn!(
-                        sink = s.name,
-                        samples, repeats, "sink behind: a batch dropped for it"
-                    );
+            match s.tx.try_send(Arc::clone(&batch)) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    let samples = crate::sink::readings(&batch);
+                    s.stats.dropped.fetch_add(samples, Ordering::Relaxed);
+                    s.stats.took(batch.len() as u64);
+                    if let Some(repeats) = throttle.ready() {
+                        warn!(
+                            sink = s.name,
+                            samples, repeats, "sink behind: a batch dropped for it"
+                        );
+                    }
                 }
+                // Nobody waits there: a recorder must not wait for it either.
+                Err(mpsc::error::TrySendError::Closed(_)) => s.stats.took(batch.len() as u64),
             }
         }
     }

@@ -9,7 +9,7 @@ use crate::dispatch::{self, SinkPort};
 use crate::http::HttpState;
 use crate::kpi::{KpiBoard, KpiEngine};
 use crate::metrics::{Metrics, Reporter};
-use crate::record::Recorder;
+use crate::record::{Recorder, Storing};
 use crate::sink::live::{LiveSink, LiveStore};
 use crate::sink::mqtt::MqttError;
 use crate::sink::{Build, Sink, SinkContext, SinkStats, csv, influx, mqtt, sparkplug};
@@ -122,6 +122,8 @@ struct Sinks {
     ports: Vec<SinkPort>,
     stats: Vec<(&'static str, Arc<SinkStats>)>,
     tasks: Tasks,
+    /// What a recorder waits for before it acknowledges: the sinks of the table.
+    storing: Storing,
 }
 
 impl Sinks {
@@ -129,8 +131,9 @@ impl Sinks {
     fn from_table(ctx: &SinkContext<'_>) -> Result<Sinks, StartError> {
         let mut sinks = Sinks::default();
         for build in SINKS {
-            let stats = Arc::new(SinkStats::default());
+            let stats = Arc::new(SinkStats::with_progress(&sinks.storing.progress));
             if let Some(sink) = build(ctx, Arc::clone(&stats))? {
+                sinks.storing.sinks.push(Arc::clone(&stats));
                 sinks.start(sink, stats);
             }
         }
@@ -375,7 +378,8 @@ impl Gateway {
                 Arc::clone(&shared),
                 lane,
                 Arc::clone(&metrics),
-            )?;
+            )?
+            .acknowledging_after(sinks.storing.clone());
             drivers.spawn("the recorder", recorder.run(driver_stop.child_token()));
             info!(broker = %record.url, topics = ?record.topics, "recorder started");
         }

@@ -17,15 +17,21 @@
 //!
 //! The session is persistent (clean session off, client id `shopfloor-record-{name}`) at QoS 1,
 //! so the broker keeps what is published while the recorder is stopped or restarting and hands
-//! it over on the next connection. A message is acknowledged by hand, once its samples are in
-//! the ring (on their way to the sinks, which a clean stop drains); the subscriptions are
-//! renewed on every connection, and the connection is retried with backoff, forever.
+//! it over on the next connection. A message is acknowledged by hand, once every storing sink
+//! has its samples in its own hands ([`Storing`]: the CSV rows flushed to their file, the
+//! points encoded into the store sink's bounded buffer or spool), so a recorder killed at any
+//! moment has stored, or will be handed again, everything the broker took from a publisher.
+//! The acknowledgement waits for no periodic flush or fsync: with the broker's in-flight window
+//! (20 messages for mosquitto), a wait of a flush interval would cap the recorder at 20
+//! messages per interval. The subscriptions are renewed on every connection, and the
+//! connection is retried with backoff, forever.
 
 pub mod parse;
 pub mod sparkplug;
 
 use crate::config::RecordConfig;
 use crate::metrics::{Metrics, SkipReason};
+use crate::sink::SinkStats;
 use crate::sink::mqtt::tls;
 use parse::{Parsed, Reading};
 use rumqttc::{
@@ -40,8 +46,10 @@ use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 use thiserror::Error;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -78,6 +86,29 @@ pub enum RecordError {
     Secret(#[from] crate::config::ConfigError),
 }
 
+/// The sinks a recorder's samples go to, and how it learns that they have taken them.
+#[derive(Debug, Clone, Default)]
+pub struct Storing {
+    /// Their counters, of which `taken` matters here.
+    pub sinks: Vec<Arc<SinkStats>>,
+    /// Woken whenever one of them has taken more.
+    pub progress: Arc<Notify>,
+}
+
+impl Storing {
+    /// Samples that every one of them has taken (all, when there is none).
+    fn taken(&self) -> u64 {
+        self.sinks
+            .iter()
+            .map(|s| s.taken.load(Ordering::Acquire))
+            .min()
+            .unwrap_or(u64::MAX)
+    }
+}
+
+/// How often the recorder looks at its sinks' progress without being woken: a safety net.
+const ACK_RECHECK: Duration = Duration::from_millis(50);
+
 /// A machine the recorder has seen.
 #[derive(Debug)]
 struct Known {
@@ -103,6 +134,10 @@ pub struct Recorder {
     tags: usize,
     metrics: Arc<Metrics>,
     sparkplug: sparkplug::Hearing,
+    storing: Storing,
+    /// Samples pushed into the ring so far, and those of them the ring dropped.
+    pushed: u64,
+    lost_in_ring: u64,
 }
 
 impl Recorder {
@@ -155,80 +190,127 @@ impl Recorder {
             tags: 0,
             sparkplug: sparkplug::Hearing::new(cfg.max_machines, cfg.max_tags),
             metrics,
+            storing: Storing::default(),
+            pushed: 0,
+            lost_in_ring: 0,
         })
+    }
+
+    /// Acknowledges a message only once `storing` has taken its samples (without, as soon as
+    /// they are in the ring).
+    #[must_use]
+    pub fn acknowledging_after(mut self, storing: Storing) -> Recorder {
+        self.storing = storing;
+        self
+    }
+
+    /// Moves the messages whose samples every storing sink has taken to `acks`, in order.
+    fn release(
+        &self,
+        unacked: &mut VecDeque<(rumqttc::Publish, u64)>,
+        acks: &mut VecDeque<rumqttc::Publish>,
+    ) {
+        // What the ring dropped never reaches a sink: it is lost (and counted) already.
+        let done = self.storing.taken().saturating_add(self.lost_in_ring);
+        while unacked.front().is_some_and(|(_, upto)| *upto <= done) {
+            if let Some((p, _)) = unacked.pop_front() {
+                acks.push_back(p);
+            }
+        }
     }
 
     /// Runs until `stop`.
     pub async fn run(mut self, stop: CancellationToken) {
         let (client, eventloop) = AsyncClient::new(self.options.clone(), 1024);
         let mut polling = Some(poll_owned(eventloop));
-        // Acknowledgements the client's request queue could not take yet; sent before anything
-        // else, in order, so the broker's in-flight window never stays full.
+        // Messages whose samples are on their way to the sinks, with the count of samples
+        // pushed when each was taken; then those ready, which the client's request queue
+        // could not take yet: sent before anything else, in order, so the broker's in-flight
+        // window never stays full.
+        let mut unacked: VecDeque<(rumqttc::Publish, u64)> = VecDeque::new();
         let mut acks: VecDeque<rumqttc::Publish> = VecDeque::new();
         let mut backoff = Backoff::default();
         let mut down = false;
+        let progress = Arc::clone(&self.storing.progress);
         loop {
-            let (mut eventloop, event) = tokio::select! {
+            let waiting = !unacked.is_empty();
+            // An event, or `None` when a sink's progress woke the recorder.
+            let woke = tokio::select! {
                 () = stop.cancelled() => break,
-                e = next_event(&mut polling) => e,
+                e = next_event(&mut polling) => Some(e),
+                () = progress.notified(), if waiting => None,
+                () = tokio::time::sleep(ACK_RECHECK), if waiting => None,
             };
-            match event {
-                Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                    backoff.reset();
-                    for f in &self.filters {
-                        if let Err(e) = client.try_subscribe(f.clone(), QoS::AtLeastOnce) {
-                            warn!(filter = %f, error = %e, "cannot subscribe");
+            if let Some((mut eventloop, event)) = woke {
+                match event {
+                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                        backoff.reset();
+                        self.subscribe(&client);
+                        if down {
+                            info!("broker reachable again; recording");
                         }
+                        down = false;
                     }
-                    if down {
-                        info!("broker reachable again; recording");
+                    Ok(Event::Incoming(Packet::SubAck(ack))) => self.subscribed(&ack),
+                    Ok(Event::Incoming(Packet::Publish(p))) => {
+                        if let Some(command) = self.on_message(&p.topic, &p.payload) {
+                            sparkplug::send(&client, command);
+                        }
+                        unacked.push_back((p, self.pushed));
                     }
-                    down = false;
+                    Ok(_) => {}
+                    Err(e) => {
+                        let delay = backoff.next_delay();
+                        if down {
+                            debug!(error = %e, retry_in = ?delay, "broker still unreachable");
+                        } else {
+                            warn!(error = %e, retry_in = ?delay, "lost the broker; reconnecting");
+                            down = true;
+                        }
+                        tokio::select! {
+                            () = stop.cancelled() => break,
+                            () = tokio::time::sleep(delay) => {}
+                        }
+                        // A fresh connection: the broker hands over again what was not
+                        // acknowledged.
+                        unacked.clear();
+                        acks.clear();
+                        eventloop.clean();
+                    }
                 }
-                Ok(Event::Incoming(Packet::SubAck(ack))) => {
-                    if ack
-                        .return_codes
-                        .iter()
-                        .any(|c| matches!(c, SubscribeReasonCode::Failure))
-                    {
-                        warn!(filters = ?self.filters, "the broker refused a subscription");
-                    } else {
-                        info!(event = "recording", filters = ?self.filters, "recording");
-                    }
-                }
-                Ok(Event::Incoming(Packet::Publish(p))) => {
-                    if let Some(command) = self.on_message(&p.topic, &p.payload) {
-                        sparkplug::send(&client, command);
-                    }
-                    acks.push_back(p);
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    let delay = backoff.next_delay();
-                    if down {
-                        debug!(error = %e, retry_in = ?delay, "broker still unreachable");
-                    } else {
-                        warn!(error = %e, retry_in = ?delay, "lost the broker; reconnecting");
-                        down = true;
-                    }
-                    tokio::select! {
-                        () = stop.cancelled() => break,
-                        () = tokio::time::sleep(delay) => {}
-                    }
-                    // A fresh connection: the broker hands over again what was not acknowledged.
-                    acks.clear();
-                    eventloop.clean();
-                }
+                polling = Some(poll_owned(eventloop));
             }
+            self.release(&mut unacked, &mut acks);
             while let Some(p) = acks.front() {
                 if client.try_ack(p).is_err() {
                     break;
                 }
                 acks.pop_front();
             }
-            polling = Some(poll_owned(eventloop));
         }
         let _ = client.try_disconnect();
+    }
+
+    /// Subscribes to every filter, on each new connection.
+    fn subscribe(&self, client: &AsyncClient) {
+        for f in &self.filters {
+            if let Err(e) = client.try_subscribe(f.clone(), QoS::AtLeastOnce) {
+                warn!(filter = %f, error = %e, "cannot subscribe");
+            }
+        }
+    }
+
+    /// Says whether the broker granted the subscriptions.
+    fn subscribed(&self, ack: &rumqttc::SubAck) {
+        if ack
+            .return_codes
+            .iter()
+            .any(|c| matches!(c, SubscribeReasonCode::Failure))
+        {
+            warn!(filters = ?self.filters, "the broker refused a subscription");
+        } else {
+            info!(event = "recording", filters = ?self.filters, "recording");
+        }
     }
 
     /// Takes one message; returns a command to publish, when a Sparkplug node must be asked
@@ -280,7 +362,8 @@ impl Recorder {
             }
         }
         if !self.batch.is_empty() {
-            self.producer.push_batch(&mut self.batch);
+            self.pushed += self.batch.len() as u64;
+            self.lost_in_ring += self.producer.push_batch(&mut self.batch);
             self.batch.clear();
         }
     }

@@ -234,13 +234,19 @@ impl CsvSink {
     /// in the file within a batch of being read), and at the end.
     pub async fn run(mut self, mut input: mpsc::Receiver<Batch>) {
         let writer = tokio::task::spawn_blocking(move || {
+            // Samples written since the last flush: in the file (and safe from a crash of
+            // this process) only once flushed.
+            let mut unflushed = 0;
             while let Some(b) = input.blocking_recv() {
                 self.write_batch(&b);
+                unflushed += b.len() as u64;
                 if input.is_empty() {
                     self.flush();
+                    self.stats.took(std::mem::take(&mut unflushed));
                 }
             }
             self.flush();
+            self.stats.took(unflushed);
         });
         if let Err(e) = writer.await
             && e.is_panic()

@@ -32,7 +32,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 
 /// Samples as the dispatcher fans them out: shared by all sinks, never copied.
 pub type Batch = Arc<[Sample]>;
@@ -159,6 +159,13 @@ pub struct SinkStats {
     pub rejected: AtomicU64,
     /// Whether the sink can deliver now, for `/health`.
     pub health: SinkHealth,
+    /// Samples of its input this sink has in its own hands: written to its file, spool or
+    /// bounded buffer, or dropped and counted (by it or by the dispatcher). Kept by the sinks
+    /// a recorder can feed (`csv`, `influx`): a recorder acknowledges a message to the broker
+    /// only once each of them has taken its samples.
+    pub taken: AtomicU64,
+    /// Woken whenever `taken` grows; shared by the sinks of one gateway.
+    pub progress: Arc<Notify>,
 }
 
 /// Whether a sink can reach its destination: set by the sink, read by `/health`.
@@ -236,9 +243,26 @@ impl SinkHealth {
 }
 
 impl SinkStats {
+    /// Counters whose progress wakes `progress`.
+    pub fn with_progress(progress: &Arc<Notify>) -> SinkStats {
+        SinkStats {
+            progress: Arc::clone(progress),
+            ..SinkStats::default()
+        }
+    }
+
     /// Adds `n` to a counter.
     pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// The sink has taken `n` more samples of its input into its own hands.
+    pub fn took(&self, n: u64) {
+        if n > 0 {
+            self.taken.fetch_add(n, Ordering::Release);
+            // A stored permit: a recorder that checks just before waiting still wakes.
+            self.progress.notify_one();
+        }
     }
 }
 

@@ -241,7 +241,11 @@ impl InfluxSink {
             let stop_at = deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
             tokio::select! {
                 batch = input.recv(), if deadline.is_none() => match batch {
-                    Some(b) => self.add(&b),
+                    Some(b) => {
+                        self.add(&b);
+                        // Encoded into the batch being filled: in this sink's bounded buffer.
+                        self.stats.took(b.len() as u64);
+                    }
                     None => {
                         self.seal();
                         self.publish_backlog();

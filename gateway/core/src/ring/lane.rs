@@ -243,24 +243,6 @@ impl Lane {
         self.set_head(head + n as u64);
         n
     }
-
-    /// Takes the oldest sample, if any.
-    #[inline]
-    pub(super) fn pop(&self) -> Option<Sample> {
-        if self.is_empty() {
-            return None;
-        }
-        let _guard = self.lock();
-        let head = self.head.0.head.load(Ordering::Relaxed);
-        let tail = self.tail.0.load(Ordering::Acquire);
-        if tail == head {
-            return None;
-        }
-        // SAFETY: head < tail, so the slot is initialised and ours under the lock.
-        let sample = unsafe { self.slot(head).read() };
-        self.set_head(head + 1);
-        Some(sample)
-    }
 }
 
 impl Drop for Lane {

@@ -23,7 +23,8 @@
 //!    no order is promised.
 //! 6. Every sample pushed is either drained exactly once or counted exactly once in
 //!    [`Consumer::dropped`]; never both, never neither. Samples still in the ring when it is
-//!    dropped are dropped with it and not counted.
+//!    dropped are dropped with it and not counted. [`Consumer::pop`] drains a chunk at a time
+//!    and hands it out one by one: what it holds has left its lane.
 //! 7. `push` and `push_batch` never block: when a lane is full they apply [`WhenFull`].
 //!    `try_push` never drops: it hands the sample back.
 //! 8. The consumer is woken after a push whenever it is parked in [`Consumer::ready`]; no
@@ -34,6 +35,7 @@ mod lane;
 
 use crate::sample::Sample;
 use lane::Lane;
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -116,7 +118,13 @@ pub fn with_lanes(
         .map(|i| Producer::new(Arc::clone(&shared), i))
         .collect();
     let cursor = 0;
-    Ok((producers, Consumer { shared, cursor }))
+    let consumer = Consumer {
+        shared,
+        cursor,
+        popped: VecDeque::new(),
+        scratch: Vec::new(),
+    };
+    Ok((producers, consumer))
 }
 
 /// Builds a ring of `lanes` lanes sharing `capacity` samples evenly.
@@ -329,10 +337,17 @@ impl Drop for Producer {
     }
 }
 
+/// Samples [`Consumer::pop`] takes from the lanes at once.
+const POP_CHUNK: usize = 256;
+
 /// The reading end; exactly one per ring.
 pub struct Consumer {
     shared: Arc<Shared>,
     cursor: usize,
+    /// Samples `pop` has taken from the lanes and not handed out yet, in drain order: one
+    /// lock and one look at the producer's tail per chunk instead of per sample.
+    popped: VecDeque<Sample>,
+    scratch: Vec<Sample>,
 }
 
 impl std::fmt::Debug for Consumer {
@@ -348,8 +363,11 @@ impl Consumer {
     /// Returns how many were moved.
     #[inline]
     pub fn drain(&mut self, out: &mut Vec<Sample>, max: usize) -> usize {
+        // What `pop` took already comes first: it left its lanes before anything still there.
+        let first = self.popped.len().min(max);
+        out.extend(self.popped.drain(..first));
         let lanes = self.shared.lanes.len();
-        let mut moved = 0;
+        let mut moved = first;
         for step in 0..lanes {
             if moved >= max {
                 break;
@@ -361,30 +379,29 @@ impl Consumer {
         moved
     }
 
-    /// Takes one sample, if any.
+    /// Takes one sample, if any. Takes up to [`POP_CHUNK`] from the lanes at a time and hands
+    /// them out one by one; those it holds are drained (out of reach of `DropOldest`).
     #[inline]
     pub fn pop(&mut self) -> Option<Sample> {
-        let lanes = self.shared.lanes.len();
-        for step in 0..lanes {
-            let i = (self.cursor + step) % lanes;
-            if let Some(s) = self.shared.lanes[i].pop() {
-                self.cursor = i;
-                return Some(s);
-            }
+        if self.popped.is_empty() {
+            let mut scratch = std::mem::take(&mut self.scratch);
+            self.drain(&mut scratch, POP_CHUNK);
+            self.popped.extend(scratch.drain(..));
+            self.scratch = scratch;
         }
-        None
+        self.popped.pop_front()
     }
 
-    /// Samples currently queued across all lanes.
+    /// Samples currently queued across all lanes, and taken by `pop` but not handed out.
     #[inline]
     pub fn len(&self) -> usize {
-        self.shared.lanes.iter().map(Lane::len).sum()
+        self.popped.len() + self.shared.lanes.iter().map(Lane::len).sum::<usize>()
     }
 
-    /// True when no lane holds a sample.
+    /// True when no sample waits, in a lane or taken by `pop`.
     #[inline]
     pub fn is_empty(&self) -> bool {
-        self.shared.lanes.iter().all(Lane::is_empty)
+        self.popped.is_empty() && self.shared.lanes.iter().all(Lane::is_empty)
     }
 
     /// Samples dropped by the [`WhenFull`] policy since the ring was built, all lanes.

@@ -290,3 +290,23 @@ fn push_iter_writes_in_order_and_applies_the_policy_when_full() {
     assert_eq!(seqs(&out), (2..10).collect::<Vec<_>>());
     assert_eq!(c.dropped(), 2);
 }
+
+#[test]
+fn pop_takes_a_chunk_and_drain_hands_out_the_rest_first() {
+    let (mut p, mut c) = with_lanes(&[8], WhenFull::DropOldest).unwrap();
+    let mut b: Vec<Sample> = (0..8).map(s).collect();
+    p[0].push_batch(&mut b);
+    assert_eq!(c.pop().map(|x| x.seq), Some(0));
+    // The other seven left the lane with it: a full lane's worth more drops nothing.
+    let mut more: Vec<Sample> = (8..16).map(s).collect();
+    p[0].push_batch(&mut more);
+    assert_eq!((c.len(), c.dropped()), (15, 0));
+    let mut out = Vec::new();
+    c.drain(&mut out, 10);
+    assert_eq!(seqs(&out), (1..11).collect::<Vec<_>>());
+    assert_eq!(c.pop().map(|x| x.seq), Some(11));
+    out.clear();
+    c.drain(&mut out, 100);
+    assert_eq!(seqs(&out), (12..16).collect::<Vec<_>>());
+    assert!(c.is_empty() && c.pop().is_none());
+}

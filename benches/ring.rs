@@ -1,7 +1,8 @@
 //! `cargo bench --bench ring`: samples per second through the ring buffer, one producer thread
 //! and one consumer thread, beside crossbeam's `ArrayQueue` and tokio's `mpsc` (which take one
 //! sample per operation) and `rtrb` (a single-producer, single-consumer ring that writes and
-//! reads in chunks, as the shopfloor ring does) in the same run.
+//! reads in chunks, as the shopfloor ring does) in the same run; in `batch64` also tokio's
+//! `mpsc` carrying a `Vec` of 64 samples per message, the usual way to batch over a channel.
 //!
 //! Every implementation runs the same loop: the producer spins while the queue is full (nothing
 //! is dropped, so every sample is counted), the consumer spins while it is empty. `single` moves
@@ -235,6 +236,44 @@ fn tokio_mpsc(n: u64, batch: usize) -> Duration {
     )
 }
 
+/// tokio's `mpsc` carrying a `Vec` of `batch` samples per message: batching by allocation.
+fn tokio_mpsc_vec(n: u64, batch: usize) -> Duration {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Sample>>((CAPACITY / batch).max(1));
+    two_threads(
+        n,
+        move |n| {
+            let mut i = 0;
+            while i < n {
+                let end = (i + batch as u64).min(n);
+                let mut v: Vec<Sample> = (i..end).map(sample).collect();
+                loop {
+                    match tx.try_send(v) {
+                        Ok(()) => break,
+                        Err(tokio::sync::mpsc::error::TrySendError::Full(back)) => {
+                            v = back;
+                            std::hint::spin_loop();
+                        }
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+                i = end;
+            }
+        },
+        move |n| {
+            let mut got = 0;
+            while got < n {
+                match rx.try_recv() {
+                    Ok(v) => {
+                        got += v.len() as u64;
+                        black_box(v);
+                    }
+                    Err(_) => std::hint::spin_loop(),
+                }
+            }
+        },
+    )
+}
+
 fn ring_bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("ring");
     g.throughput(Throughput::Elements(1));
@@ -253,6 +292,9 @@ fn ring_bench(c: &mut Criterion) {
         b.iter_custom(|n| tokio_mpsc(n, BATCH))
     });
     g.bench_function("rtrb/batch64", |b| b.iter_custom(|n| rtrb_ring(n, BATCH)));
+    g.bench_function("tokio_mpsc_vec/batch64", |b| {
+        b.iter_custom(|n| tokio_mpsc_vec(n, BATCH))
+    });
     g.finish();
 }
 

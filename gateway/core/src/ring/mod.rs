@@ -1,9 +1,9 @@
 //! The bounded ring buffer between drivers (many producers) and the dispatcher (one consumer).
 //!
-//! Written here rather than taken from a crate: the queues that exist (crossbeam's `ArrayQueue`,
-//! tokio's `mpsc`) push and pop one element per atomic read-modify-write on a shared index and
-//! have no batch operations, and neither drops the oldest element with a count. `cargo bench
-//! --bench ring` measures all three side by side.
+//! Written here rather than taken from a crate: crossbeam's `ArrayQueue` and tokio's `mpsc` push
+//! and pop one element per atomic read-modify-write on a shared index, and `rtrb`, which moves
+//! chunks, is one single-producer lane with no parking; none drops the oldest element with a
+//! count. `cargo bench --bench ring` measures them side by side.
 //!
 //! # Shape
 //! The ring is a set of *lanes*, one per [`Producer`]: each lane is a single-producer,

@@ -89,8 +89,10 @@ async fn server() -> u16 {
     port
 }
 
-/// Counts the values in machine-layout messages.
+/// Counts the values in machine-layout messages, once per topic and `seq` (a message that
+/// comes again is not counted) and leaving out nulls.
 async fn subscribe(port: u16, seen: Arc<AtomicU64>) {
+    let mut counted: std::collections::HashSet<(String, u64)> = std::collections::HashSet::new();
     let mut options = MqttOptions::new("bench-opcua-sub", "127.0.0.1", port);
     options
         .set_keep_alive(Duration::from_secs(30))
@@ -100,10 +102,20 @@ async fn subscribe(port: u16, seen: Arc<AtomicU64>) {
     loop {
         match eventloop.poll().await {
             Ok(Event::Incoming(Packet::Publish(p))) if !p.topic.contains("/_") => {
-                let text = String::from_utf8_lossy(&p.payload);
-                // {"timestamp_ms":T,"seq":S,"values":{"v0":1.0,…}}: a colon per value.
-                let n = text.matches(':').count().saturating_sub(3) as u64;
-                seen.fetch_add(n, Ordering::Relaxed);
+                // {"timestamp_ms":T,"seq":S,"values":{"v0":1.0,…}}
+                let Ok(json) = serde_json::from_slice::<serde_json::Value>(&p.payload) else {
+                    continue;
+                };
+                let Some(seq) = json["seq"].as_u64() else {
+                    continue;
+                };
+                if !counted.insert((p.topic.clone(), seq)) {
+                    continue;
+                }
+                let n = json["values"]
+                    .as_object()
+                    .map_or(0, |v| v.values().filter(|x| !x.is_null()).count());
+                seen.fetch_add(n as u64, Ordering::Relaxed);
             }
             Ok(_) => {}
             Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,

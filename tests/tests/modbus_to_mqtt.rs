@@ -460,3 +460,106 @@ async fn thirty_seconds_without_broker(
         "{duplicates} duplicates, more than the in-flight window of {window}"
     );
 }
+
+/// A message the broker will not take (larger than mosquitto's `max_packet_size`, so the broker
+/// drops every connection on which it reads it) is set aside after three connections, logged
+/// and counted, and the messages behind it flow again: the queue is never held forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_the_broker_refuses_is_set_aside_and_the_rest_flows() {
+    let broker = Mosquitto::start_with("max_packet_size 300\n");
+    let mut memory = Memory::default();
+    memory.put(
+        Area::Holding,
+        0,
+        DataType::U16,
+        WordOrder::ABCD,
+        Value::U64(1),
+    );
+    let program = |text: &str| Value::Text(Text::from(text));
+    let put_program = |m: &mut Memory, text: &str| {
+        m.put(
+            Area::Holding,
+            10,
+            DataType::String,
+            WordOrder::ABCD,
+            program(text),
+        );
+    };
+    put_program(&mut memory, "P-1");
+    let device = Device::start(memory, Behaviour::Healthy, 0).await;
+    let cfg = format!(
+        r#"
+[gateway]
+name = "refuse"
+
+[mqtt]
+url = "{url}"
+topic_prefix = "{PREFIX}"
+
+[[machine]]
+id = "cnc-1"
+protocol = "modbus-tcp"
+address = "{addr}"
+poll_interval = "50ms"
+publish = "change"
+
+  [[machine.tag]]
+  name = "count"
+  area = "holding"
+  address = 0
+  type = "u16"
+
+  [[machine.tag]]
+  name = "program"
+  area = "holding"
+  address = 10
+  type = "string"
+  length = 100
+"#,
+        url = broker.url(),
+        addr = device.addr,
+    );
+    let mut sub = Subscriber::start(broker.port, &format!("{PREFIX}/cnc-1/+")).await;
+    let gw = GatewayProcess::start(&cfg);
+    sub.expect(Duration::from_secs(10), "the first program", |m| {
+        m.topic.ends_with("/program")
+    })
+    .await;
+    // A program name of 200 characters: its message is above the broker's limit.
+    put_program(&mut device.memory.lock().unwrap(), &"X".repeat(200));
+    gw.expect_event("mqtt_set_aside", Duration::from_secs(30));
+    // Padded over the whole field, as a PLC overwrites it (trailing spaces are trimmed).
+    put_program(
+        &mut device.memory.lock().unwrap(),
+        &format!("{:<200}", "P-2"),
+    );
+    device.memory.lock().unwrap().put(
+        Area::Holding,
+        0,
+        DataType::U16,
+        WordOrder::ABCD,
+        Value::U64(2),
+    );
+    let mut log = Vec::new();
+    sub.collect_until(&mut log, Duration::from_secs(15), "what follows", |l| {
+        let has = |tag: &str, value: serde_json::Value| {
+            l.iter()
+                .any(|m| m.topic.ends_with(tag) && m.json()["value"] == value)
+        };
+        has("/program", json!("P-2")) && has("/count", json!(2))
+    })
+    .await;
+    let programs: Vec<_> = log
+        .iter()
+        .filter(|m| m.topic.ends_with("/program"))
+        .map(|m| m.json()["value"].clone())
+        .collect();
+    assert!(
+        !programs
+            .iter()
+            .any(|p| p.as_str().is_some_and(|p| p.starts_with("XX"))),
+        "{programs:?}"
+    );
+    let set_aside = gw.log().matches("event=\"mqtt_set_aside\"").count();
+    assert_eq!(set_aside, 1, "{}", gw.log());
+}

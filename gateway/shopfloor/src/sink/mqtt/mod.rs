@@ -424,6 +424,28 @@ impl MqttSink {
     /// A message reached the broker (PUBACK, or written at QoS 0).
     fn delivered(&mut self, m: Message) {
         SinkStats::add(&self.stats.sent, m.draft.weight);
+        self.let_go(&m);
+    }
+
+    /// A message the broker would not take: every connection on which it was sent ended
+    /// before its acknowledgement. Counted as rejected, logged, and let go (its spool record
+    /// too), so that the messages behind it flow again.
+    fn set_aside(&mut self, m: Message) {
+        SinkStats::add(&self.stats.rejected, m.draft.weight);
+        warn!(
+            event = "mqtt_set_aside",
+            topic = %m.draft.topic,
+            bytes = m.draft.payload.len(),
+            samples = m.draft.weight,
+            connections = outbox::SET_ASIDE_AFTER,
+            "MQTT: the broker dropped the connection after this message every time; it is set \
+             aside (a broker's max_packet_size below the message, or a topic it refuses?)"
+        );
+        self.let_go(&m);
+    }
+
+    /// Lets go of what the spool holds for `m`, which leaves the outbox.
+    fn let_go(&mut self, m: &Message) {
         let Some(spool) = &mut self.spool else {
             return;
         };
@@ -656,7 +678,9 @@ impl MqttSink {
             tokio::select! {
                 event = link.next() => match event {
                     LinkEvent::Connected => {
-                        outbox.on_reconnect();
+                        if let Some(refused) = outbox.on_reconnect() {
+                            self.set_aside(refused);
+                        }
                         let gw = Arc::clone(&self.gateway_topic);
                         self.enqueue(&mut outbox, &gw, encode::gateway_payload(true), true);
                         self.republish_statuses(&mut outbox);

@@ -13,6 +13,10 @@
 //!    window.
 //! 5. `len()` never exceeds `capacity`: when full, the oldest queued messages are dropped and
 //!    counted.
+//! 6. A message that is the oldest written and unacknowledged one when [`SET_ASIDE_AFTER`]
+//!    connections in a row end is taken out on the next connection and handed to the caller:
+//!    a broker that drops every connection on which it reads one message (mosquitto does so
+//!    with a packet above its `max_packet_size`) would otherwise hold the outbox forever.
 
 use bytes::Bytes;
 use std::collections::hash_map::Entry;
@@ -45,6 +49,10 @@ pub struct Draft {
     pub spool: Option<u64>,
 }
 
+/// Connections in a row that end with the same oldest unacknowledged message before it is
+/// set aside.
+pub const SET_ASIDE_AFTER: u8 = 3;
+
 /// See the module doc.
 #[derive(Debug)]
 pub struct Outbox {
@@ -57,6 +65,8 @@ pub struct Outbox {
     window: usize,
     dropped: u64,
     acked: u64,
+    /// The oldest message unacknowledged when connections ended, and how many in a row.
+    suspect: Option<(u64, u8)>,
 }
 
 impl Outbox {
@@ -74,6 +84,7 @@ impl Outbox {
             window: window.clamp(1, usize::from(u16::MAX) - 1),
             dropped: 0,
             acked: 0,
+            suspect: None,
         }
     }
 
@@ -147,17 +158,43 @@ impl Outbox {
     pub fn on_ack(&mut self, pkid: u16) -> Option<Message> {
         let m = self.inflight.remove(&pkid)?;
         self.acked += 1;
+        if self.suspect.is_some_and(|(id, _)| id == m.id) {
+            self.suspect = None;
+        }
         Some(m)
     }
 
-    /// A new connection: everything unacknowledged goes back to the queue, in order.
-    pub fn on_reconnect(&mut self) {
+    /// A new connection: everything unacknowledged goes back to the queue, in order, but for
+    /// a message the broker will not take (invariant 6), which is returned instead.
+    pub fn on_reconnect(&mut self) -> Option<Message> {
         let mut back: Vec<Message> = self.inflight.drain().map(|(_, m)| m).collect();
         back.extend(self.written.drain(..));
         back.sort_by_key(|m| m.id);
+        // The previous connection ended with `back[0]` the oldest it had not delivered.
+        let set_aside = match back.first().map(|m| m.id) {
+            Some(oldest) => {
+                let times = match self.suspect {
+                    Some((id, n)) if id == oldest => n + 1,
+                    _ => 1,
+                };
+                self.suspect = Some((oldest, times));
+                if times >= SET_ASIDE_AFTER {
+                    self.suspect = None;
+                    Some(back.remove(0))
+                } else {
+                    None
+                }
+            }
+            // Nothing was written on it: no message to blame.
+            None => {
+                self.suspect = None;
+                None
+            }
+        };
         for m in back.into_iter().rev() {
             self.queue.push_front(m);
         }
+        set_aside
     }
 
     /// Messages held, in every state.
@@ -224,6 +261,45 @@ mod tests {
 
     fn ids(sent: &[(u16, u64)]) -> Vec<u64> {
         sent.iter().map(|s| s.1).collect()
+    }
+
+    #[test]
+    fn a_message_the_broker_drops_the_connection_on_is_set_aside_the_third_time() {
+        let mut o = Outbox::new(100, 10);
+        push(&mut o, 3, 1);
+        // Connections that end with message 0 unacknowledged: twice it goes back.
+        for _ in 1..SET_ASIDE_AFTER {
+            assert_eq!(ids(&send_all(&mut o)), vec![0, 1, 2]);
+            assert_eq!(o.on_reconnect(), None);
+        }
+        assert_eq!(ids(&send_all(&mut o)), vec![0, 1, 2]);
+        assert_eq!(o.on_reconnect().map(|m| m.id), Some(0));
+        assert_eq!(ids(&send_all(&mut o)), vec![1, 2]);
+        assert_eq!(o.len(), 2);
+    }
+
+    #[test]
+    fn an_ack_or_a_quiet_connection_in_between_clears_the_suspicion() {
+        let mut o = Outbox::new(100, 10);
+        push(&mut o, 2, 1);
+        for _ in 1..SET_ASIDE_AFTER {
+            send_all(&mut o);
+            assert_eq!(o.on_reconnect(), None);
+        }
+        // A connection on which nothing was written.
+        assert_eq!(o.on_reconnect(), None);
+        for _ in 1..SET_ASIDE_AFTER {
+            send_all(&mut o);
+            assert_eq!(o.on_reconnect(), None);
+        }
+        // Delivered at last: the count starts again.
+        let sent = send_all(&mut o);
+        assert!(o.on_ack(sent[0].0).is_some());
+        for _ in 1..SET_ASIDE_AFTER {
+            send_all(&mut o);
+            assert_eq!(o.on_reconnect(), None);
+        }
+        assert_eq!(o.len(), 1);
     }
 
     #[test]
@@ -318,8 +394,8 @@ mod tests {
     }
 
     proptest! {
-        /// Against a model: every message is delivered exactly once unless dropped, the
-        /// window holds, and nothing is lost across reconnects.
+        /// Against a model: every message is delivered exactly once unless dropped or set
+        /// aside, the window holds, and nothing is lost across reconnects.
         #[test]
         fn every_message_is_delivered_or_counted(
             steps in proptest::collection::vec(step(), 1..300),
@@ -330,6 +406,7 @@ mod tests {
             let mut delivered = Vec::new();
             let mut inflight: Vec<u16> = Vec::new();
             let mut pushed = 0u64;
+            let mut set_aside = 0u64;
             for s in steps {
                 match s {
                     Step::Push(q) => { o.push(Draft {
@@ -350,12 +427,15 @@ mod tests {
                     }
                     Step::Ack(_) => {}
                     Step::Written => delivered.extend(o.on_written().map(|m| m.id)),
-                    Step::Reconnect => { o.on_reconnect(); inflight.clear(); }
+                    Step::Reconnect => {
+                        set_aside += u64::from(o.on_reconnect().is_some());
+                        inflight.clear();
+                    }
                 }
                 prop_assert!(o.len() <= capacity);
                 prop_assert!(inflight.len() <= window);
             }
-            o.on_reconnect();
+            set_aside += u64::from(o.on_reconnect().is_some());
             loop {
                 let sent = send_all(&mut o);
                 if sent.is_empty() { break; }
@@ -368,7 +448,7 @@ mod tests {
             unique.sort_unstable();
             unique.dedup();
             prop_assert_eq!(unique.len(), delivered.len(), "delivered twice");
-            prop_assert_eq!(delivered.len() as u64 + o.dropped(), pushed);
+            prop_assert_eq!(delivered.len() as u64 + o.dropped() + set_aside, pushed);
             prop_assert_eq!(o.acked(), delivered.len() as u64);
         }
     }

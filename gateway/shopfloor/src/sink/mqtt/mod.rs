@@ -717,20 +717,21 @@ impl MqttSink {
         }
         self.sync_spool();
         if link.is_up() {
-            self.say_goodbye(link).await;
+            self.say_goodbye(link, &outbox).await;
         }
     }
 
     /// Publishes the gateway and its machines offline (retained), waits up to a second for
     /// the acknowledgements, then disconnects cleanly (so the broker does not fire the will).
-    async fn say_goodbye(&self, mut link: Link) {
+    async fn say_goodbye(&self, mut link: Link, outbox: &Outbox) {
         let stopped = MachineStatus {
             state: MachineState::Offline,
             since_ms: now_ms(),
             error: Some("gateway stopped".into()),
         };
-        // A fresh outbox: whatever is still in flight stays unacknowledged (and spooled).
-        let mut goodbye = Outbox::new(usize::MAX, WINDOW);
+        // A fresh outbox: whatever is still in flight stays unacknowledged (and spooled), and
+        // keeps its packet ids, so that a late PUBACK of it is not taken for a goodbye's.
+        let mut goodbye = Outbox::beside(outbox, usize::MAX);
         let mut draft = |topic: &Arc<str>, payload: Vec<u8>| {
             goodbye.push(retained(topic, payload));
         };

@@ -67,6 +67,8 @@ pub struct Outbox {
     acked: u64,
     /// The oldest message unacknowledged when connections ended, and how many in a row.
     suspect: Option<(u64, u8)>,
+    /// Packet ids another outbox has in flight on the same connection: never handed out.
+    reserved: std::collections::HashSet<u16>,
 }
 
 impl Outbox {
@@ -85,7 +87,18 @@ impl Outbox {
             dropped: 0,
             acked: 0,
             suspect: None,
+            reserved: std::collections::HashSet::new(),
         }
+    }
+
+    /// An outbox for the same connection as `other`, whose packet ids it never reuses while
+    /// `other`'s messages are in flight (the goodbye after the main outbox).
+    pub fn beside(other: &Outbox, capacity: usize) -> Outbox {
+        let mut o = Outbox::new(capacity, other.window);
+        o.reserved = other.inflight.keys().copied().collect();
+        let free = (usize::from(u16::MAX) - 1).saturating_sub(o.reserved.len());
+        o.window = o.window.min(free).max(1);
+        o
     }
 
     /// Queues a message; returns the weight of the old messages dropped to make room (and of
@@ -142,7 +155,9 @@ impl Outbox {
     fn free_pkid(&mut self) -> u16 {
         loop {
             self.last_pkid = self.last_pkid.checked_add(1).unwrap_or(1);
-            if !self.inflight.contains_key(&self.last_pkid) {
+            if !self.inflight.contains_key(&self.last_pkid)
+                && !self.reserved.contains(&self.last_pkid)
+            {
                 return self.last_pkid;
             }
         }
@@ -261,6 +276,31 @@ mod tests {
 
     fn ids(sent: &[(u16, u64)]) -> Vec<u64> {
         sent.iter().map(|s| s.1).collect()
+    }
+
+    #[test]
+    fn an_outbox_beside_another_never_takes_its_packet_ids_in_flight() {
+        let mut main = Outbox::new(100, 10);
+        push(&mut main, 5, 1);
+        let taken: Vec<u16> = send_all(&mut main).iter().map(|s| s.0).collect();
+        let mut goodbye = Outbox::beside(&main, 100);
+        push(&mut goodbye, 20, 1);
+        let mut seen = Vec::new();
+        loop {
+            let sent = send_all(&mut goodbye);
+            if sent.is_empty() {
+                break;
+            }
+            for (pkid, _) in sent {
+                assert!(
+                    !taken.contains(&pkid),
+                    "{pkid} is in flight in the main outbox"
+                );
+                seen.push(pkid);
+                goodbye.on_ack(pkid);
+            }
+        }
+        assert_eq!(seen.len(), 20);
     }
 
     #[test]

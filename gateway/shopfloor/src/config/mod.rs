@@ -133,6 +133,10 @@ pub struct MqttConfig {
     pub qos: u8,
     /// Message layout.
     pub layout: Layout,
+    /// QoS 1 messages written and not yet acknowledged, at most (`inflight`).
+    pub inflight: usize,
+    /// How often the broker must hear from the gateway (`keep_alive`; a PINGREQ when idle).
+    pub keep_alive: Duration,
     /// Credentials and trust.
     pub auth: BrokerAuth,
 }

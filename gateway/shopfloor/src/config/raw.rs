@@ -49,6 +49,8 @@ pub(crate) struct RawMqtt {
     pub topic_prefix: Option<S<String>>,
     pub qos: Option<S<i64>>,
     pub layout: Option<S<String>>,
+    pub inflight: Option<S<i64>>,
+    pub keep_alive: Option<S<String>>,
     pub username: Option<S<String>>,
     pub password_env: Option<S<String>>,
     pub ca_file: Option<S<String>>,

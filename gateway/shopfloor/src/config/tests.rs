@@ -620,3 +620,31 @@ fn kpi_settings_are_checked_with_their_line() {
         assert!(e.contains(want), "{e} should say {want}");
     }
 }
+
+#[test]
+fn mqtt_inflight_and_keep_alive_are_checked() {
+    let prefix = "topic_prefix = \"iqblvd/hardenberg/demo-hall\"";
+    let line = line_of(prefix);
+    let with = |extra: &str| GOOD.replace(prefix, &format!("{prefix}\n{extra}"));
+    let c = parse(&with("inflight = 20\nkeep_alive = \"30s\"")).unwrap();
+    let mqtt = c.mqtt.unwrap();
+    assert_eq!(
+        (mqtt.inflight, mqtt.keep_alive),
+        (20, Duration::from_secs(30))
+    );
+    let defaults = parse(GOOD).unwrap().mqtt.unwrap();
+    assert_eq!(
+        (defaults.inflight, defaults.keep_alive),
+        (1000, Duration::from_secs(15))
+    );
+    for (extra, message) in [
+        ("inflight = 0", "inflight must be 1 to 65000"),
+        ("inflight = 70000", "inflight must be 1 to 65000"),
+        ("keep_alive = \"500ms\"", "keep_alive must be 1s to 65535s"),
+        ("keep_alive = \"20h\"", "keep_alive must be 1s to 65535s"),
+    ] {
+        let e = error_of(&with(extra));
+        assert!(e.starts_with(&format!("{}:", line + 1)), "{extra}: {e}");
+        assert!(e.contains(message), "{extra}: {e}");
+    }
+}

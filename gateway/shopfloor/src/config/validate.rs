@@ -395,6 +395,29 @@ fn mqtt(v: &mut V<'_>, s: &S<super::raw::RawMqtt>, gateway: &str) -> Option<Mqtt
             Layout::Tag
         }
     };
+    let inflight = match &m.inflight {
+        None => crate::sink::mqtt::WINDOW,
+        Some(n) => match usize::try_from(*n.get_ref()) {
+            Ok(n @ 1..=MAX_INFLIGHT) => n,
+            _ => {
+                v.err(
+                    n.span(),
+                    format!("inflight must be 1 to {MAX_INFLIGHT} (messages awaiting PUBACK)"),
+                );
+                crate::sink::mqtt::WINDOW
+            }
+        },
+    };
+    let keep_alive = v.duration(&m.keep_alive, crate::sink::mqtt::link::KEEP_ALIVE);
+    if let Some(k) = &m.keep_alive
+        && !(Duration::from_secs(1)..=Duration::from_secs(u64::from(u16::MAX)))
+            .contains(&keep_alive)
+    {
+        v.err(
+            k.span(),
+            "keep_alive must be 1s to 65535s (whole seconds, as MQTT counts it)",
+        );
+    }
     let keys = AuthKeys {
         username: &m.username,
         password_env: &m.password_env,
@@ -408,9 +431,14 @@ fn mqtt(v: &mut V<'_>, s: &S<super::raw::RawMqtt>, gateway: &str) -> Option<Mqtt
         topic_prefix,
         qos,
         layout,
+        inflight,
+        keep_alive,
         auth,
     })
 }
+
+/// Packet ids are 16 bits and 0 is not one; some are left for the goodbye's statuses.
+const MAX_INFLIGHT: usize = 65_000;
 
 /// The credential and trust keys of a section that talks to a broker.
 struct AuthKeys<'a> {

@@ -16,7 +16,8 @@ use std::time::Duration;
 use tokio::time::{Instant, Interval, MissedTickBehavior, sleep_until};
 use tracing::{debug, info, warn};
 
-/// The keep-alive interval asked of the broker; a PINGREQ goes out this often.
+/// The keep-alive interval asked of the broker by default (`[mqtt] keep_alive`); a PINGREQ
+/// goes out this often.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 type Connecting = Pin<Box<dyn Future<Output = Result<Connection, ConnectionError>> + Send>>;
@@ -45,6 +46,7 @@ pub struct Link {
     backoff: Backoff,
     last_error: Option<String>,
     keep_alive: Interval,
+    keep_alive_every: Duration,
     awaiting_pong: bool,
     out: Vec<u8>,
 }
@@ -58,9 +60,15 @@ impl std::fmt::Debug for Link {
 }
 
 impl Link {
-    /// A link to `target` (shown as `url` in logs), connecting from the first [`Link::next`].
-    pub fn new(target: Arc<Target>, url: String, stats: Arc<SinkStats>) -> Link {
-        let mut keep_alive = tokio::time::interval(KEEP_ALIVE);
+    /// A link to `target` (shown as `url` in logs), connecting from the first [`Link::next`],
+    /// pinging every `keep_alive` (as its CONNECT told the broker).
+    pub fn new(
+        target: Arc<Target>,
+        url: String,
+        stats: Arc<SinkStats>,
+        keep_alive_every: Duration,
+    ) -> Link {
+        let mut keep_alive = tokio::time::interval(keep_alive_every);
         keep_alive.set_missed_tick_behavior(MissedTickBehavior::Delay);
         Link {
             target,
@@ -72,6 +80,7 @@ impl Link {
             backoff: Backoff::new(Duration::from_millis(250), Duration::from_secs(10)),
             last_error: None,
             keep_alive,
+            keep_alive_every,
             awaiting_pong: false,
             out: Vec::with_capacity(64 * 1024),
         }
@@ -144,7 +153,7 @@ impl Link {
                     },
                     _ = self.keep_alive.tick() => {
                         if self.awaiting_pong {
-                            self.fail(ConnectionError::Timeout(KEEP_ALIVE, "PINGRESP"));
+                            self.fail(ConnectionError::Timeout(self.keep_alive_every, "PINGRESP"));
                             return LinkEvent::Lost;
                         }
                         self.awaiting_pong = true;

@@ -56,7 +56,7 @@ use tracing::{info, warn};
 
 /// Messages held in memory until acknowledged, at most, when there is no spool.
 pub const OUTBOX_CAPACITY: usize = 200_000;
-/// Messages written and not yet acknowledged, at most.
+/// Messages written and not yet acknowledged, at most, by default (`[mqtt] inflight`).
 pub const WINDOW: usize = 1000;
 /// A write buffer is sent once it holds this much; the rest of the window follows.
 const WRITE_CHUNK: usize = 256 * 1024;
@@ -214,7 +214,7 @@ impl MqttSink {
             &mut connect,
             &wire::Connect {
                 client_id: &client_id,
-                keep_alive: link::KEEP_ALIVE.as_secs() as u16,
+                keep_alive: u16::try_from(cfg.keep_alive.as_secs()).unwrap_or(u16::MAX),
                 clean_session: true,
                 will: Some(wire::Will {
                     topic: &gateway_topic,
@@ -386,7 +386,7 @@ impl MqttSink {
         let Some(spool) = &mut self.spool else {
             return;
         };
-        while outbox.queued() < WINDOW {
+        while outbox.queued() < self.cfg.inflight {
             let r = match spool.read_next() {
                 Ok(Some(r)) => r,
                 Ok(None) => break,
@@ -644,6 +644,7 @@ impl MqttSink {
             Arc::clone(&self.target),
             self.cfg.url.to_string(),
             Arc::clone(&self.stats),
+            self.cfg.keep_alive,
         );
         // With a spool the outbox holds a window read from it plus statuses: never full.
         let capacity = if self.spool.is_some() {
@@ -651,7 +652,7 @@ impl MqttSink {
         } else {
             OUTBOX_CAPACITY
         };
-        let mut outbox = Outbox::new(capacity, WINDOW);
+        let mut outbox = Outbox::new(capacity, self.cfg.inflight);
         let mut sync_tick = tokio::time::interval(fsync);
         sync_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut intake = Intake {

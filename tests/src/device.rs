@@ -86,6 +86,47 @@ impl Device {
     }
 }
 
+/// The `[[machine.tag]]` entries of a [`moving`] device: one tag of each kind it serves.
+pub const MOVING_TAGS: &str = r#"
+  [[machine.tag]]
+  name = "speed"
+  area = "holding"
+  address = 0
+  type = "f32"
+  unit = "rpm"
+
+  [[machine.tag]]
+  name = "count"
+  area = "holding"
+  address = 2
+  type = "u16"
+
+  [[machine.tag]]
+  name = "temp"
+  area = "holding"
+  address = 3
+  type = "i16"
+
+  [[machine.tag]]
+  name = "total"
+  area = "holding"
+  address = 4
+  type = "u32"
+
+  [[machine.tag]]
+  name = "running"
+  area = "coil"
+  address = 0
+  type = "bool"
+
+  [[machine.tag]]
+  name = "program"
+  area = "holding"
+  address = 10
+  type = "string"
+  length = 4
+"#;
+
 /// A device whose values move while the gateway reads them, with one tag of each kind:
 /// holding 0 f32 (1000 + i/4), 2 u16 (a counter), 3 i16 (-40), 4 u32 (4,000,000,000),
 /// 10 a string of 4 registers ("P-7"), coil 0 (false every seventh step); a step every 30 ms.

@@ -37,41 +37,10 @@ kind = "press"
 protocol = "modbus-tcp"
 address = "{addr}"
 poll_interval = "50ms"
-
-  [[machine.tag]]
-  name = "speed"
-  area = "holding"
-  address = 0
-  type = "f32"
-  unit = "rpm"
-
-  [[machine.tag]]
-  name = "count"
-  area = "holding"
-  address = 2
-  type = "u16"
-
-  [[machine.tag]]
-  name = "temp"
-  area = "holding"
-  address = 3
-  type = "i16"
-
-  [[machine.tag]]
-  name = "running"
-  area = "coil"
-  address = 0
-  type = "bool"
-
-  [[machine.tag]]
-  name = "program"
-  area = "holding"
-  address = 10
-  type = "string"
-  length = 4
-"#,
+{tags}"#,
         url = broker.url(),
         addr = device.addr,
+        tags = shopfloor_tests::device::MOVING_TAGS,
     )
 }
 

@@ -107,6 +107,23 @@ impl GatewayProcess {
         }
     }
 
+    /// Writes a new config file in place of the one it runs on.
+    pub fn rewrite(&self, config: &str) {
+        let path = self.dir.path().join("gateway.toml");
+        // Written beside and renamed over it, as editors save: the reader never sees half.
+        let new = self.dir.path().join("gateway.toml.new");
+        std::fs::write(&new, config).unwrap();
+        std::fs::rename(&new, &path).unwrap();
+    }
+
+    /// Sends SIGHUP: read the config file again.
+    pub fn hangup(&self) {
+        let child = self.child.as_ref().expect("already stopped");
+        let pid = libc::pid_t::try_from(child.id()).expect("pid fits pid_t");
+        // SAFETY: kill(2) on our own child's pid, which has not been reaped.
+        unsafe { libc::kill(pid, libc::SIGHUP) };
+    }
+
     /// The process id, while it runs.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)

@@ -42,11 +42,14 @@ pub enum Command {
         #[arg(long, value_name = "URL", value_parser = parse_store_url)]
         influx: Option<crate::config::Url>,
     },
-    /// Run the gateway from a config file.
+    /// Run the gateway from a config file (read again on SIGHUP).
     Run {
         /// The config file.
         #[arg(short, long, value_name = "FILE")]
         config: PathBuf,
+        /// Read the file again whenever it has changed and then stayed unchanged for 500 ms.
+        #[arg(long)]
+        watch: bool,
     },
     /// Serve only the simulated machines of a config (those with a `simulator` key), on the
     /// config's addresses, for trying a tool against them.

@@ -14,6 +14,7 @@
 //! - [`sink`]: the sinks: MQTT, CSV files, the live store (and the line-protocol encoder).
 //! - [`spool`]: the disk spool, a sink's backlog while its destination is away.
 //! - [`runtime`]: starting a gateway from a config and stopping it cleanly.
+//! - [`reload`]: what a new config file changes, and the requests (SIGHUP, `--watch`) to read it.
 //! - [`tasks`]: the gateway's tasks under names, a panic in one noticed at once.
 //! - [`scan`]: a device's raw registers with candidate decodings.
 //! - [`simulate`]: serving a config's simulated machines.
@@ -29,6 +30,7 @@ pub mod http;
 pub mod kpi;
 pub mod metrics;
 pub mod record;
+pub mod reload;
 pub mod runtime;
 pub mod scan;
 pub mod simulate;

@@ -90,18 +90,84 @@ fn release_startup_memory() {
     }
 }
 
-async fn run(config: Config) -> anyhow::Result<()> {
+async fn run(config: Config, watch: bool) -> anyhow::Result<()> {
+    let mut requests = shopfloor::reload::Requests::start(&config.path, watch)?;
     let mut gateway = Gateway::start(&config).context("starting the gateway")?;
-    // The running gateway keeps what it needs; the parsed file is not needed any more.
-    drop(config);
+    // The parsed file's tree is not needed any more (the config itself is kept, to compare
+    // the next file with).
     release_startup_memory();
-    let failed = tokio::select! {
-        r = wait_for_stop() => { r?; None }
-        p = gateway.failed() => Some(p),
+    if watch {
+        tracing::info!(file = %config.path.display(), "watching the config file");
+    }
+    let mut running = config;
+    let failed = loop {
+        tokio::select! {
+            r = wait_for_stop() => { r?; break None }
+            p = gateway.failed() => break Some(p),
+            () = requests.next() => gateway = reload(gateway, &mut running).await?,
+        }
     };
     tracing::info!("stopping");
     gateway.stop().await;
     crashed(failed)
+}
+
+/// Reads the config file again and takes it, or says why not; the gateway that runs after.
+async fn reload(gateway: Gateway, running: &mut Config) -> anyhow::Result<Gateway> {
+    use shopfloor::reload::{RELOADS, plan};
+    use std::sync::atomic::Ordering::Relaxed;
+    let new = match Config::load(&running.path) {
+        Ok(c) => c,
+        Err(errors) => {
+            for e in &errors.0 {
+                tracing::warn!(event = "config_invalid", "config not reloaded: {e}");
+            }
+            RELOADS.invalid.fetch_add(1, Relaxed);
+            return Ok(gateway);
+        }
+    };
+    let p = plan(running, &new);
+    if !p.restart_needed.is_empty() {
+        tracing::error!(
+            event = "config_restart_needed",
+            "config not reloaded: {} change only with a restart of shopfloor \
+             (systemctl restart shopfloor); nothing changed",
+            p.restart_needed.join(" and ")
+        );
+        RELOADS.restart_needed.fetch_add(1, Relaxed);
+        return Ok(gateway);
+    }
+    if p.is_empty() {
+        RELOADS.applied.fetch_add(1, Relaxed);
+        tracing::info!(
+            event = "config_reloaded",
+            "config reloaded: nothing changed"
+        );
+        *running = new;
+        return Ok(gateway);
+    }
+    gateway.stop().await;
+    match Gateway::start(&new) {
+        Ok(g) => {
+            RELOADS.applied.fetch_add(1, Relaxed);
+            tracing::info!(
+                event = "config_reloaded",
+                "config reloaded: {}",
+                p.summary()
+            );
+            *running = new;
+            Ok(g)
+        }
+        Err(e) => {
+            RELOADS.not_started.fetch_add(1, Relaxed);
+            tracing::error!(
+                event = "config_not_started",
+                error = %e,
+                "the new config could not start; running the one before again"
+            );
+            Gateway::start(running).context("starting the gateway again on the config before")
+        }
+    }
 }
 
 /// A part of the gateway that panicked is exit code 1, after the rest stopped cleanly (the
@@ -248,8 +314,8 @@ fn main() -> ExitCode {
             }
             Err(code) => code,
         },
-        Command::Run { config } => match load(&config) {
-            Ok(c) => block_on(run(c)),
+        Command::Run { config, watch } => match load(&config) {
+            Ok(c) => block_on(run(c, watch)),
             Err(code) => code,
         },
         Command::Simulate {

@@ -179,6 +179,16 @@ pub fn render(
             load(n)
         );
     }
+    o.push_str(
+        "# HELP shopfloor_config_reloads_total Config files read again (SIGHUP, --watch), by outcome.\n\
+         # TYPE shopfloor_config_reloads_total counter\n",
+    );
+    for (result, n) in crate::reload::RELOADS.counts() {
+        let _ = writeln!(
+            o,
+            "shopfloor_config_reloads_total{{result=\"{result}\"}} {n}"
+        );
+    }
     o.push_str("# HELP shopfloor_machine_up 1 when the machine answers, else 0.\n");
     o.push_str("# TYPE shopfloor_machine_up gauge\n");
     for (id, m) in catalog.machines() {

@@ -1,6 +1,7 @@
 //! The dashboard page in a real headless Chromium: against `shopfloor demo` it shows every
 //! machine with live values that change, a machine page with every tag and its chart, Dutch
-//! labels on request; a machine that goes offline turns grey with its values shown as gaps.
+//! labels on request; a machine that goes offline turns grey with its values shown as gaps; a
+//! machine added by a config reload appears on the open page.
 //! Screenshots go to `target/test-artifacts/`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -244,4 +245,46 @@ timeout = "300ms"
         Duration::from_secs(20),
     );
     assert!(back.is_some(), "{}", gw.log());
+}
+
+/// A machine added to the config of a running gateway (SIGHUP) appears on an open page,
+/// without a reload of the page.
+#[test]
+fn a_machine_added_by_a_reload_appears_on_the_open_page() {
+    let (port_a, port_b) = (free_port(), free_port());
+    let http = format!("127.0.0.1:{}", free_port());
+    let machine = |id: &str, port: u16| {
+        format!(
+            "\n[[machine]]\nid = \"{id}\"\nkind = \"cnc\"\nprotocol = \"modbus-tcp\"\n\
+             address = \"127.0.0.1:{port}\"\nsimulator = \"cnc\"\npoll_interval = \"100ms\"\n\n  \
+             [[machine.tag]]\n  name = \"state\"\n  area = \"holding\"\n  address = 0\n  type = \"u16\"\n"
+        )
+    };
+    let config =
+        |machines: &str| format!("[gateway]\nname = \"growing\"\nhttp = \"{http}\"\n{machines}");
+    let both = format!("{}{}", machine("cnc-a", port_a), machine("cnc-b", port_b));
+    let sim = GatewayProcess::simulate(&config(&both), &[]);
+    let gw = GatewayProcess::start(&config(&machine("cnc-a", port_a)));
+    let browser = Browser::start(1280, 800);
+    browser.goto(&format!("http://{http}/"));
+    let cards = |n: usize| {
+        format!(
+            "const c = [...document.querySelectorAll('.card')].map(c => c.dataset.machine);
+             return c.length === {n} ? c : null;"
+        )
+    };
+    let first = browser.wait_for(&cards(1), Duration::from_secs(20));
+    assert_eq!(first, Some(serde_json::json!(["cnc-a"])), "{}", gw.log());
+    gw.rewrite(&config(&both));
+    gw.hangup();
+    gw.expect_event("config_reloaded", Duration::from_secs(20));
+    let after = browser.wait_for(&cards(2), Duration::from_secs(30));
+    assert_eq!(
+        after,
+        Some(serde_json::json!(["cnc-a", "cnc-b"])),
+        "{}\n{}",
+        gw.log(),
+        sim.log()
+    );
+    browser.screenshot(&artifact("dashboard-after-reload.png"));
 }

@@ -172,6 +172,36 @@ impl GatewayProcess {
         );
     }
 
+    /// `shopfloor demo` with `extra` arguments on free ports for its broker and HTTP server,
+    /// once its banner is out: (the process, the broker's port, the HTTP address). Started
+    /// again, three times at most, when a port picked for it was taken meanwhile (the demo's
+    /// own simulated machines bind ports the system picks, and `free_port` can only say a
+    /// port was free a moment ago).
+    pub fn demo_on_free_ports(extra: &[&str], within: Duration) -> (GatewayProcess, u16, String) {
+        for _ in 0..3 {
+            let port = crate::free_port();
+            let http = format!("127.0.0.1:{}", crate::free_port());
+            let p = port.to_string();
+            let mut args = vec!["demo", "--mqtt-port", &p, "--http", &http];
+            args.extend_from_slice(extra);
+            let mut demo = GatewayProcess::bare(&args);
+            let ready = wait_until(within, || {
+                demo.stdout().contains("Ctrl-C stops everything")
+                    || demo.log().contains("Address already in use")
+            });
+            if ready && demo.stdout().contains("Ctrl-C stops everything") {
+                return (demo, port, http);
+            }
+            assert!(
+                demo.log().contains("Address already in use"),
+                "the demo did not start within {within:?}:\n{}",
+                demo.log()
+            );
+            demo.kill();
+        }
+        panic!("the demo found a port taken three times in a row");
+    }
+
     /// True while the process runs.
     pub fn is_running(&mut self) -> bool {
         self.child

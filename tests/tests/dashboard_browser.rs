@@ -27,22 +27,8 @@ const CARD_VALUES: &str = r#"
 
 #[test]
 fn the_hall_shows_every_machine_live_and_a_machine_page_every_tag() {
-    let http = format!("127.0.0.1:{}", free_port());
-    let mqtt = free_port().to_string();
-    let demo = GatewayProcess::bare(&[
-        "demo",
-        "--mqtt-port",
-        &mqtt,
-        "--http",
-        &http,
-        "--speedup",
-        "30",
-    ]);
-    assert!(
-        demo.wait_for_stdout("Ctrl-C stops everything", Duration::from_secs(30)),
-        "{}",
-        demo.log()
-    );
+    let (demo, _, http) =
+        GatewayProcess::demo_on_free_ports(&["--speedup", "30"], Duration::from_secs(30));
     let browser = Browser::start(1920, 1080);
     browser.goto(&format!("http://{http}/"));
 

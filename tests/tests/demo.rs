@@ -3,7 +3,6 @@
 //! port in use is named with the flag that changes it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use shopfloor_tests::free_port;
 use shopfloor_tests::gateway::{GatewayProcess, run_to_end};
 use shopfloor_tests::http::get;
 use shopfloor_tests::sparkplug::{HostOptions, SparkplugPeer};
@@ -13,25 +12,10 @@ use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_serves_every_machine_through_its_own_broker_and_stops_cleanly() {
-    let port = free_port();
-    let p = port.to_string();
-    let http = format!("127.0.0.1:{}", free_port());
-    let mut demo = GatewayProcess::bare(&[
-        "demo",
-        "--mqtt-port",
-        &p,
-        "--http",
-        &http,
-        "--seed",
-        "4",
-        "--speedup",
-        "30",
-    ]);
     // The broker is up once the banner is out; the subscriber then sees retained statuses too.
-    assert!(
-        demo.wait_for_stdout("Ctrl-C stops everything", Duration::from_secs(20)),
-        "{}",
-        demo.log()
+    let (mut demo, port, http) = GatewayProcess::demo_on_free_ports(
+        &["--seed", "4", "--speedup", "30"],
+        Duration::from_secs(20),
     );
     let banner = demo.stdout();
     assert!(

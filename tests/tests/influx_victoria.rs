@@ -305,25 +305,12 @@ async fn a_store_refusing_token_then_bucket_loses_nothing_once_fixed_with_a_spoo
 #[test]
 fn demo_with_influx_fills_the_store_with_every_machine() {
     let store = Victoria::start();
-    let mqtt = shopfloor_tests::free_port().to_string();
-    let http = format!("127.0.0.1:{}", shopfloor_tests::free_port());
-    let mut demo = GatewayProcess::bare(&[
-        "demo",
-        "--mqtt-port",
-        &mqtt,
-        "--http",
-        &http,
-        "--influx",
-        &store.url(),
-        // Fast enough that the CNC machines finish their first setup and parts within the
-        // test, so the KPI panels have their data too.
-        "--speedup",
-        "60",
-    ]);
-    assert!(
-        demo.wait_for_stdout("Ctrl-C stops everything", Duration::from_secs(30)),
-        "{}",
-        demo.log()
+    let url = store.url();
+    // Fast enough that the CNC machines finish their first setup and parts within the test, so
+    // the KPI panels have their data too.
+    let (mut demo, _, _) = GatewayProcess::demo_on_free_ports(
+        &["--influx", &url, "--speedup", "60"],
+        Duration::from_secs(30),
     );
     assert!(
         demo.stdout()

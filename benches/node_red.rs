@@ -69,15 +69,9 @@ impl Drop for NodeRed {
 }
 
 /// Node-RED's `red.js`, installed with npm into the cache folder when it is not there yet
-/// (`$SHOPFLOOR_NODE_RED_DIR`, or `~/.cache/shopfloor-benches/node-red`).
+/// (`$SHOPFLOOR_NODE_RED_DIR`, or `shopfloor-benches/node-red` in the user's cache folder).
 fn installed() -> Result<PathBuf, String> {
-    let dir = std::env::var_os("SHOPFLOOR_NODE_RED_DIR")
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME")
-                .map(|h| PathBuf::from(h).join(".cache/shopfloor-benches/node-red"))
-        })
-        .ok_or("no HOME for its cache folder")?;
+    let dir = shopfloor_tests::cache_dir("SHOPFLOOR_NODE_RED_DIR", "shopfloor-benches/node-red");
     let red = dir.join("node_modules/node-red/red.js");
     let modbus = dir.join("node_modules/node-red-contrib-modbus");
     if red.exists() && modbus.exists() {

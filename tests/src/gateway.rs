@@ -118,10 +118,15 @@ impl GatewayProcess {
 
     /// Sends SIGHUP: read the config file again.
     pub fn hangup(&self) {
+        self.send(libc::SIGHUP);
+    }
+
+    /// Sends signal `number` to the running process.
+    fn send(&self, number: libc::c_int) {
         let child = self.child.as_ref().expect("already stopped");
         let pid = libc::pid_t::try_from(child.id()).expect("pid fits pid_t");
-        // SAFETY: kill(2) on our own child's pid, which has not been reaped.
-        unsafe { libc::kill(pid, libc::SIGHUP) };
+        // SAFETY: kill(2) on our own child's pid; it has not been reaped, so the pid is its own.
+        unsafe { libc::kill(pid, number) };
     }
 
     /// The process id, while it runs.
@@ -233,15 +238,13 @@ impl GatewayProcess {
     }
 
     fn signal(&mut self, signal: &str, within: Duration) -> ExitStatus {
-        let child = self.child.as_mut().expect("already stopped");
         let number = if signal == "-INT" {
             libc::SIGINT
         } else {
             libc::SIGTERM
         };
-        let pid = libc::pid_t::try_from(child.id()).expect("pid fits pid_t");
-        // SAFETY: kill(2) on our own child's pid; it has not been reaped, so the pid is its own.
-        unsafe { libc::kill(pid, number) };
+        self.send(number);
+        let child = self.child.as_mut().expect("already stopped");
         let deadline = Instant::now() + within;
         loop {
             if let Some(status) = child.try_wait().unwrap() {

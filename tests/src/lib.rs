@@ -46,6 +46,20 @@ use std::collections::HashSet;
 use std::net::TcpListener;
 use std::sync::Mutex;
 
+/// Where a test or bench keeps what it installs between runs: `$override_var` when set, else
+/// `folder` under `$XDG_CACHE_HOME` or `~/.cache` (the temporary folder without a home).
+pub fn cache_dir(override_var: &str, folder: &str) -> std::path::PathBuf {
+    use std::path::PathBuf;
+    if let Some(dir) = std::env::var_os(override_var) {
+        return PathBuf::from(dir);
+    }
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    cache.join(folder)
+}
+
 /// A TCP port that was free a moment ago on 127.0.0.1 (for servers that cannot report the port
 /// they bound, and for a device that appears later). Never the same port twice in one test
 /// process, so tests running in parallel cannot be handed one port between its release and

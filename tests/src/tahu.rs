@@ -10,14 +10,7 @@ use std::process::{Command, Stdio};
 /// Where `tests/run` installs the npm packages of the tests: `SHOPFLOOR_NPM_DIR`, or
 /// `shopfloor-tests/npm` in the user's cache folder.
 pub fn npm_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("SHOPFLOOR_NPM_DIR") {
-        return PathBuf::from(dir);
-    }
-    let cache = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(std::env::temp_dir);
-    cache.join("shopfloor-tests/npm")
+    crate::cache_dir("SHOPFLOOR_NPM_DIR", "shopfloor-tests/npm")
 }
 
 /// Tahu's decoding of every captured message that carries its bytes (`raw`), in order.

@@ -54,6 +54,9 @@ pub enum CatalogError {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Catalog {
     machines: Vec<MachineInfo>,
+    /// Machines taken out of the configuration: their ids keep naming the samples still on
+    /// their way to a sink, but they are no longer listed or found by name.
+    retired: Vec<bool>,
 }
 
 impl Catalog {
@@ -74,7 +77,21 @@ impl Catalog {
         let id = u16::try_from(self.machines.len())
             .map_err(|_| CatalogError::TooManyMachines { max })?;
         self.machines.push(machine);
+        self.retired.push(false);
         Ok(MachineId(id))
+    }
+
+    /// Takes a machine out of the listing and out of [`Catalog::find`]; its id is never given
+    /// to another machine, and [`Catalog::machine`] still names it.
+    pub fn retire(&mut self, machine: MachineId) {
+        if let Some(r) = self.retired.get_mut(machine.index()) {
+            *r = true;
+        }
+    }
+
+    /// True for a machine taken out of the configuration.
+    pub fn is_retired(&self, machine: MachineId) -> bool {
+        self.retired.get(machine.index()).copied().unwrap_or(false)
     }
 
     /// Adds a tag to machine `machine` and returns its id.
@@ -108,13 +125,9 @@ impl Catalog {
         self.machine(machine)?.tags.get(tag.index())
     }
 
-    /// Looks a machine up by its configured id.
+    /// Looks a machine in the configuration up by its configured id.
     pub fn find(&self, id: &str) -> Option<MachineId> {
-        self.machines
-            .iter()
-            .position(|m| m.id == id)
-            .and_then(|i| u16::try_from(i).ok())
-            .map(MachineId)
+        self.machines().find(|(_, m)| m.id == id).map(|(i, _)| i)
     }
 
     /// Looks a tag up by machine id and tag name.
@@ -127,20 +140,22 @@ impl Catalog {
             .map(TagId)
     }
 
-    /// All machines with their ids.
+    /// The machines in the configuration with their ids (retired ones left out).
     pub fn machines(&self) -> impl Iterator<Item = (MachineId, &MachineInfo)> {
         self.machines
             .iter()
+            .zip(&self.retired)
             .enumerate()
-            .map(|(i, m)| (MachineId(i as u16), m))
+            .filter(|(_, (_, retired))| !**retired)
+            .map(|(i, (m, _))| (MachineId(i as u16), m))
     }
 
-    /// Number of machines.
+    /// Number of ids given, retired machines included: every id is below it.
     pub fn len(&self) -> usize {
         self.machines.len()
     }
 
-    /// True when there is no machine.
+    /// True when no id was ever given.
     pub fn is_empty(&self) -> bool {
         self.machines.is_empty()
     }
@@ -211,6 +226,21 @@ mod tests {
         assert_eq!(c.tag(a, TagId(1)).unwrap().name, "door_open");
         assert_eq!(c.tag(b, TagId(1)), None);
         assert_eq!(c.find("nope"), None);
+    }
+
+    #[test]
+    fn a_retired_machine_keeps_its_id_and_names_but_leaves_the_listing() {
+        let mut c = Catalog::new();
+        let old = c.add(machine("cnc-1", &["speed"])).unwrap();
+        c.retire(old);
+        let new = c.add(machine("cnc-1", &["speed", "temp"])).unwrap();
+        assert_ne!(old, new, "an id is never given twice");
+        assert_eq!(c.find("cnc-1"), Some(new));
+        assert!(c.is_retired(old) && !c.is_retired(new));
+        assert_eq!(c.tag(old, TagId(0)).unwrap().name, "speed");
+        let listed: Vec<MachineId> = c.machines().map(|(i, _)| i).collect();
+        assert_eq!(listed, vec![new]);
+        assert_eq!(c.len(), 2);
     }
 
     #[test]

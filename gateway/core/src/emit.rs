@@ -61,9 +61,13 @@ impl Emitter {
         producer: Producer,
         reporter: Arc<dyn StatusReporter>,
     ) -> Emitter {
+        let mut states = vec![TagState::default(); tags];
+        for (st, seq) in states.iter_mut().zip(reporter.first_seqs(machine)) {
+            st.seq = seq;
+        }
         Emitter {
             machine,
-            tags: vec![TagState::default(); tags],
+            tags: states,
             batch: Vec::with_capacity(tags.clamp(1, 4096)),
             producer,
             stamps: Stamps::default(),
@@ -242,6 +246,17 @@ impl Emitter {
                 // Back online: whatever a subscriber saw before is old, so every tag goes out.
                 self.change.reset();
             }
+        }
+    }
+}
+
+impl Drop for Emitter {
+    /// Hands the tags' `seq` back (a restarted machine continues them) and, for a machine
+    /// removed from the configuration, sends its last status in its place in the stream.
+    fn drop(&mut self) {
+        let seqs: Vec<u64> = self.tags.iter().map(|t| t.seq).collect();
+        if let Some(error) = self.status.reporter().ended(self.machine, &seqs) {
+            self.offline(error);
         }
     }
 }

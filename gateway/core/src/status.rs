@@ -48,6 +48,21 @@ pub trait StatusReporter: Send + Sync {
     fn poll_done(&self, machine: MachineId, duration: std::time::Duration) {
         let _ = (machine, duration);
     }
+
+    /// The `seq` each tag of `machine` continues from (by tag index; missing ones from 0),
+    /// asked when its emitter is made: a machine restarted by a new configuration keeps them.
+    fn first_seqs(&self, machine: MachineId) -> Vec<u64> {
+        let _ = machine;
+        Vec::new()
+    }
+
+    /// The emitter of `machine` is gone (its driver stopped), its tags last sent as `seqs`.
+    /// Returns the error to report it offline with when it left for good (removed from the
+    /// configuration); `None` on a plain stop, which says nothing in the stream.
+    fn ended(&self, machine: MachineId, seqs: &[u64]) -> Option<String> {
+        let _ = (machine, seqs);
+        None
+    }
 }
 
 /// A driver's view of its machine's state: passes a state on to the [`StatusReporter`] and logs
@@ -115,5 +130,10 @@ impl StatusTracker {
     /// Records the duration of one poll cycle.
     pub fn poll_done(&self, duration: std::time::Duration) {
         self.reporter.poll_done(self.machine, duration);
+    }
+
+    /// Where the machine's reporter sends what outlives a driver.
+    pub fn reporter(&self) -> &dyn StatusReporter {
+        &*self.reporter
     }
 }

@@ -262,3 +262,49 @@ fn a_float_that_is_not_finite_is_bad_each_poll_under_every_and_once_under_change
         assert_eq!(bad.len(), want, "{bad:?}");
     }
 }
+
+/// A reporter of a machine restarted by a new configuration and then removed.
+#[derive(Default)]
+struct Lineage {
+    ended: Mutex<Option<Vec<u64>>>,
+}
+
+impl StatusReporter for Lineage {
+    fn report(&self, _: MachineId, _: MachineStatus) {}
+    fn first_seqs(&self, _: MachineId) -> Vec<u64> {
+        vec![41, 7]
+    }
+    fn ended(&self, _: MachineId, seqs: &[u64]) -> Option<String> {
+        *self.ended.lock().unwrap() = Some(seqs.to_vec());
+        Some("removed from the configuration".into())
+    }
+}
+
+#[test]
+fn a_restarted_emitter_continues_seq_and_a_removed_one_says_goodbye_in_the_stream() {
+    let (mut producers, mut consumer) = ring::channel(64, 1, WhenFull::DropNewest).unwrap();
+    let lineage = Arc::new(Lineage::default());
+    let mut e = Emitter::new(
+        MachineId(0),
+        "m",
+        3,
+        producers.pop().unwrap(),
+        lineage.clone(),
+    );
+    for tag in 0..3 {
+        e.reading(tag, 10, Value::I64(1), Quality::Good);
+    }
+    e.flush();
+    drop(e);
+    let out = drain(&mut consumer);
+    let seqs: Vec<(u16, u64)> = out
+        .iter()
+        .filter(|s| !s.is_status())
+        .map(|s| (s.tag.0, s.seq))
+        .collect();
+    // The last three are the goodbye: every tag bad once, after the readings.
+    assert_eq!(seqs, vec![(0, 42), (1, 8), (2, 1), (0, 43), (1, 9), (2, 2)]);
+    let last = out.last().unwrap();
+    assert!(last.is_status(), "the offline status comes last");
+    assert_eq!(*lineage.ended.lock().unwrap(), Some(vec![42, 8, 1]));
+}

@@ -5,7 +5,7 @@
 //! answer stays HTTP 200, so a liveness probe does not restart it for what a restart cannot fix.
 
 use crate::sink::SinkStats;
-use shopfloor_core::{Catalog, MachineId, MachineState, MachineStatus};
+use shopfloor_core::{Catalog, MachineState, MachineStatus};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,16 +24,16 @@ pub fn problems(
     now_ms: i64,
 ) -> Vec<String> {
     let mut out = Vec::new();
-    for (i, st) in statuses.iter().enumerate() {
+    // Machines removed from the configuration are offline for good, and no problem.
+    for (id, m) in catalog.machines() {
+        let Some(st) = statuses.get(id.index()) else {
+            continue;
+        };
         if st.state != MachineState::Offline {
             continue;
         }
-        let id = u16::try_from(i)
-            .ok()
-            .and_then(|i| catalog.machine(MachineId(i)))
-            .map_or("?", |m| m.id.as_str());
         let error = st.error.as_deref().unwrap_or("no answer");
-        out.push(format!("machine {id} offline: {error}"));
+        out.push(format!("machine {} offline: {error}", m.id));
     }
     let grace = i64::try_from(DOWN_GRACE.as_millis()).unwrap_or(i64::MAX);
     for (name, stats) in sinks {

@@ -121,16 +121,22 @@ pub async fn serve(listener: TcpListener, state: Shared, shutdown: CancellationT
 
 async fn health(State(s): State<Shared>) -> Json<serde_json::Value> {
     let statuses = s.status.snapshot();
-    let online = statuses
+    let catalog = s.catalog.load();
+    // The machines of the configuration (not those a reload removed).
+    let current: Vec<_> = catalog
+        .machines()
+        .filter_map(|(id, _)| statuses.get(id.index()))
+        .collect();
+    let online = current
         .iter()
         .filter(|m| m.state == shopfloor_core::MachineState::Online)
         .count();
-    let problems = crate::health::problems(&s.catalog.load(), &statuses, &s.sinks, now_ms());
+    let problems = crate::health::problems(&catalog, &statuses, &s.sinks, now_ms());
     Json(serde_json::json!({
         "status": if problems.is_empty() { "ok" } else { "degraded" },
         "problems": problems,
         "gateway": s.gateway,
-        "machines": statuses.len(),
+        "machines": current.len(),
         "machines_online": online,
         "uptime_s": s.started.elapsed().as_secs(),
     }))

@@ -38,6 +38,56 @@ impl Histogram {
     }
 }
 
+impl Histogram {
+    /// Adds what `other` counted: a machine restarted under a new id keeps its counts.
+    pub fn carry_from(&self, other: &Histogram) {
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        for (b, o) in self.buckets.iter().zip(&other.buckets) {
+            b.fetch_add(load(o), Ordering::Relaxed);
+        }
+        self.count.fetch_add(load(&other.count), Ordering::Relaxed);
+        self.sum_us
+            .fetch_add(load(&other.sum_us), Ordering::Relaxed);
+    }
+}
+
+/// Machines a chunk of [`PerMachine`] holds.
+const CHUNK: usize = 256;
+
+/// One `T` per machine id, grown as machines are added while the gateway runs, read without a
+/// lock: chunks of [`CHUNK`] entries are made once and never move.
+#[derive(Debug)]
+pub struct PerMachine<T> {
+    chunks: Box<[std::sync::OnceLock<Box<[T]>>]>,
+}
+
+impl<T: Default> PerMachine<T> {
+    /// Room for `machines` machines now, and for every id a catalog can give later.
+    pub fn new(machines: usize) -> PerMachine<T> {
+        let ids = usize::from(u16::MAX) + 1;
+        let all = PerMachine {
+            chunks: (0..ids / CHUNK)
+                .map(|_| std::sync::OnceLock::new())
+                .collect(),
+        };
+        all.reserve(machines);
+        all
+    }
+
+    /// Makes sure machines `0..machines` have their entry.
+    pub fn reserve(&self, machines: usize) {
+        for chunk in self.chunks.iter().take(machines.div_ceil(CHUNK)) {
+            chunk.get_or_init(|| (0..CHUNK).map(|_| T::default()).collect());
+        }
+    }
+
+    /// The entry of machine `index`, once reserved.
+    #[inline]
+    pub fn get(&self, index: usize) -> Option<&T> {
+        self.chunks.get(index / CHUNK)?.get()?.get(index % CHUNK)
+    }
+}
+
 /// Why the recorder skipped a message: the `reason` label of
 /// `shopfloor_record_skipped_total`.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -81,16 +131,33 @@ impl SkipReason {
 #[derive(Debug)]
 pub struct Metrics {
     /// Samples taken from the ring, per machine.
-    pub samples: Vec<AtomicU64>,
+    pub samples: PerMachine<AtomicU64>,
     /// Samples the ring dropped (its `WhenFull` policy).
     pub ring_dropped: AtomicU64,
     /// Poll-cycle durations, per machine.
-    pub poll: Vec<Histogram>,
+    pub poll: PerMachine<Histogram>,
     /// Messages the recorder skipped, by [`SkipReason`] (in the order of [`SkipReason::ALL`]).
     pub record_skipped: [AtomicU64; 5],
 }
 
 impl Metrics {
+    /// Makes room for machines `0..machines` (added by a new configuration).
+    pub fn reserve(&self, machines: usize) {
+        self.samples.reserve(machines);
+        self.poll.reserve(machines);
+    }
+
+    /// Machine `new` is machine `old` restarted under a new id: its counters go on from the
+    /// old one's, so that a counter of `/metrics` never goes down.
+    pub fn carry(&self, old: MachineId, new: MachineId) {
+        if let (Some(o), Some(n)) = (self.samples.get(old.index()), self.samples.get(new.index())) {
+            n.fetch_add(o.load(Ordering::Relaxed), Ordering::Relaxed);
+        }
+        if let (Some(o), Some(n)) = (self.poll.get(old.index()), self.poll.get(new.index())) {
+            n.carry_from(o);
+        }
+    }
+
     /// Counts one message the recorder skipped.
     pub fn skipped(&self, reason: SkipReason) {
         let i = SkipReason::ALL
@@ -105,9 +172,9 @@ impl Metrics {
     /// Zeroed metrics for `machines` machines.
     pub fn new(machines: usize) -> Metrics {
         Metrics {
-            samples: (0..machines).map(|_| AtomicU64::new(0)).collect(),
+            samples: PerMachine::new(machines),
             ring_dropped: AtomicU64::new(0),
-            poll: (0..machines).map(|_| Histogram::default()).collect(),
+            poll: PerMachine::new(machines),
             record_skipped: Default::default(),
         }
     }

@@ -26,6 +26,22 @@ impl StatusBoard {
         }
     }
 
+    /// Makes room for machines `0..machines` (added by a new configuration), connecting.
+    pub fn reserve(&self, machines: usize) {
+        self.tx.send_if_modified(|all| {
+            if all.len() >= machines {
+                return false;
+            }
+            let connecting = MachineStatus {
+                state: MachineState::Connecting,
+                since_ms: now_ms(),
+                error: None,
+            };
+            all.resize(machines, connecting);
+            true
+        });
+    }
+
     /// The current states.
     pub fn snapshot(&self) -> Statuses {
         self.tx.borrow().clone()

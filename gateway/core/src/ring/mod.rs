@@ -9,7 +9,8 @@
 //! The ring is a set of *lanes*, one per [`Producer`]: each lane is a single-producer,
 //! single-consumer circular buffer. A producer never contends with another producer, so one
 //! machine's burst never slows another machine's push, and each lane's share of the capacity is
-//! its own. The single [`Consumer`] drains the lanes round robin.
+//! its own. The single [`Consumer`] drains the lanes round robin. Machines added at run time
+//! get a ring of their own, read with the others through one [`Rings`].
 //!
 //! # Invariants
 //! 1. Per lane, `head <= tail <= head + capacity`; `tail - head` samples are in the lane.
@@ -32,6 +33,9 @@
 //!    by sequentially consistent operations on both sides).
 
 mod lane;
+mod set;
+
+pub use set::{Joiner, Rings, RingsReady};
 
 use crate::sample::Sample;
 use lane::Lane;
@@ -427,7 +431,7 @@ impl Consumer {
     }
 
     #[inline]
-    fn poll_ready(&self, cx: &mut Context<'_>) -> Poll<()> {
+    pub(crate) fn poll_ready(&self, cx: &mut Context<'_>) -> Poll<()> {
         if !self.is_empty() || self.shared.producers_alive.load(Ordering::SeqCst) == 0 {
             return Poll::Ready(());
         }

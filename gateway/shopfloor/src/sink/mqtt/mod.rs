@@ -45,7 +45,7 @@ use bytes::Bytes;
 use connection::Target;
 use link::{Link, LinkEvent};
 use outbox::{Draft, Message, Outbox};
-use shopfloor_core::{Catalog, MachineState, MachineStatus, Sample, time::now_ms};
+use shopfloor_core::{Catalog, MachineState, MachineStatus, Sample, SharedCatalog, time::now_ms};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -94,7 +94,7 @@ pub fn build(
         mqtt.clone(),
         &gateway.name,
         client_id,
-        Arc::clone(ctx.catalog),
+        Arc::clone(ctx.shared),
         stats,
         ctx.spool("mqtt")?,
     )?;
@@ -166,6 +166,9 @@ impl Intake {
 pub struct MqttSink {
     cfg: MqttConfig,
     target: Arc<Target>,
+    /// The catalog as it grows (machines added by a new configuration).
+    shared: Arc<SharedCatalog>,
+    /// The snapshot the topic tables were built from.
     catalog: Arc<Catalog>,
     stats: Arc<SinkStats>,
     /// Topic per machine and tag (layout tag) or per machine (layout machine).
@@ -201,7 +204,7 @@ impl MqttSink {
         cfg: MqttConfig,
         gateway: &str,
         client_id: String,
-        catalog: Arc<Catalog>,
+        shared: Arc<SharedCatalog>,
         stats: Arc<SinkStats>,
         spool: Option<Spool>,
     ) -> Result<MqttSink, MqttError> {
@@ -237,11 +240,54 @@ impl MqttSink {
             connect,
             timeout: NETWORK_TIMEOUT,
         });
-        let mut topics = Vec::new();
-        let mut status_topics = Vec::new();
-        let mut units = Vec::new();
-        for (_, m) in catalog.machines() {
-            topics.push(match cfg.layout {
+        let spool_dropped = spool.as_ref().map_or(0, |s| s.counts().dropped_weight);
+        if let Some(spool) = &spool {
+            spool.report_opened("mqtt");
+        }
+        let mut sink = MqttSink {
+            cfg,
+            target,
+            catalog: shared.load(),
+            shared,
+            stats,
+            topics: Vec::new(),
+            status_topics: Vec::new(),
+            gateway_topic,
+            units: Vec::new(),
+            machine_seq: Vec::new(),
+            known: Vec::new(),
+            spool: spool.map(Box::new),
+            spool_dropped,
+            spool_trouble: Throttle::new(Duration::from_secs(10)),
+            push_trouble: Throttle::new(Duration::from_secs(10)),
+            unspooled: 0,
+            scratch: Vec::new(),
+        };
+        sink.learn(0);
+        Ok(sink)
+    }
+
+    /// Builds the topic tables of machines added to the catalog since the last look, when
+    /// machine `index` is not in them yet.
+    fn learn(&mut self, index: usize) {
+        if index < self.topics.len() {
+            return;
+        }
+        self.catalog = self.shared.load();
+        let prefix = self.cfg.topic_prefix.clone();
+        let connecting = MachineStatus {
+            state: MachineState::Connecting,
+            since_ms: now_ms(),
+            error: None,
+        };
+        for i in self.topics.len()..self.catalog.len() {
+            let Some(m) = u16::try_from(i)
+                .ok()
+                .and_then(|i| self.catalog.machine(shopfloor_core::MachineId(i)))
+            else {
+                break;
+            };
+            self.topics.push(match self.cfg.layout {
                 Layout::Tag => m
                     .tags
                     .iter()
@@ -249,42 +295,25 @@ impl MqttSink {
                     .collect(),
                 Layout::Machine => vec![encode::machine_topic(&prefix, &m.id).into()],
             });
-            status_topics.push(encode::status_topic(&prefix, &m.id).into());
-            units.push(
+            self.status_topics
+                .push(encode::status_topic(&prefix, &m.id).into());
+            self.units.push(
                 m.tags
                     .iter()
                     .map(|t| encode::unit_suffix(t.unit.as_deref()))
                     .collect(),
             );
+            self.machine_seq.push(0);
+            self.known.push(connecting.clone());
         }
-        let machine_seq = vec![0; catalog.len()];
-        let connecting = MachineStatus {
-            state: MachineState::Connecting,
-            since_ms: now_ms(),
-            error: None,
-        };
-        let known = vec![connecting; catalog.len()];
-        let spool_dropped = spool.as_ref().map_or(0, |s| s.counts().dropped_weight);
-        if let Some(spool) = &spool {
-            spool.report_opened("mqtt");
-        }
-        Ok(MqttSink {
-            cfg,
-            target,
-            catalog,
-            stats,
-            topics,
-            status_topics,
-            gateway_topic,
-            units,
-            machine_seq,
-            known,
-            spool: spool.map(Box::new),
-            spool_dropped,
-            spool_trouble: Throttle::new(Duration::from_secs(10)),
-            push_trouble: Throttle::new(Duration::from_secs(10)),
-            unspooled: 0,
-            scratch: Vec::new(),
+    }
+
+    /// The machines to speak of on a new connection and in the goodbye: not those removed
+    /// from the configuration (their last status stays retained as it was sent).
+    fn current(&self) -> impl Iterator<Item = usize> + '_ {
+        let catalog = self.shared.load();
+        (0..self.status_topics.len()).filter(move |&i| {
+            u16::try_from(i).is_ok_and(|i| !catalog.is_retired(shopfloor_core::MachineId(i)))
         })
     }
 
@@ -529,6 +558,9 @@ impl MqttSink {
     }
 
     fn enqueue_batch(&mut self, outbox: &mut Outbox, batch: &[Sample]) {
+        if let Some(last) = batch.iter().map(|s| s.machine.index()).max() {
+            self.learn(last);
+        }
         for part in parts(batch) {
             match part {
                 Part::Readings(run) => self.enqueue_readings(outbox, run),
@@ -620,7 +652,10 @@ impl MqttSink {
     /// Every machine's latest status, straight into the outbox: a new connection tells the
     /// broker where each machine stands before it replays any backlog.
     fn republish_statuses(&self, outbox: &mut Outbox) {
-        for (i, st) in self.known.iter().enumerate() {
+        for i in self.current() {
+            let Some(st) = self.known.get(i) else {
+                continue;
+            };
             if st.state == MachineState::Connecting {
                 continue;
             }
@@ -736,8 +771,10 @@ impl MqttSink {
         let mut draft = |topic: &Arc<str>, payload: Vec<u8>| {
             goodbye.push(retained(topic, payload));
         };
-        for (i, topic) in self.status_topics.iter().enumerate() {
-            draft(topic, encode::status_payload(&stopped, self.kind(i)));
+        for i in self.current() {
+            if let Some(topic) = self.status_topics.get(i) {
+                draft(topic, encode::status_payload(&stopped, self.kind(i)));
+            }
         }
         draft(&self.gateway_topic, encode::gateway_payload(false));
         let deadline = Instant::now() + Duration::from_secs(1);

@@ -4,6 +4,7 @@
 use shopfloor_sim::server::{Registers, answer};
 use std::future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -49,6 +50,8 @@ impl tokio_modbus::server::Service for Service {
 pub struct Device {
     pub addr: SocketAddr,
     pub memory: Arc<Mutex<Memory>>,
+    /// TCP connections accepted so far.
+    pub connections: Arc<AtomicUsize>,
     behaviour: Arc<Mutex<Behaviour>>,
     task: JoinHandle<()>,
 }
@@ -64,9 +67,12 @@ impl Device {
             memory: Arc::clone(&memory),
             behaviour: Arc::clone(&behaviour),
         };
+        let connections = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&connections);
         let task = tokio::spawn(async move {
             let server = Server::new(listener);
             let on_connected = |stream, socket_addr| {
+                counted.fetch_add(1, Ordering::SeqCst);
                 let service = service.clone();
                 async move { accept_tcp_connection(stream, socket_addr, |_| Ok(Some(service.clone()))) }
             };
@@ -75,6 +81,7 @@ impl Device {
         Device {
             addr,
             memory,
+            connections,
             behaviour,
             task,
         }

@@ -166,6 +166,16 @@ impl GatewayProcess {
         );
     }
 
+    /// Waits until event `name` has been logged `times` times (a second reload, ...).
+    pub fn expect_events(&self, name: &str, times: usize, within: Duration) {
+        let field = format!("event=\"{name}\"");
+        assert!(
+            wait_until(within, || self.log().matches(&field).count() >= times),
+            "event {name:?} not {times} times in the log within {within:?}:\n{}",
+            self.log()
+        );
+    }
+
     /// As [`GatewayProcess::expect_event`], for the event of one sink (`sink="..."` follows
     /// `event` on the line).
     pub fn expect_sink_event(&self, name: &str, sink: &str, within: Duration) {

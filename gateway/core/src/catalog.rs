@@ -57,6 +57,8 @@ pub struct Catalog {
     /// Machines taken out of the configuration: their ids keep naming the samples still on
     /// their way to a sink, but they are no longer listed or found by name.
     retired: Vec<bool>,
+    /// The machines listed, in the order of the configuration.
+    listing: Vec<MachineId>,
 }
 
 impl Catalog {
@@ -78,6 +80,7 @@ impl Catalog {
             .map_err(|_| CatalogError::TooManyMachines { max })?;
         self.machines.push(machine);
         self.retired.push(false);
+        self.listing.push(MachineId(id));
         Ok(MachineId(id))
     }
 
@@ -87,6 +90,19 @@ impl Catalog {
         if let Some(r) = self.retired.get_mut(machine.index()) {
             *r = true;
         }
+        self.listing.retain(|m| *m != machine);
+    }
+
+    /// Lists the machines in the order of `ids` (configured ids); those it does not name
+    /// follow, in the order they were added.
+    pub fn arrange(&mut self, ids: &[&str]) {
+        let rank = |m: &MachineId| {
+            let id = self.machines.get(m.index()).map(|i| i.id.as_str());
+            ids.iter().position(|x| Some(*x) == id).unwrap_or(ids.len())
+        };
+        let mut listing = std::mem::take(&mut self.listing);
+        listing.sort_by_key(rank);
+        self.listing = listing;
     }
 
     /// True for a machine taken out of the configuration.
@@ -140,14 +156,12 @@ impl Catalog {
             .map(TagId)
     }
 
-    /// The machines in the configuration with their ids (retired ones left out).
+    /// The machines in the configuration with their ids, in its order (retired ones left
+    /// out).
     pub fn machines(&self) -> impl Iterator<Item = (MachineId, &MachineInfo)> {
-        self.machines
+        self.listing
             .iter()
-            .zip(&self.retired)
-            .enumerate()
-            .filter(|(_, (_, retired))| !**retired)
-            .map(|(i, (m, _))| (MachineId(i as u16), m))
+            .filter_map(|&id| Some((id, self.machines.get(id.index())?)))
     }
 
     /// Number of ids given, retired machines included: every id is below it.
@@ -241,6 +255,10 @@ mod tests {
         let listed: Vec<MachineId> = c.machines().map(|(i, _)| i).collect();
         assert_eq!(listed, vec![new]);
         assert_eq!(c.len(), 2);
+        let other = c.add(machine("imm-1", &[])).unwrap();
+        c.arrange(&["imm-1", "cnc-1"]);
+        let listed: Vec<MachineId> = c.machines().map(|(i, _)| i).collect();
+        assert_eq!(listed, vec![other, new], "the configuration's order");
     }
 
     #[test]

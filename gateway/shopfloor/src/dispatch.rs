@@ -3,7 +3,7 @@
 
 use crate::metrics::Metrics;
 use crate::sink::{Batch, SinkStats, Throttle};
-use shopfloor_core::ring::Consumer;
+use shopfloor_core::ring::Rings;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -24,9 +24,9 @@ pub struct SinkPort {
     pub stats: Arc<SinkStats>,
 }
 
-/// Runs until every producer is gone and the ring is drained; then the sinks' channels close,
+/// Runs until no ring can join any more, every producer is gone and the rings are drained; then the sinks' channels close,
 /// which tells them to flush and stop.
-pub async fn run(mut consumer: Consumer, sinks: Vec<SinkPort>, metrics: Arc<Metrics>) {
+pub async fn run(mut consumer: Rings, sinks: Vec<SinkPort>, metrics: Arc<Metrics>) {
     let mut buf = Vec::with_capacity(MAX_BATCH);
     // A sink that stays behind drops every batch: one warning per sink every 10 s, with a count.
     let mut behind: Vec<Throttle> = sinks

@@ -113,8 +113,8 @@ async fn run(config: Config, watch: bool) -> anyhow::Result<()> {
 }
 
 /// Reads the config file again and takes it, or says why not; the gateway that runs after.
-async fn reload(gateway: Gateway, running: &mut Config) -> anyhow::Result<Gateway> {
-    use shopfloor::reload::{RELOADS, plan};
+async fn reload(mut gateway: Gateway, running: &mut Config) -> anyhow::Result<Gateway> {
+    use shopfloor::reload::{RELOADS, in_place, plan};
     use std::sync::atomic::Ordering::Relaxed;
     let new = match Config::load(&running.path) {
         Ok(c) => c,
@@ -145,6 +145,30 @@ async fn reload(gateway: Gateway, running: &mut Config) -> anyhow::Result<Gatewa
         );
         *running = new;
         return Ok(gateway);
+    }
+    if in_place(running, &new, &p) {
+        return match gateway.apply(&new, &p).await {
+            Ok(()) => {
+                RELOADS.applied.fetch_add(1, Relaxed);
+                tracing::info!(
+                    event = "config_reloaded",
+                    "config reloaded: {}",
+                    p.summary()
+                );
+                *running = new;
+                Ok(gateway)
+            }
+            Err(e) => {
+                // The units of removed and changed machines have stopped; the rest runs.
+                RELOADS.not_started.fetch_add(1, Relaxed);
+                tracing::error!(
+                    event = "config_not_started",
+                    error = %e,
+                    "the new config could not start its machines"
+                );
+                Ok(gateway)
+            }
+        };
     }
     gateway.stop().await;
     match Gateway::start(&new) {

@@ -1,8 +1,8 @@
 //! Counters and histograms of the gateway, rendered in the Prometheus text format at `/metrics`.
 
 use crate::sink::SinkStats;
-use crate::status::{StatusBoard, Statuses};
-use shopfloor_core::{Catalog, MachineId, MachineState, MachineStatus, StatusReporter};
+use crate::status::Statuses;
+use shopfloor_core::{Catalog, MachineId, MachineState};
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -176,27 +176,6 @@ impl Metrics {
             ring_dropped: AtomicU64::new(0),
             poll: PerMachine::new(machines),
             record_skipped: Default::default(),
-        }
-    }
-}
-
-/// The reporter drivers get: states to the board, poll times to the metrics.
-#[derive(Debug)]
-pub struct Reporter {
-    /// Machine states.
-    pub board: Arc<StatusBoard>,
-    /// Counters.
-    pub metrics: Arc<Metrics>,
-}
-
-impl StatusReporter for Reporter {
-    fn report(&self, machine: MachineId, status: MachineStatus) {
-        self.board.report(machine, status);
-    }
-
-    fn poll_done(&self, machine: MachineId, duration: Duration) {
-        if let Some(h) = self.metrics.poll.get(machine.index()) {
-            h.observe(duration);
         }
     }
 }

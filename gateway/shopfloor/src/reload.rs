@@ -2,10 +2,12 @@
 //! the requests to look at the file again (SIGHUP, and with `--watch` the file's own changes
 //! after 500 ms of quiet).
 //!
-//! A file that changes anything a running gateway can take is applied by stopping the gateway
-//! (the ring drained, the sinks flushed or spooled, as on SIGTERM) and starting it again on
-//! the new file, inside the same process: the machines reconnect and their `seq` starts at 1
-//! again. Applying only the difference, with untouched machines left alone, is the next step.
+//! A file that changes only machines is applied as the difference ([`in_place`]): the drivers
+//! of machines removed or changed stop, those added or changed start, and every other machine
+//! is not touched. A file that changes a section (a sink, `[gateway] http`, `[kpi]`) is applied
+//! by stopping the gateway (the ring drained, the sinks flushed or spooled, as on SIGTERM) and
+//! starting it again on the new file, inside the same process: then every machine reconnects
+//! and its `seq` starts at 1 again.
 
 use crate::config::Config;
 use std::fmt::Debug;
@@ -60,6 +62,25 @@ impl Plan {
         }
         parts.join("; ")
     }
+}
+
+/// True when `plan` (from `old` to `new`) can be applied to the running gateway as it is: it
+/// changes machines only, none of them with KPIs (the KPI engine knows its machines from the
+/// start), and there is no Sparkplug node (its births list the machines it starts with).
+pub fn in_place(old: &Config, new: &Config, plan: &Plan) -> bool {
+    let touched = |c: &Config| {
+        c.machines.iter().any(|m| {
+            m.kpi.is_some()
+                && (plan.added.contains(&m.id)
+                    || plan.removed.contains(&m.id)
+                    || plan.changed.contains(&m.id))
+        })
+    };
+    plan.sections.is_empty()
+        && plan.restart_needed.is_empty()
+        && new.sparkplug.is_none()
+        && !touched(old)
+        && !touched(new)
 }
 
 /// The difference between the running file and a new one.

@@ -74,11 +74,11 @@ pub struct Rings {
 }
 
 impl Rings {
-    /// A set reading `first`, and the handle that adds more.
-    pub fn new(first: Consumer) -> (Rings, Joiner) {
+    /// An empty set, and the handle that adds rings to it.
+    pub fn new() -> (Rings, Joiner) {
         let door = Arc::new(Door::default());
         let rings = Rings {
-            rings: vec![first],
+            rings: Vec::new(),
             door: Arc::clone(&door),
             cursor: 0,
             dropped_before: 0,
@@ -128,7 +128,15 @@ impl Rings {
 
     /// Samples dropped by the rings' [`super::WhenFull`] policy, all rings ever in the set.
     pub fn dropped(&self) -> u64 {
-        self.dropped_before + self.rings.iter().map(Consumer::dropped).sum::<u64>()
+        let pending: u64 = self
+            .door
+            .pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(Consumer::dropped)
+            .sum();
+        self.dropped_before + pending + self.rings.iter().map(Consumer::dropped).sum::<u64>()
     }
 
     /// Rings being read now.
@@ -228,7 +236,10 @@ mod tests {
     #[test]
     fn a_joined_ring_is_read_and_a_finished_one_leaves() {
         let (mut first, c1) = with_lanes(&[8], WhenFull::DropNewest).unwrap();
-        let (mut rings, joiner) = Rings::new(c1);
+        let (mut rings, joiner) = Rings::new();
+        joiner.join(c1);
+        assert!(poll(&mut rings), "a join is a reason to look");
+        assert_eq!(rings.drain(&mut Vec::new(), 100), 0);
         assert!(!poll(&mut rings), "nothing queued, the door open");
         let (mut second, c2) = with_lanes(&[8, 8], WhenFull::DropNewest).unwrap();
         joiner.join(c2);
@@ -256,7 +267,8 @@ mod tests {
     #[test]
     fn drops_of_a_ring_that_left_stay_counted() {
         let (mut p, c) = with_lanes(&[8], WhenFull::DropNewest).unwrap();
-        let (mut rings, _joiner) = Rings::new(c);
+        let (mut rings, joiner) = Rings::new();
+        joiner.join(c);
         for seq in 1..=100 {
             p[0].push(sample(0, seq));
         }

@@ -401,21 +401,26 @@ impl Config {
     pub fn catalog(&self) -> Result<Catalog, CatalogError> {
         let mut c = Catalog::new();
         for m in &self.machines {
-            let mut tags = m.tags.clone();
-            if let (Some(kpi), Some(mk)) = (&self.kpi, &m.kpi) {
-                tags.extend(kpi.tags(mk).into_iter().map(|(f, shift)| TagInfo {
-                    name: f.tag(shift),
-                    unit: f.unit().map(str::to_owned),
-                }));
-            }
-            c.add(MachineInfo {
-                id: m.id.clone(),
-                kind: m.kind.clone(),
-                protocol: m.protocol.name().to_owned(),
-                tags,
-            })?;
+            c.add(self.machine_info(m))?;
         }
         Ok(c)
+    }
+
+    /// The catalog entry of machine `m`: its tags, then its KPI tags.
+    pub fn machine_info(&self, m: &MachineConfig) -> MachineInfo {
+        let mut tags = m.tags.clone();
+        if let (Some(kpi), Some(mk)) = (&self.kpi, &m.kpi) {
+            tags.extend(kpi.tags(mk).into_iter().map(|(f, shift)| TagInfo {
+                name: f.tag(shift),
+                unit: f.unit().map(str::to_owned),
+            }));
+        }
+        MachineInfo {
+            id: m.id.clone(),
+            kind: m.kind.clone(),
+            protocol: m.protocol.name().to_owned(),
+            tags,
+        }
     }
 
     /// The OPC UA driver settings of machine `index`, if it is an OPC UA machine; the password

@@ -3,22 +3,31 @@
 //! Shutdown runs downstream: the drivers stop first (their ring lanes close), the dispatcher
 //! drains what is left in the ring and closes the sinks' inputs, and each sink flushes what it
 //! holds until the deadline. One [`CancellationToken`] starts it all, as in mini-redis.
+//!
+//! Modules:
+//! - [`hall`]: the machines' drivers by unit, started and stopped one by one (live
+//!   reconfiguration changes only what a new file changes).
+//! - [`reporter`]: where drivers report states and poll times, and what passes from a stopped
+//!   driver to the next one of its machine (`seq`).
 
-use crate::config::{Config, ProtocolConfig};
+mod hall;
+pub mod reporter;
+
+use crate::config::Config;
 use crate::dispatch::{self, SinkPort};
 use crate::http::HttpState;
 use crate::kpi::{KpiBoard, KpiEngine};
-use crate::metrics::{Metrics, Reporter};
+use crate::metrics::Metrics;
 use crate::record::{Recorder, Storing};
 use crate::sink::live::{LiveSink, LiveStore};
 use crate::sink::mqtt::MqttError;
 use crate::sink::{Build, Sink, SinkContext, SinkStats, csv, influx, mqtt, sparkplug};
 use crate::status::StatusBoard;
 use crate::tasks::{TaskPanic, Tasks};
-use shopfloor_core::ring::{self, Consumer, Producer, RingError};
-use shopfloor_core::{Catalog, CatalogError, SharedCatalog, StatusReporter};
-use shopfloor_modbus::driver::ModbusMachine;
-use shopfloor_opcua::OpcuaMachine;
+use hall::Hall;
+use reporter::Reporter;
+use shopfloor_core::ring::{self, Consumer, Producer, RingError, Rings};
+use shopfloor_core::{CatalogError, SharedCatalog};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -85,8 +94,8 @@ fn own_certificate(config: &Config) {
 /// A running gateway.
 #[derive(Debug)]
 pub struct Gateway {
-    /// Names behind sample ids.
-    pub catalog: Arc<Catalog>,
+    /// Names behind sample ids, growing as machines are added.
+    pub catalog: Arc<SharedCatalog>,
     /// Machine states.
     pub status: Arc<StatusBoard>,
     /// Counters of each sink, by name.
@@ -97,18 +106,12 @@ pub struct Gateway {
     pub http: Option<std::net::SocketAddr>,
     http_stop: CancellationToken,
     http_task: Tasks,
+    hall: Hall,
+    /// The recorder and the KPI engine: producers that are not machines.
     drivers: Tasks,
     driver_stop: CancellationToken,
     dispatcher: Tasks,
     sink_tasks: Tasks,
-}
-
-/// Samples a machine's lane holds: its share of the ring, and at least two poll cycles (one
-/// being written while the one before is drained), so that a large hall does not multiply the
-/// configured capacity more than it must (the lanes are committed memory, 32 bytes a sample).
-fn lane_capacity(config: &Config, tags: usize) -> usize {
-    let share = config.buffer.capacity / config.machines.len().max(1);
-    share.max(2 * tags).max(64)
 }
 
 /// Every sink the gateway can run from a config section, in start order. Adding a sink is its
@@ -165,16 +168,11 @@ const RECORDER_LANE: &str = "[record]";
 /// The lane of the KPI engine.
 const KPI_LANE: &str = "[kpi]";
 
-/// The ring with a lane per machine (and one for a recorder), and its consumer.
-fn ring_lanes(config: &Config) -> Result<(Lanes, Consumer), StartError> {
-    let mut owners: Vec<(String, usize)> = config
-        .machines
-        .iter()
-        .map(|m| (m.id.clone(), lane_capacity(config, m.tags.len())))
-        .collect();
-    if config.record.is_some() || owners.is_empty() {
-        // A recorder's one lane takes the whole stream of every gateway it records (and a
-        // ring needs a lane).
+/// The ring of the producers that are not machines (a recorder, the KPI engine), if any.
+fn ring_lanes(config: &Config) -> Result<Option<(Lanes, Consumer)>, StartError> {
+    let mut owners: Vec<(String, usize)> = Vec::new();
+    if config.record.is_some() {
+        // A recorder's one lane takes the whole stream of every gateway it records.
         owners.push((RECORDER_LANE.into(), config.buffer.capacity.max(1024)));
     }
     if config.kpi.is_some() {
@@ -182,10 +180,13 @@ fn ring_lanes(config: &Config) -> Result<(Lanes, Consumer), StartError> {
         let tags: usize = config.machines.iter().filter(|m| m.kpi.is_some()).count() * 16;
         owners.push((KPI_LANE.into(), (4 * tags).max(64)));
     }
+    if owners.is_empty() {
+        return Ok(None);
+    }
     let capacities: Vec<usize> = owners.iter().map(|(_, c)| *c).collect();
     let (producers, consumer) = ring::with_lanes(&capacities, config.buffer.when_full)?;
     let lanes = owners.into_iter().map(|(o, _)| o).zip(producers).collect();
-    Ok((lanes, consumer))
+    Ok(Some((lanes, consumer)))
 }
 
 /// What the HTTP server shows and how it is stopped.
@@ -258,81 +259,23 @@ fn start_http(
     Ok(http)
 }
 
-/// Every machine's driver settings, resolved before anything runs (a missing password
-/// variable stops the start).
-enum DriverSettings {
-    Modbus(ModbusMachine),
-    Opcua(OpcuaMachine),
-}
-
-fn driver_settings(config: &Config) -> Result<Vec<(String, DriverSettings)>, StartError> {
-    let mut out = Vec::with_capacity(config.machines.len());
-    for (index, m) in config.machines.iter().enumerate() {
-        let settings = match &m.protocol {
-            ProtocolConfig::Modbus(_) => config.modbus_machine(index).map(DriverSettings::Modbus),
-            ProtocolConfig::Opcua(_) => match config.opcua_machine(index) {
-                Some(ua) => Some(DriverSettings::Opcua(ua?)),
-                None => None,
-            },
-        };
-        if let Some(s) = settings {
-            out.push((m.id.clone(), s));
-        }
-    }
-    if out
-        .iter()
-        .any(|(_, s)| matches!(s, DriverSettings::Opcua(_)))
-    {
-        own_certificate(config);
-    }
-    Ok(out)
-}
-
-/// Starts each OPC UA machine's driver, and each Modbus bus's (its machines' lanes beside it).
-fn start_drivers(
-    settings: Vec<(String, DriverSettings)>,
-    lanes: &mut Lanes,
-    reporter: &Arc<dyn StatusReporter>,
-    stop: &CancellationToken,
-    drivers: &mut Tasks,
-) {
-    let mut modbus = Vec::new();
-    for (id, s) in settings {
-        match s {
-            DriverSettings::Modbus(m) => modbus.push(m),
-            DriverSettings::Opcua(m) => {
-                let Some(lane) = lanes.remove(&id) else {
-                    continue;
-                };
-                let (reporter, stop) = (Arc::clone(reporter), stop.child_token());
-                let name = format!("the driver of machine {id}");
-                drivers.spawn(name, shopfloor_opcua::run(m, lane, reporter, stop));
-            }
-        }
-    }
-    for bus in shopfloor_modbus::bus::buses(modbus) {
-        let lanes: Option<Vec<Producer>> =
-            bus.machines.iter().map(|m| lanes.remove(&m.name)).collect();
-        let Some(lanes) = lanes else {
-            continue;
-        };
-        let (reporter, stop) = (Arc::clone(reporter), stop.child_token());
-        let name = format!("the driver of bus {}", bus.link);
-        drivers.spawn(name, shopfloor_modbus::bus::run(bus, lanes, reporter, stop));
-    }
-}
-
 impl Gateway {
     /// Starts drivers, dispatcher and sinks. Must run inside a tokio runtime.
     pub fn start(config: &Config) -> Result<Gateway, StartError> {
         let catalog = Arc::new(config.catalog()?);
-        let settings = driver_settings(config)?;
-        // What the sinks that can take recorded samples read: it grows as a recorder learns
-        // machines and tags; a gateway's own machines are all in it from the start.
+        // What sinks read names from: it grows as machines are added by a new configuration
+        // or learnt by a recorder.
         let shared = Arc::new(SharedCatalog::from_arc(Arc::clone(&catalog)));
         let status = Arc::new(StatusBoard::new(catalog.len()));
         let metrics = Arc::new(Metrics::new(catalog.len()));
-        let (mut lanes, consumer) = ring_lanes(config)?;
+        let (mut lanes, first) = match ring_lanes(config)? {
+            Some((lanes, consumer)) => (lanes, Some(consumer)),
+            None => (Lanes::new(), None),
+        };
+        let (rings, joiner) = Rings::new();
+        if let Some(c) = first {
+            joiner.join(c);
+        }
         let ctx = SinkContext {
             config,
             catalog: &catalog,
@@ -349,7 +292,6 @@ impl Gateway {
                 "no sink configured: samples are read but go nowhere (add [mqtt], [influx], [csv] or http)"
             );
         }
-        let mut dispatcher = Tasks::new();
         let mut ports = std::mem::take(&mut sinks.ports);
         let kpi = kpi.map(|engine| {
             let (tx, rx) = mpsc::channel(SINK_QUEUE);
@@ -360,15 +302,11 @@ impl Gateway {
             });
             (engine, rx)
         });
+        let mut dispatcher = Tasks::new();
         dispatcher.spawn(
             "the dispatcher",
-            dispatch::run(consumer, ports, Arc::clone(&metrics)),
+            dispatch::run(rings, ports, Arc::clone(&metrics)),
         );
-
-        let reporter: Arc<dyn StatusReporter> = Arc::new(Reporter {
-            board: Arc::clone(&status),
-            metrics: Arc::clone(&metrics),
-        });
         let driver_stop = CancellationToken::new();
         let mut drivers = Tasks::new();
         if let (Some(record), Some(lane)) = (&config.record, lanes.remove(RECORDER_LANE)) {
@@ -390,20 +328,27 @@ impl Gateway {
                 engine.run(input, driver_stop.child_token()),
             );
         }
-        start_drivers(settings, &mut lanes, &reporter, &driver_stop, &mut drivers);
+        let reporter = Arc::new(Reporter {
+            board: Arc::clone(&status),
+            metrics: Arc::clone(&metrics),
+            lineage: reporter::Lineage::default(),
+        });
+        let mut hall = Hall::new(joiner, reporter, Arc::clone(&shared));
+        hall.start(config, &[])?;
         info!(
             machines = config.machines.len(),
             gateway = %config.gateway.name,
             "gateway started"
         );
         Ok(Gateway {
-            catalog,
+            catalog: shared,
             status,
             sinks: sinks.stats,
             metrics,
             http: http.addr,
             http_stop: http.stop,
             http_task: http.task,
+            hall,
             drivers,
             driver_stop,
             dispatcher,
@@ -411,11 +356,28 @@ impl Gateway {
         })
     }
 
+    /// Takes a new configuration that changes only machines (see
+    /// [`crate::reload::in_place`]): the units of machines it removes or changes stop, those
+    /// it adds or changes start, every other keeps running untouched.
+    /// A file whose machines cannot start (a password variable missing) changes nothing.
+    pub async fn apply(
+        &mut self,
+        config: &Config,
+        plan: &crate::reload::Plan,
+    ) -> Result<(), StartError> {
+        hall::check(config)?;
+        self.hall
+            .stop_changed(config, &plan.changed, &plan.removed)
+            .await;
+        self.hall.start(config, &plan.changed)
+    }
+
     /// Waits until a part of the gateway panicked (a bug) and says which. The caller should
     /// then stop the gateway and exit non-zero: a gateway missing a sink or a driver must not
     /// look healthy. Cancel-safe.
     pub async fn failed(&mut self) -> TaskPanic {
         tokio::select! {
+            p = self.hall.panicked() => p,
             p = self.drivers.panicked() => p,
             p = self.dispatcher.panicked() => p,
             p = self.sink_tasks.panicked() => p,
@@ -428,7 +390,8 @@ impl Gateway {
     pub async fn stop(mut self) {
         let deadline = Instant::now() + SHUTDOWN_BUDGET;
         self.driver_stop.cancel();
-        let mut panics = self.drivers.join_all().await;
+        let mut panics = self.hall.stop().await;
+        panics.extend(self.drivers.join_all().await);
         match tokio::time::timeout_at(deadline, self.dispatcher.join_all()).await {
             Ok(p) => panics.extend(p),
             Err(_) => warn!("the ring was not drained in time"),

@@ -1,0 +1,180 @@
+//! A reload that changes only machines is applied as the difference: a machine added starts
+//! with `seq` 1, a machine removed goes offline with the contract's error and leaves
+//! `/api/machines`, and an untouched machine does not notice: the same connection (the device
+//! counts them), no status message, `seq` without a gap. A machine given a new tag restarts and
+//! continues the `seq` of the tag it kept; the new tag starts at 1.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use shopfloor_core::Value;
+use shopfloor_modbus::{Area, DataType, WordOrder};
+use shopfloor_tests::device::{Behaviour, Device, Memory};
+use shopfloor_tests::gateway::GatewayProcess;
+use shopfloor_tests::mosquitto::Mosquitto;
+use shopfloor_tests::subscriber::{Msg, Subscriber};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+async fn device() -> Device {
+    let mut m = Memory::default();
+    for address in [0, 1] {
+        m.put(
+            Area::Holding,
+            address,
+            DataType::U16,
+            WordOrder::ABCD,
+            Value::U64(7),
+        );
+    }
+    Device::start(m, Behaviour::Healthy, 0).await
+}
+
+fn tag(name: &str, address: u16) -> String {
+    format!(
+        "\n  [[machine.tag]]\n  name = \"{name}\"\n  area = \"holding\"\n  address = {address}\n  type = \"u16\"\n"
+    )
+}
+
+fn machine(id: &str, device: &Device, tags: &str) -> String {
+    format!(
+        "\n[[machine]]\nid = \"{id}\"\nprotocol = \"modbus-tcp\"\naddress = \"{}\"\npoll_interval = \"100ms\"\n{tags}",
+        device.addr
+    )
+}
+
+fn config(broker: &Mosquitto, http: u16, machines: &[String]) -> String {
+    format!(
+        "[gateway]\nname = \"hall\"\nhttp = \"127.0.0.1:{http}\"\n\n[mqtt]\nurl = \"{}\"\ntopic_prefix = \"hall\"\n{}",
+        broker.url(),
+        machines.concat()
+    )
+}
+
+/// The `seq`s of `topic`, in order of arrival.
+fn seqs(log: &[Msg], topic: &str) -> Vec<u64> {
+    log.iter()
+        .filter(|m| m.topic == topic)
+        .filter_map(|m| m.json()["seq"].as_u64())
+        .collect()
+}
+
+fn assert_no_gap(log: &[Msg], topic: &str) {
+    let s = seqs(log, topic);
+    assert!(s.len() > 5, "too few samples of {topic}: {s:?}");
+    for w in s.windows(2) {
+        assert_eq!(w[1], w[0] + 1, "{topic}: seq {} after {}", w[1], w[0]);
+    }
+}
+
+fn statuses(log: &[Msg], machine: &str) -> Vec<serde_json::Value> {
+    let topic = format!("hall/{machine}/_status");
+    log.iter()
+        .filter(|m| m.topic == topic)
+        .map(Msg::json)
+        .collect()
+}
+
+fn listed(http: u16) -> Vec<String> {
+    let addr = format!("127.0.0.1:{http}").parse().unwrap();
+    let body = shopfloor_tests::http::get(addr, "/api/machines", None).body;
+    let list: serde_json::Value = serde_json::from_str(&body).unwrap();
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_touches_only_the_machines_it_changes() {
+    let broker = Mosquitto::start();
+    let (a, b, c) = (device().await, device().await, device().await);
+    let http = shopfloor_tests::free_port();
+    let mut sub = Subscriber::start(broker.port, "hall/+/+").await;
+    let speed = tag("speed", 0);
+    let gw = GatewayProcess::start(&config(
+        &broker,
+        http,
+        &[machine("a", &a, &speed), machine("b", &b, &speed)],
+    ));
+    let mut log = Vec::new();
+    sub.collect_until(&mut log, WAIT, "samples of a and b", |l| {
+        seqs(l, "hall/a/speed").len() >= 5 && !seqs(l, "hall/b/speed").is_empty()
+    })
+    .await;
+    let connections = a.connections.load(Ordering::SeqCst);
+    let a_statuses = statuses(&log, "a").len();
+
+    // b removed, c added, a left alone.
+    gw.rewrite(&config(
+        &broker,
+        http,
+        &[machine("a", &a, &speed), machine("c", &c, &speed)],
+    ));
+    gw.hangup();
+    gw.expect_events("config_reloaded", 1, WAIT);
+    assert!(
+        gw.log()
+            .contains("config reloaded: added c; removed b; 1 unchanged"),
+        "{}",
+        gw.log()
+    );
+    sub.collect_until(&mut log, WAIT, "c's samples and b's goodbye", |l| {
+        seqs(l, "hall/c/speed").len() >= 5
+            && statuses(l, "b")
+                .last()
+                .is_some_and(|s| s["state"] == "offline")
+    })
+    .await;
+    assert_eq!(
+        seqs(&log, "hall/c/speed")[0],
+        1,
+        "an added machine starts at 1"
+    );
+    let goodbye = statuses(&log, "b").pop().unwrap();
+    assert_eq!(goodbye["error"], "removed from the configuration");
+    let b_last = log.iter().rposition(|m| m.topic == "hall/b/speed").unwrap();
+    let b_bye = log
+        .iter()
+        .rposition(|m| m.topic == "hall/b/_status")
+        .unwrap();
+    assert!(b_last < b_bye, "b's offline follows its last sample");
+    assert_eq!(listed(http), vec!["a", "c"]);
+    assert_eq!(
+        a.connections.load(Ordering::SeqCst),
+        connections,
+        "a reconnected"
+    );
+    assert_eq!(
+        statuses(&log, "a").len(),
+        a_statuses,
+        "a status message for a"
+    );
+    assert_no_gap(&log, "hall/a/speed");
+
+    // a gained a tag: it restarts, speed goes on, temp starts at 1; c is left alone.
+    let c_connections = c.connections.load(Ordering::SeqCst);
+    let both = format!("{speed}{}", tag("temp", 1));
+    gw.rewrite(&config(
+        &broker,
+        http,
+        &[machine("a", &a, &both), machine("c", &c, &speed)],
+    ));
+    gw.hangup();
+    gw.expect_events("config_reloaded", 2, WAIT);
+    assert!(
+        gw.log().contains("config reloaded: changed a; 1 unchanged"),
+        "{}",
+        gw.log()
+    );
+    sub.collect_until(&mut log, WAIT, "a's new tag", |l| {
+        seqs(l, "hall/a/temp").len() >= 5
+    })
+    .await;
+    assert_eq!(seqs(&log, "hall/a/temp")[0], 1, "a new tag starts at 1");
+    assert_no_gap(&log, "hall/a/speed");
+    assert_no_gap(&log, "hall/c/speed");
+    assert_eq!(c.connections.load(Ordering::SeqCst), c_connections);
+    assert_eq!(listed(http), vec!["a", "c"]);
+}

@@ -11,6 +11,12 @@
 //!   first use) on the same broker: distinct samples delivered (by topic and `seq`, duplicates
 //!   apart) and CPU per sample of each.
 //!
+//! - reloads (`benches/reload.rs`): 100 devices × 100 tags every 500 ms and a SIGHUP every
+//!   10 s that adds a machine and removes the one added before: what the untouched machines
+//!   notice (missed polls, `seq` breaks, reconnects, the longest gap) and the time to the first
+//!   sample of the machine added, applied in place and, in the same run, by a restart of the
+//!   gateway.
+//!
 //! Devices and subscriber run in this process; broker and gateway are their own processes;
 //! everything shares the machine's two cores.
 
@@ -216,6 +222,12 @@ fn main() {
         return;
     }
     let rt = device_runtime();
+    // `cargo bench --bench end_to_end -- reload` runs the reload jobs alone.
+    let only_reload = std::env::args().any(|a| a == "reload");
+    if only_reload {
+        reloads(&rt);
+        return;
+    }
 
     println!(
         "end_to_end: 100 devices × 1,000 tags every 500 ms, every value changing = 200,000 samples/s offered"
@@ -229,6 +241,8 @@ fn main() {
         spb.bytes_per / json.bytes_per.max(1e-9),
         spb.cpu_per_us / json.cpu_per_us.max(1e-9)
     );
+
+    reloads(&rt);
 
     // ---- tag layout, QoS 1, the Node-RED job: with mosquitto as installed, then with
     // TCP_NODELAY, where the broker sends every PUBACK on its own; each time the gateway and
@@ -252,6 +266,15 @@ fn main() {
             theirs.cpu_per_us / ours.cpu_per_us.max(1e-9)
         );
     }
+}
+
+/// The reload jobs, applied in place and then by a restart of the gateway.
+fn reloads(rt: &tokio::runtime::Runtime) {
+    println!(
+        "end_to_end, reloads: 100 devices × 100 tags every 500 ms, a machine added and one removed every 10 s"
+    );
+    shopfloor_benches::reload::job(rt, false).print("applied in place");
+    shopfloor_benches::reload::job(rt, true).print("applied by a restart of the gateway");
 }
 
 /// Who does the tag-layout job.

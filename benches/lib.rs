@@ -9,9 +9,11 @@
 //!   recorder.
 //!
 //! This library holds what the process-level benchmarks share: CPU time read from `/proc`, and
-//! the simulated devices they poll; and [`node_red`], the Node-RED peer of `end_to_end`.
+//! the simulated devices they poll; [`node_red`], the Node-RED peer of `end_to_end`; and
+//! [`reload`], its job of machines added and removed by a reload every 10 s.
 
 pub mod node_red;
+pub mod reload;
 
 use shopfloor_modbus::{Area, DataType, WordOrder};
 use shopfloor_tests::device::{Behaviour, Device, Memory};

@@ -32,6 +32,8 @@ async function getJson(path) {
 const model = {
   machines: new Map(),
   order: [],
+  /** The machines and their tag names as last built: a reload may change either. */
+  shape: "",
   dirty: new Set(),
   structureChanged: true,
   windowMin: 5,
@@ -76,10 +78,12 @@ function applySnapshot(list) {
     model.structureChanged = true;
   }
   const ids = list.map((j) => j.id);
-  if (ids.join("\n") !== model.order.join("\n")) {
+  const shape = list.map((j) => `${j.id}:${j.tags.map((tg) => tg.name).join(",")}`).join("\n");
+  if (shape !== model.shape) {
     model.machines.clear();
     for (const j of list) model.machines.set(j.id, machineFrom(j));
     model.order = ids;
+    model.shape = shape;
     model.structureChanged = true;
     return true;
   }

@@ -236,7 +236,7 @@ timeout = "300ms"
 /// A machine added to the config of a running gateway (SIGHUP) appears on an open page,
 /// without a reload of the page.
 #[test]
-fn a_machine_added_by_a_reload_appears_on_the_open_page() {
+fn a_machine_added_or_removed_by_a_reload_shows_on_the_open_page() {
     let (port_a, port_b) = (free_port(), free_port());
     let http = format!("127.0.0.1:{}", free_port());
     let machine = |id: &str, port: u16| {
@@ -273,4 +273,10 @@ fn a_machine_added_by_a_reload_appears_on_the_open_page() {
         sim.log()
     );
     browser.screenshot(&artifact("dashboard-after-reload.png"));
+    // cnc-a leaves the hall: its card goes, the page stays.
+    gw.rewrite(&config(&machine("cnc-b", port_b)));
+    gw.hangup();
+    gw.expect_events("config_reloaded", 2, Duration::from_secs(20));
+    let left = browser.wait_for(&cards(1), Duration::from_secs(30));
+    assert_eq!(left, Some(serde_json::json!(["cnc-b"])), "{}", gw.log());
 }

@@ -178,3 +178,51 @@ async fn a_reload_touches_only_the_machines_it_changes() {
     assert_eq!(c.connections.load(Ordering::SeqCst), c_connections);
     assert_eq!(listed(http), vec!["a", "c"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_mqtt_section_moves_to_the_new_broker_with_nothing_lost_between() {
+    let (old, new) = (Mosquitto::start(), Mosquitto::start());
+    let a = device().await;
+    let http = shopfloor_tests::free_port();
+    let mut on_old = Subscriber::start(old.port, "hall/a/speed").await;
+    let mut on_new = Subscriber::start(new.port, "hall/a/speed").await;
+    let speed = tag("speed", 0);
+    let gw = GatewayProcess::start(&config(&old, http, &[machine("a", &a, &speed)]));
+    let mut before = Vec::new();
+    on_old
+        .collect_until(&mut before, WAIT, "samples on the old broker", |l| {
+            l.len() >= 10
+        })
+        .await;
+    gw.rewrite(&config(&new, http, &[machine("a", &a, &speed)]));
+    gw.hangup();
+    gw.expect_events("config_reloaded", 1, WAIT);
+    assert!(
+        gw.log()
+            .contains("config reloaded: 1 unchanged; sections [mqtt]"),
+        "{}",
+        gw.log()
+    );
+    let mut after = Vec::new();
+    on_new
+        .collect_until(&mut after, WAIT, "samples on the new broker", |l| {
+            l.len() >= 10
+        })
+        .await;
+    // The old sink delivered what it held before it left.
+    before.extend(on_old.collect_for(Duration::from_millis(500)).await);
+    let (b, n) = (seqs(&before, "hall/a/speed"), seqs(&after, "hall/a/speed"));
+    let last_old = *b.last().unwrap();
+    assert_eq!(
+        n[0],
+        last_old + 1,
+        "the new broker starts where the old one ended"
+    );
+    assert_no_gap(&before, "hall/a/speed");
+    assert_no_gap(&after, "hall/a/speed");
+    assert_eq!(
+        a.connections.load(Ordering::SeqCst),
+        1,
+        "the machine was not touched"
+    );
+}

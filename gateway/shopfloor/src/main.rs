@@ -147,7 +147,7 @@ async fn reload(mut gateway: Gateway, running: &mut Config) -> anyhow::Result<Ga
         return Ok(gateway);
     }
     if in_place(running, &new, &p) {
-        return match gateway.apply(&new, &p).await {
+        return match gateway.apply(running, &new, &p).await {
             Ok(()) => {
                 RELOADS.applied.fetch_add(1, Relaxed);
                 tracing::info!(
@@ -159,12 +159,13 @@ async fn reload(mut gateway: Gateway, running: &mut Config) -> anyhow::Result<Ga
                 Ok(gateway)
             }
             Err(e) => {
-                // The units of removed and changed machines have stopped; the rest runs.
+                // What could start runs on the new file; a sink that could not runs on
+                // its section before.
                 RELOADS.not_started.fetch_add(1, Relaxed);
                 tracing::error!(
                     event = "config_not_started",
                     error = %e,
-                    "the new config could not start its machines"
+                    "the new config could not start in full"
                 );
                 Ok(gateway)
             }

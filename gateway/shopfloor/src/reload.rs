@@ -65,8 +65,9 @@ impl Plan {
 }
 
 /// True when `plan` (from `old` to `new`) can be applied to the running gateway as it is: it
-/// changes machines only, none of them with KPIs (the KPI engine knows its machines from the
-/// start), and there is no Sparkplug node (its births list the machines it starts with).
+/// changes machines, none of them with KPIs (the KPI engine knows its machines from the
+/// start), and sections whose sink restarts on its own (`[mqtt]`, `[csv]`, `[influx]`, in
+/// both files), and there is no Sparkplug node (its births list the machines it starts with).
 pub fn in_place(old: &Config, new: &Config, plan: &Plan) -> bool {
     let touched = |c: &Config| {
         c.machines.iter().any(|m| {
@@ -76,11 +77,26 @@ pub fn in_place(old: &Config, new: &Config, plan: &Plan) -> bool {
                     || plan.changed.contains(&m.id))
         })
     };
-    plan.sections.is_empty()
+    let restartable = |section: &&str| {
+        crate::runtime::sinks::RESTARTABLE.contains(section)
+            && present(old, section)
+            && present(new, section)
+    };
+    plan.sections.iter().all(restartable)
         && plan.restart_needed.is_empty()
         && new.sparkplug.is_none()
         && !touched(old)
         && !touched(new)
+}
+
+/// Whether `config` has `section` (one of the sinks' sections).
+fn present(config: &Config, section: &str) -> bool {
+    match section {
+        "[mqtt]" => config.mqtt.is_some(),
+        "[csv]" => config.csv.is_some(),
+        "[influx]" => config.influx.is_some(),
+        _ => false,
+    }
 }
 
 /// The difference between the running file and a new one.
@@ -340,6 +356,40 @@ address = "127.0.0.1:5021"
 
     fn config(text: &str) -> Config {
         Config::parse(Path::new("gateway.toml"), text).unwrap()
+    }
+
+    #[test]
+    fn what_applies_in_place_and_what_restarts_the_gateway() {
+        let old = config(BASE);
+        let cases: [(&str, String, bool); 6] = [
+            ("a machine removed", BASE.replace("id = \"b\"", "id = \"c\""), true),
+            ("another broker", BASE.replace("1883", "1884"), true),
+            (
+                "a CSV sink added",
+                BASE.replace("[[machine]]\nid = \"a\"", "[csv]\ndir = \"x\"\n\n[[machine]]\nid = \"a\""),
+                false,
+            ),
+            (
+                "the HTTP server",
+                BASE.replace("name = \"hall\"", "name = \"hall\"\nhttp = \"127.0.0.1:0\""),
+                false,
+            ),
+            (
+                "a Sparkplug node",
+                BASE.replace(
+                    "[[machine]]\nid = \"a\"",
+                    "[sparkplug]\nurl = \"mqtt://127.0.0.1:1883\"\ngroup_id = \"g\"\n\n[[machine]]\nid = \"a\"",
+                ),
+                false,
+            ),
+            ("another name", BASE.replace("name = \"hall\"", "name = \"h2\""), false),
+        ];
+        for (what, text, expected) in cases {
+            let new = config(&text);
+            let p = plan(&old, &new);
+            assert!(!p.is_empty(), "{what}: the file changed nothing");
+            assert_eq!(in_place(&old, &new, &p), expected, "{what}: {p:?}");
+        }
     }
 
     #[test]

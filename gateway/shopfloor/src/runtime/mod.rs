@@ -7,27 +7,31 @@
 //! Modules:
 //! - [`hall`]: the machines' drivers by unit, started and stopped one by one (live
 //!   reconfiguration changes only what a new file changes).
+//! - [`sinks`]: the sinks by config section, each restarted on its own when a reload changes
+//!   its section.
 //! - [`reporter`]: where drivers report states and poll times, and what passes from a stopped
 //!   driver to the next one of its machine (`seq`).
 
 mod hall;
 pub mod reporter;
+pub mod sinks;
 
 use crate::config::Config;
-use crate::dispatch::{self, SinkPort};
+use crate::dispatch::{self, Control, SinkPort};
 use crate::http::HttpState;
 use crate::kpi::{KpiBoard, KpiEngine};
 use crate::metrics::Metrics;
-use crate::record::{Recorder, Storing};
+use crate::record::Recorder;
 use crate::sink::live::{LiveSink, LiveStore};
 use crate::sink::mqtt::MqttError;
-use crate::sink::{Build, Sink, SinkContext, SinkStats, csv, influx, mqtt, sparkplug};
+use crate::sink::{SinkContext, SinkStats};
 use crate::status::StatusBoard;
 use crate::tasks::{TaskPanic, Tasks};
 use hall::Hall;
 use reporter::Reporter;
 use shopfloor_core::ring::{self, Consumer, Producer, RingError, Rings};
 use shopfloor_core::{CatalogError, SharedCatalog};
+use sinks::Sinks;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -111,53 +115,9 @@ pub struct Gateway {
     drivers: Tasks,
     driver_stop: CancellationToken,
     dispatcher: Tasks,
-    sink_tasks: Tasks,
-}
-
-/// Every sink the gateway can run from a config section, in start order. Adding a sink is its
-/// folder under `sink/`, its config section and one line here. (The live store is the HTTP
-/// server's, started with it.)
-const SINKS: [Build; 4] = [mqtt::build, sparkplug::build, csv::build, influx::build];
-
-/// The sinks started so far: their tasks, the dispatcher's ports and their counters.
-#[derive(Debug, Default)]
-struct Sinks {
-    ports: Vec<SinkPort>,
-    stats: Vec<(&'static str, Arc<SinkStats>)>,
-    tasks: Tasks,
-    /// What a recorder waits for before it acknowledges: the sinks of the table.
-    storing: Storing,
-}
-
-impl Sinks {
-    /// Builds every sink of the table whose section is in the config.
-    fn from_table(ctx: &SinkContext<'_>) -> Result<Sinks, StartError> {
-        let mut sinks = Sinks::default();
-        for build in SINKS {
-            let stats = Arc::new(SinkStats::with_progress(&sinks.storing.progress));
-            if let Some(sink) = build(ctx, Arc::clone(&stats))? {
-                sinks.storing.sinks.push(Arc::clone(&stats));
-                sinks.start(sink, stats);
-            }
-        }
-        Ok(sinks)
-    }
-
-    /// Starts `sink` as its own task, fed by a port of the dispatcher.
-    fn start(&mut self, sink: Box<dyn Sink>, stats: Arc<SinkStats>) {
-        let name = sink.name();
-        let (tx, rx) = mpsc::channel(SINK_QUEUE);
-        self.tasks.spawn(
-            format!("the {name} sink"),
-            sink.run(rx, SHUTDOWN_BUDGET - Duration::from_secs(1)),
-        );
-        self.ports.push(SinkPort {
-            name,
-            tx,
-            stats: Arc::clone(&stats),
-        });
-        self.stats.push((name, stats));
-    }
+    /// Sink swaps for the dispatcher.
+    control: mpsc::UnboundedSender<Control>,
+    sinks_running: Sinks,
 }
 
 /// The ring's lanes by owner: a machine's id, or [`RECORDER_LANE`].
@@ -303,9 +263,10 @@ impl Gateway {
             (engine, rx)
         });
         let mut dispatcher = Tasks::new();
+        let (control, controlled) = mpsc::unbounded_channel();
         dispatcher.spawn(
             "the dispatcher",
-            dispatch::run(rings, ports, Arc::clone(&metrics)),
+            dispatch::run(rings, ports, Arc::clone(&metrics), controlled),
         );
         let driver_stop = CancellationToken::new();
         let mut drivers = Tasks::new();
@@ -343,7 +304,7 @@ impl Gateway {
         Ok(Gateway {
             catalog: shared,
             status,
-            sinks: sinks.stats,
+            sinks: sinks.stats.clone(),
             metrics,
             http: http.addr,
             http_stop: http.stop,
@@ -352,16 +313,18 @@ impl Gateway {
             drivers,
             driver_stop,
             dispatcher,
-            sink_tasks: sinks.tasks,
+            control,
+            sinks_running: sinks,
         })
     }
 
-    /// Takes a new configuration that changes only machines (see
-    /// [`crate::reload::in_place`]): the units of machines it removes or changes stop, those
-    /// it adds or changes start, every other keeps running untouched.
+    /// Takes a new configuration that [`crate::reload::in_place`] allows: the units of
+    /// machines it removes or changes stop, those it adds or changes start, every other keeps
+    /// running untouched; then each sink whose section changed restarts on its own.
     /// A file whose machines cannot start (a password variable missing) changes nothing.
     pub async fn apply(
         &mut self,
+        old: &Config,
         config: &Config,
         plan: &crate::reload::Plan,
     ) -> Result<(), StartError> {
@@ -369,7 +332,13 @@ impl Gateway {
         self.hall
             .stop_changed(config, &plan.changed, &plan.removed)
             .await;
-        self.hall.start(config, &plan.changed)
+        self.hall.start(config, &plan.changed)?;
+        for section in &plan.sections {
+            self.sinks_running
+                .restart(section, (old, config), &self.catalog, &self.control)
+                .await?;
+        }
+        Ok(())
     }
 
     /// Waits until a part of the gateway panicked (a bug) and says which. The caller should
@@ -380,7 +349,7 @@ impl Gateway {
             p = self.hall.panicked() => p,
             p = self.drivers.panicked() => p,
             p = self.dispatcher.panicked() => p,
-            p = self.sink_tasks.panicked() => p,
+            p = self.sinks_running.tasks.panicked() => p,
             p = self.http_task.panicked() => p,
         }
     }
@@ -396,11 +365,11 @@ impl Gateway {
             Ok(p) => panics.extend(p),
             Err(_) => warn!("the ring was not drained in time"),
         }
-        match tokio::time::timeout_at(deadline, self.sink_tasks.join_all()).await {
+        match tokio::time::timeout_at(deadline, self.sinks_running.tasks.join_all()).await {
             Ok(p) => panics.extend(p),
             Err(_) => {
                 warn!("sinks did not finish flushing in time");
-                self.sink_tasks.abort_all();
+                self.sinks_running.tasks.abort_all();
             }
         }
         self.http_stop.cancel();

@@ -1,0 +1,155 @@
+//! The sinks of a gateway: built from the table of config sections, each its own task fed by a
+//! port of the dispatcher, and restarted one by one when a reload changes its section.
+
+use super::{SHUTDOWN_BUDGET, SINK_QUEUE, StartError};
+use crate::config::Config;
+use crate::dispatch::{Control, SinkPort};
+use crate::record::Storing;
+use crate::sink::{Build, Sink, SinkContext, SinkStats, csv, influx, mqtt, sparkplug};
+use crate::tasks::Tasks;
+use shopfloor_core::SharedCatalog;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{info, warn};
+
+/// Every sink the gateway can run, by the config section it is built from, in start order.
+/// Adding a sink is its folder under `sink/`, its config section and one line here. (The live
+/// store is the HTTP server's, started with it.)
+pub(super) const SINKS: [(&str, Build); 4] = [
+    ("[mqtt]", mqtt::build),
+    ("[sparkplug]", sparkplug::build),
+    ("[csv]", csv::build),
+    ("[influx]", influx::build),
+];
+
+/// Sections whose sink a reload restarts on its own when they change (present before and
+/// after); any other change of a section restarts the gateway.
+pub const RESTARTABLE: [&str; 3] = ["[mqtt]", "[csv]", "[influx]"];
+
+/// A sink of the table as it runs.
+#[derive(Debug)]
+struct Running {
+    name: &'static str,
+    stats: Arc<SinkStats>,
+    done: oneshot::Receiver<()>,
+}
+
+/// The sinks started so far: their tasks, the dispatcher's ports and their counters.
+#[derive(Debug, Default)]
+pub(super) struct Sinks {
+    /// Handed to the dispatcher when it starts.
+    pub ports: Vec<SinkPort>,
+    /// Counters by sink name, for `/metrics` and `/health`.
+    pub stats: Vec<(&'static str, Arc<SinkStats>)>,
+    pub tasks: Tasks,
+    /// What a recorder waits for before it acknowledges: the sinks of the table.
+    pub storing: Storing,
+    by_section: HashMap<&'static str, Running>,
+}
+
+impl Sinks {
+    /// Builds every sink of the table whose section is in the config.
+    pub fn from_table(ctx: &SinkContext<'_>) -> Result<Sinks, StartError> {
+        let mut sinks = Sinks::default();
+        for (section, build) in SINKS {
+            let stats = Arc::new(SinkStats::with_progress(&sinks.storing.progress));
+            if let Some(sink) = build(ctx, Arc::clone(&stats))? {
+                sinks.storing.sinks.push(Arc::clone(&stats));
+                let name = sink.name();
+                let (port, done) = sinks.spawn(sink, Arc::clone(&stats));
+                sinks.ports.push(port);
+                sinks.stats.push((name, Arc::clone(&stats)));
+                sinks
+                    .by_section
+                    .insert(section, Running { name, stats, done });
+            }
+        }
+        Ok(sinks)
+    }
+
+    /// Starts `sink` (one outside the table: the live store) fed by a port of the dispatcher.
+    pub fn start(&mut self, sink: Box<dyn Sink>, stats: Arc<SinkStats>) {
+        let name = sink.name();
+        let (port, _done) = self.spawn(sink, Arc::clone(&stats));
+        self.ports.push(port);
+        self.stats.push((name, stats));
+    }
+
+    /// Runs `sink` as its own task; its port, and word of its end.
+    fn spawn(
+        &mut self,
+        sink: Box<dyn Sink>,
+        stats: Arc<SinkStats>,
+    ) -> (SinkPort, oneshot::Receiver<()>) {
+        let name = sink.name();
+        let (tx, rx) = mpsc::channel(SINK_QUEUE);
+        let (ended, done) = oneshot::channel();
+        let run = sink.run(rx, SHUTDOWN_BUDGET - Duration::from_secs(1));
+        self.tasks.spawn(format!("the {name} sink"), async move {
+            run.await;
+            let _ = ended.send(());
+        });
+        (SinkPort { name, tx, stats }, done)
+    }
+
+    /// Restarts the sink of `section` on `new`, after the running one has delivered or spooled
+    /// what it holds; the batches read meanwhile wait in the dispatcher. When the new section
+    /// cannot start, the sink starts again on `old` and the error is returned.
+    pub async fn restart(
+        &mut self,
+        section: &str,
+        configs: (&Config, &Config),
+        catalog: &Arc<SharedCatalog>,
+        dispatcher: &mpsc::UnboundedSender<Control>,
+    ) -> Result<(), StartError> {
+        let Some((key, build)) = SINKS.into_iter().find(|(s, _)| *s == section) else {
+            return Ok(());
+        };
+        let Some(running) = self.by_section.remove(key) else {
+            return Ok(());
+        };
+        let _ = dispatcher.send(Control::Hold(running.name));
+        if tokio::time::timeout(SHUTDOWN_BUDGET, running.done)
+            .await
+            .is_err()
+        {
+            warn!(
+                sink = running.name,
+                "the sink did not finish in time; starting anew"
+            );
+        }
+        let (old, new) = configs;
+        let snapshot = catalog.load();
+        let made = |config| {
+            let ctx = SinkContext {
+                config,
+                catalog: &snapshot,
+                shared: catalog,
+            };
+            build(&ctx, Arc::clone(&running.stats))
+        };
+        let (sink, outcome) = match made(new) {
+            Ok(s) => (s, Ok(())),
+            Err(e) => (made(old).ok().flatten(), Err(e)),
+        };
+        let Some(sink) = sink else {
+            return outcome;
+        };
+        let (port, done) = self.spawn(sink, Arc::clone(&running.stats));
+        let _ = dispatcher.send(Control::Resume(port));
+        if outcome.is_ok() {
+            info!(sink = running.name, "sink restarted on its new section");
+        }
+        self.by_section.insert(
+            key,
+            Running {
+                name: running.name,
+                stats: running.stats,
+                done,
+            },
+        );
+        outcome
+    }
+}

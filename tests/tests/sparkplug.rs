@@ -516,3 +516,59 @@ async fn a_lost_broker_hands_over_to_the_next_of_urls() {
         }
     }
 }
+
+/// A reload that removes a machine and adds another: the host sees a DDEATH of the one and a
+/// DBIRTH of the other in the same session (no NDEATH, no new NBIRTH), and the machine left
+/// alone keeps sending DDATA with `seq` continuous.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_adds_and_removes_devices_in_the_same_session() {
+    let broker = Mosquitto::start();
+    let press_device = moving().await;
+    let healthy = || {
+        shopfloor_tests::device::Device::start(
+            speed_and_temp(1500),
+            shopfloor_tests::device::Behaviour::Healthy,
+            0,
+        )
+    };
+    let (plain, guest) = (healthy().await, healthy().await);
+    let host = SparkplugPeer::host(broker.port, HostOptions::default());
+    let press = press(&press_device.addr.to_string());
+    let before = format!(
+        "{press}{}",
+        speed_and_temp_machine("plain", &plain.addr.to_string(), 50, 300)
+    );
+    let gw = GatewayProcess::start(&config(&broker.url(), &before));
+    // plain's values never change: after its birth, no DDATA of it.
+    host.wait(WAIT, "both machines born, press's DDATA", |l| {
+        count(l, "DBIRTH", "plain") == 1 && count(l, "DDATA", "press") >= 5
+    });
+    let after = format!(
+        "{press}{}",
+        speed_and_temp_machine("guest", &guest.addr.to_string(), 50, 300)
+    );
+    gw.rewrite(&config(&broker.url(), &after));
+    gw.hangup();
+    gw.expect_event("config_reloaded", WAIT);
+    assert!(
+        gw.log()
+            .contains("config reloaded: added guest; removed plain; 1 unchanged"),
+        "{}",
+        gw.log()
+    );
+    let log = host.wait(WAIT, "the guest born, plain dead, press going on", |l| {
+        let Some(born) = l
+            .iter()
+            .position(|m| kind(m) == "DBIRTH" && device(m) == "guest")
+        else {
+            return false;
+        };
+        count(l, "DDEATH", "plain") == 1 && count(&l[born..], "DDATA", "press") >= 10
+    });
+    let sessions = log.iter().filter(|m| kind(m) == "NBIRTH").count();
+    assert_eq!(sessions, 1, "a new session: {log:#?}");
+    assert!(!log.iter().any(|m| kind(m) == "NDEATH"), "an NDEATH");
+    assert_eq!(count(&log, "DBIRTH", "press"), 1, "press born again");
+    assert_seq_continuous(&log);
+    assert_births_first(&log);
+}

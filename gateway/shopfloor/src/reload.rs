@@ -66,8 +66,8 @@ impl Plan {
 
 /// True when `plan` (from `old` to `new`) can be applied to the running gateway as it is: it
 /// changes machines, none of them with KPIs (the KPI engine knows its machines from the
-/// start), and sections whose sink restarts on its own (`[mqtt]`, `[csv]`, `[influx]`, in
-/// both files), and there is no Sparkplug node (its births list the machines it starts with).
+/// start), and sections whose sink restarts on its own (`[mqtt]`, `[sparkplug]`, `[csv]`,
+/// `[influx]`, in both files).
 pub fn in_place(old: &Config, new: &Config, plan: &Plan) -> bool {
     let touched = |c: &Config| {
         c.machines.iter().any(|m| {
@@ -84,7 +84,6 @@ pub fn in_place(old: &Config, new: &Config, plan: &Plan) -> bool {
     };
     plan.sections.iter().all(restartable)
         && plan.restart_needed.is_empty()
-        && new.sparkplug.is_none()
         && !touched(old)
         && !touched(new)
 }
@@ -93,6 +92,7 @@ pub fn in_place(old: &Config, new: &Config, plan: &Plan) -> bool {
 fn present(config: &Config, section: &str) -> bool {
     match section {
         "[mqtt]" => config.mqtt.is_some(),
+        "[sparkplug]" => config.sparkplug.is_some(),
         "[csv]" => config.csv.is_some(),
         "[influx]" => config.influx.is_some(),
         _ => false,

@@ -94,6 +94,41 @@ struct DeviceState {
     online: bool,
     /// A DBIRTH went out in this session and no DDEATH since.
     born: bool,
+    /// Superseded by a device of the same id added later, or never a device (an index the
+    /// node was not given): takes no more samples.
+    retired: bool,
+}
+
+impl DeviceState {
+    fn new(d: DeviceSpec) -> DeviceState {
+        DeviceState {
+            id: d.id,
+            metrics: d
+                .metrics
+                .into_iter()
+                .map(|spec| MetricState {
+                    datatype: spec.datatype,
+                    spec,
+                    last: None,
+                    in_build: 0,
+                })
+                .collect(),
+            online: false,
+            born: false,
+            retired: false,
+        }
+    }
+
+    /// The place of a machine index the node has no device for.
+    fn vacant() -> DeviceState {
+        DeviceState {
+            id: String::new(),
+            metrics: Vec::new(),
+            online: false,
+            born: false,
+            retired: true,
+        }
+    }
 }
 
 /// The edge node: feed it what happens, publish what it returns, in order.
@@ -115,25 +150,7 @@ pub struct Node {
 impl Node {
     /// A node that has not connected yet, every device offline.
     pub fn new(spec: NodeSpec) -> Node {
-        let devices = spec
-            .devices
-            .into_iter()
-            .map(|d| DeviceState {
-                id: d.id,
-                metrics: d
-                    .metrics
-                    .into_iter()
-                    .map(|spec| MetricState {
-                        datatype: spec.datatype,
-                        spec,
-                        last: None,
-                        in_build: 0,
-                    })
-                    .collect(),
-                online: false,
-                born: false,
-            })
-            .collect();
+        let devices = spec.devices.into_iter().map(DeviceState::new).collect();
         Node {
             group: spec.group,
             edge_node: spec.edge_node,
@@ -250,6 +267,35 @@ impl Node {
         }
     }
 
+    /// Machine indexes the node knows a place for (devices of its spec and added since).
+    pub fn device_count(&self) -> usize {
+        self.devices.len()
+    }
+
+    /// Adds machine `index` as a device, for a machine added while the node runs; it is born
+    /// with its first reading after its `online` status. A device of the same id known before
+    /// (the machine before its settings changed) is superseded: its DDEATH goes out now if it
+    /// was born, and it takes no more samples.
+    pub fn add_device(
+        &mut self,
+        index: usize,
+        spec: DeviceSpec,
+        now_ms: i64,
+        out: &mut Vec<Outgoing>,
+    ) {
+        let before: Vec<usize> = (0..self.devices.len())
+            .filter(|&i| i != index && !self.devices[i].retired && self.devices[i].id == spec.id)
+            .collect();
+        for i in before {
+            self.status(i, MachineState::Offline, now_ms, out);
+            self.devices[i].retired = true;
+        }
+        while self.devices.len() <= index {
+            self.devices.push(DeviceState::vacant());
+        }
+        self.devices[index] = DeviceState::new(spec);
+    }
+
     /// True when the node's messages go out (births were sent on this connection).
     pub fn is_live(&self) -> bool {
         self.live
@@ -267,7 +313,7 @@ impl Node {
         now_ms: i64,
         out: &mut Vec<Outgoing>,
     ) {
-        let Some(d) = self.devices.get_mut(machine) else {
+        let Some(d) = self.devices.get_mut(machine).filter(|d| !d.retired) else {
             return;
         };
         let was_born = d.born;
@@ -288,7 +334,7 @@ impl Node {
 
     fn readings(&mut self, machine: usize, run: &[Sample], now_ms: i64, out: &mut Vec<Outgoing>) {
         let live = self.live;
-        let Some(d) = self.devices.get_mut(machine) else {
+        let Some(d) = self.devices.get_mut(machine).filter(|d| !d.retired) else {
             return;
         };
         let (born, online) = (d.born, d.online);

@@ -225,6 +225,40 @@ fn a_tag_read_twice_in_one_batch_gives_two_messages_in_order() {
 }
 
 #[test]
+fn a_device_added_while_running_is_born_and_one_it_supersedes_dies() {
+    let (mut node, _) = running();
+    let mut out = Vec::new();
+    // cnc-1 again, now with a third tag, under machine index 3 (index 2 never given).
+    let mut again = spec().devices[0].clone();
+    again.metrics.push(MetricSpec {
+        name: "feed".into(),
+        unit: None,
+        datatype: Some(DataType::Double),
+    });
+    node.add_device(3, again, 2_000, &mut out);
+    let kinds: Vec<_> = out.iter().map(|m| m.kind).collect();
+    assert_eq!(kinds, [MessageType::DDeath], "the device before dies");
+    assert_eq!(node.device_count(), 4);
+    // The old index takes nothing more; the new one is born with its three metrics.
+    assert!(take(&mut node, &[reading(0, 0, 2100, Value::U64(7))]).is_empty());
+    let out = take(
+        &mut node,
+        &[online(3, 2200), reading(3, 2, 2200, Value::F64(0.5))],
+    );
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].kind, MessageType::DBirth);
+    assert_eq!(out[0].topic, "spBv1.0/iqblvd/DBIRTH/hall/cnc-1");
+    assert_eq!(decode(&out[0]).metrics.len(), 3);
+    // A rebirth names the device once, by its new index.
+    let births = node.births(3_000);
+    let dbirths = births
+        .iter()
+        .filter(|m| m.kind == MessageType::DBirth)
+        .count();
+    assert_eq!(dbirths, 1);
+}
+
+#[test]
 fn offline_gives_a_death_and_online_a_new_birth_with_current_values() {
     let (mut node, _) = running();
     let offline = Sample::status(MachineId(0), 2000, MachineState::Offline, Some("timeout"));

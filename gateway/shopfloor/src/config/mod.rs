@@ -29,6 +29,37 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// The configuration a running gateway applied last, for the parts that learn what a reload
+/// added while they run (the Sparkplug node's device types).
+#[derive(Debug)]
+pub struct Applied(std::sync::RwLock<std::sync::Arc<Config>>);
+
+impl Applied {
+    /// Starts at `config`.
+    pub fn new(config: &Config) -> Applied {
+        Applied(std::sync::RwLock::new(std::sync::Arc::new(config.clone())))
+    }
+
+    /// The configuration as applied now.
+    pub fn load(&self) -> std::sync::Arc<Config> {
+        std::sync::Arc::clone(
+            &self
+                .0
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+
+    /// A reload applied `config`.
+    pub fn store(&self, config: &Config) {
+        *self
+            .0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            std::sync::Arc::new(config.clone());
+    }
+}
+
 /// A validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {

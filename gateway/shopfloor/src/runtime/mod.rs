@@ -117,6 +117,8 @@ pub struct Gateway {
     dispatcher: Tasks,
     /// Sink swaps for the dispatcher.
     control: mpsc::UnboundedSender<Control>,
+    /// The configuration as applied, for sinks that learn machines a reload adds.
+    applied: Arc<crate::config::Applied>,
     sinks_running: Sinks,
 }
 
@@ -236,10 +238,12 @@ impl Gateway {
         if let Some(c) = first {
             joiner.join(c);
         }
+        let applied = Arc::new(crate::config::Applied::new(config));
         let ctx = SinkContext {
             config,
             catalog: &catalog,
             shared: &shared,
+            applied: &applied,
         };
         let mut sinks = Sinks::from_table(&ctx)?;
         let kpi = lanes
@@ -314,6 +318,7 @@ impl Gateway {
             driver_stop,
             dispatcher,
             control,
+            applied,
             sinks_running: sinks,
         })
     }
@@ -329,13 +334,19 @@ impl Gateway {
         plan: &crate::reload::Plan,
     ) -> Result<(), StartError> {
         hall::check(config)?;
+        self.applied.store(config);
         self.hall
             .stop_changed(config, &plan.changed, &plan.removed)
             .await;
         self.hall.start(config, &plan.changed)?;
         for section in &plan.sections {
             self.sinks_running
-                .restart(section, (old, config), &self.catalog, &self.control)
+                .restart(
+                    section,
+                    (old, config),
+                    (&self.catalog, &self.applied),
+                    &self.control,
+                )
                 .await?;
         }
         Ok(())

@@ -2,7 +2,7 @@
 //! port of the dispatcher, and restarted one by one when a reload changes its section.
 
 use super::{SHUTDOWN_BUDGET, SINK_QUEUE, StartError};
-use crate::config::Config;
+use crate::config::{Applied, Config};
 use crate::dispatch::{Control, SinkPort};
 use crate::record::Storing;
 use crate::sink::{Build, Sink, SinkContext, SinkStats, csv, influx, mqtt, sparkplug};
@@ -26,7 +26,7 @@ pub(super) const SINKS: [(&str, Build); 4] = [
 
 /// Sections whose sink a reload restarts on its own when they change (present before and
 /// after); any other change of a section restarts the gateway.
-pub const RESTARTABLE: [&str; 3] = ["[mqtt]", "[csv]", "[influx]"];
+pub const RESTARTABLE: [&str; 4] = ["[mqtt]", "[sparkplug]", "[csv]", "[influx]"];
 
 /// A sink of the table as it runs.
 #[derive(Debug)]
@@ -101,7 +101,7 @@ impl Sinks {
         &mut self,
         section: &str,
         configs: (&Config, &Config),
-        catalog: &Arc<SharedCatalog>,
+        (catalog, applied): (&Arc<SharedCatalog>, &Arc<Applied>),
         dispatcher: &mpsc::UnboundedSender<Control>,
     ) -> Result<(), StartError> {
         let Some((key, build)) = SINKS.into_iter().find(|(s, _)| *s == section) else {
@@ -127,6 +127,7 @@ impl Sinks {
                 config,
                 catalog: &snapshot,
                 shared: catalog,
+                applied,
             };
             build(&ctx, Arc::clone(&running.stats))
         };

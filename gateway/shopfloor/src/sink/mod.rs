@@ -88,9 +88,11 @@ pub struct SinkContext<'a> {
     pub config: &'a Config,
     /// The gateway's own machines and tags.
     pub catalog: &'a Arc<Catalog>,
-    /// The catalog as it grows (a recorder learns machines): for sinks that take recorded
-    /// samples.
+    /// The catalog as it grows (a recorder learns machines, a reload adds them): for sinks
+    /// that take samples of machines they did not start with.
     pub shared: &'a Arc<SharedCatalog>,
+    /// The configuration as a reload applied it last.
+    pub applied: &'a Arc<crate::config::Applied>,
 }
 
 impl SinkContext<'_> {

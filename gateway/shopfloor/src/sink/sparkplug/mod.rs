@@ -58,6 +58,10 @@ pub fn build(
             state: cfg.primary_host_id.as_deref().map(state_topic),
             keep: ctx.config.buffer.capacity.max(1024),
             stats,
+            learner: spec::Learner {
+                catalog: Arc::clone(ctx.shared),
+                applied: Arc::clone(ctx.applied),
+            },
         },
     })))
 }

@@ -44,6 +44,8 @@ pub struct Session {
     pub keep: usize,
     /// Counters.
     pub stats: Arc<SinkStats>,
+    /// Where the devices of machines added by a reload come from.
+    pub learner: super::spec::Learner,
 }
 
 /// What a connection's event loop reports.
@@ -132,6 +134,8 @@ impl Session {
     /// A batch that arrives while no broker takes it: the node learns it, the batch waits.
     fn away(&mut self, batch: Batch, kept: &mut Kept) {
         let mut none = Vec::new();
+        self.learner
+            .learn(&mut self.node, &batch, now_ms(), &mut none);
         self.node.take(&batch, now_ms(), &mut none);
         kept.push(batch, &self.stats);
     }
@@ -235,6 +239,7 @@ impl Session {
                 },
                 batch = input.recv() => match batch {
                     Some(batch) => {
+                        self.learner.learn(&mut self.node, &batch, now_ms(), &mut out);
                         self.node.take(&batch, now_ms(), &mut out);
                         if let Err(e) = publish(client, &mut out).await {
                             self.node.disconnected();

@@ -1,44 +1,79 @@
 //! What the edge node announces: every machine as a device with its tags as metrics, each
-//! with the Sparkplug type its configuration gives.
+//! with the Sparkplug type its configuration gives; and the devices a reload adds.
 
-use crate::config::{Config, ProtocolConfig, SparkplugConfig};
-use shopfloor_contract::sparkplug::{DataType, DeviceSpec, MetricSpec, NodeSpec};
-use shopfloor_core::Catalog;
+use crate::config::{Applied, Config, ProtocolConfig, SparkplugConfig};
+use shopfloor_contract::sparkplug::{DataType, DeviceSpec, MetricSpec, Node, NodeSpec, Outgoing};
+use shopfloor_core::{Catalog, MachineId, MachineInfo, Sample, SharedCatalog};
 use shopfloor_modbus::register::{DataType as Register, TagSpec};
+use std::sync::Arc;
 
-/// The node of `cfg` over the gateway's machines (catalog order: machine and tag indexes).
+/// The node of `cfg` over the gateway's machines (by machine index, as the samples name them).
 pub fn node(config: &Config, cfg: &SparkplugConfig, catalog: &Catalog) -> NodeSpec {
-    let devices = catalog
-        .machines()
-        .map(|(id, info)| {
-            let registers = config
-                .machines
-                .get(id.index())
-                .and_then(|m| match &m.protocol {
-                    ProtocolConfig::Modbus(mb) => Some(mb.tags.as_slice()),
-                    ProtocolConfig::Opcua(_) => None,
-                });
-            let metrics = info
-                .tags
-                .iter()
-                .enumerate()
-                .map(|(i, tag)| MetricSpec {
-                    name: tag.name.clone(),
-                    unit: tag.unit.clone(),
-                    datatype: declared(registers, i, config.machines.get(id.index())),
-                })
-                .collect();
-            DeviceSpec {
-                id: info.id.clone(),
-                metrics,
-            }
-        })
+    let devices = (0..catalog.len())
+        .filter_map(|i| catalog.machine(MachineId(u16::try_from(i).ok()?)))
+        .map(|info| device(config, info))
         .collect();
     NodeSpec {
         group: cfg.group_id.clone(),
         edge_node: cfg.edge_node_id.clone(),
         aliases: cfg.aliases,
         devices,
+    }
+}
+
+/// Machine `info` as a device: its tags as metrics, typed as its configuration in `config`
+/// declares them.
+pub fn device(config: &Config, info: &MachineInfo) -> DeviceSpec {
+    let machine = config.machines.iter().find(|m| m.id == info.id);
+    let registers = machine.and_then(|m| match &m.protocol {
+        ProtocolConfig::Modbus(mb) => Some(mb.tags.as_slice()),
+        ProtocolConfig::Opcua(_) => None,
+    });
+    let metrics = info
+        .tags
+        .iter()
+        .enumerate()
+        .map(|(i, tag)| MetricSpec {
+            name: tag.name.clone(),
+            unit: tag.unit.clone(),
+            datatype: declared(registers, i, machine),
+        })
+        .collect();
+    DeviceSpec {
+        id: info.id.clone(),
+        metrics,
+    }
+}
+
+/// The devices of machines added while the node runs: names from the catalog as it grows,
+/// types from the configuration the gateway applied last.
+#[derive(Debug)]
+pub struct Learner {
+    /// The catalog as it grows.
+    pub catalog: Arc<SharedCatalog>,
+    /// The configuration as applied.
+    pub applied: Arc<Applied>,
+}
+
+impl Learner {
+    /// Gives `node` the devices of every machine added since it last looked, when `batch`
+    /// names one it does not know; what that publishes (the death of a device superseded)
+    /// goes to `out`.
+    pub fn learn(&self, node: &mut Node, batch: &[Sample], now_ms: i64, out: &mut Vec<Outgoing>) {
+        let known = node.device_count();
+        if batch.iter().all(|s| s.machine.index() < known) {
+            return;
+        }
+        let (catalog, config) = (self.catalog.load(), self.applied.load());
+        for i in known..catalog.len() {
+            let Some(info) = u16::try_from(i)
+                .ok()
+                .and_then(|i| catalog.machine(MachineId(i)))
+            else {
+                break;
+            };
+            node.add_device(i, device(&config, info), now_ms, out);
+        }
     }
 }
 

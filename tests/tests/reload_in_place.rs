@@ -226,3 +226,49 @@ async fn a_changed_mqtt_section_moves_to_the_new_broker_with_nothing_lost_betwee
         "the machine was not touched"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_http_address_is_listened_on_with_the_history_kept() {
+    let broker = Mosquitto::start();
+    let a = device().await;
+    let (first, second) = (shopfloor_tests::free_port(), shopfloor_tests::free_port());
+    let mut sub = Subscriber::start(broker.port, "hall/a/speed").await;
+    let speed = tag("speed", 0);
+    let gw = GatewayProcess::start(&config(&broker, first, &[machine("a", &a, &speed)]));
+    let mut log = Vec::new();
+    sub.collect_until(&mut log, WAIT, "samples of a", |l| l.len() >= 5)
+        .await;
+    gw.rewrite(&config(&broker, second, &[machine("a", &a, &speed)]));
+    gw.hangup();
+    gw.expect_events("config_reloaded", 1, WAIT);
+    assert!(
+        gw.log()
+            .contains("config reloaded: 1 unchanged; sections [gateway] http"),
+        "{}",
+        gw.log()
+    );
+    let at = |port: u16| -> std::net::SocketAddr { format!("127.0.0.1:{port}").parse().unwrap() };
+    assert!(
+        std::net::TcpStream::connect(at(first)).is_err(),
+        "the old address still answers"
+    );
+    let history = shopfloor_tests::http::get(
+        at(second),
+        "/api/machines/a/history?tag=speed&seconds=600",
+        None,
+    );
+    let points: serde_json::Value = serde_json::from_str(&history.body).unwrap();
+    let oldest = points.as_array().unwrap()[0]["timestamp_ms"]
+        .as_i64()
+        .unwrap();
+    let first_published = log[0].json()["timestamp_ms"].as_i64().unwrap();
+    assert!(
+        oldest <= first_published,
+        "the history begins after the reload: {oldest} > {first_published}"
+    );
+    assert_eq!(
+        a.connections.load(Ordering::SeqCst),
+        1,
+        "the machine was touched"
+    );
+}

@@ -51,6 +51,24 @@ pub struct HttpState {
     pub kpi: Option<Arc<crate::kpi::KpiBoard>>,
 }
 
+impl HttpState {
+    /// The same state asking for `token` (a reload changed `[gateway] http_token_env`).
+    pub fn with_token(&self, token: Option<String>) -> HttpState {
+        HttpState {
+            gateway: self.gateway.clone(),
+            catalog: Arc::clone(&self.catalog),
+            store: Arc::clone(&self.store),
+            status: Arc::clone(&self.status),
+            metrics: Arc::clone(&self.metrics),
+            sinks: self.sinks.clone(),
+            events: self.events.clone(),
+            token,
+            started: self.started,
+            kpi: self.kpi.clone(),
+        }
+    }
+}
+
 type Shared = Arc<HttpState>;
 
 /// Compares without an early exit, so the time taken says nothing about the token.

@@ -66,8 +66,8 @@ impl Plan {
 
 /// True when `plan` (from `old` to `new`) can be applied to the running gateway as it is: it
 /// changes machines, none of them with KPIs (the KPI engine knows its machines from the
-/// start), and sections whose sink restarts on its own (`[mqtt]`, `[sparkplug]`, `[csv]`,
-/// `[influx]`, in both files).
+/// start), sections whose sink restarts on its own (`[mqtt]`, `[sparkplug]`, `[csv]`,
+/// `[influx]`, in both files), and `[gateway] http` when both files serve HTTP.
 pub fn in_place(old: &Config, new: &Config, plan: &Plan) -> bool {
     let touched = |c: &Config| {
         c.machines.iter().any(|m| {
@@ -78,7 +78,7 @@ pub fn in_place(old: &Config, new: &Config, plan: &Plan) -> bool {
         })
     };
     let restartable = |section: &&str| {
-        crate::runtime::sinks::RESTARTABLE.contains(section)
+        (crate::runtime::sinks::RESTARTABLE.contains(section) || *section == "[gateway] http")
             && present(old, section)
             && present(new, section)
     };
@@ -88,9 +88,10 @@ pub fn in_place(old: &Config, new: &Config, plan: &Plan) -> bool {
         && !touched(new)
 }
 
-/// Whether `config` has `section` (one of the sinks' sections).
+/// Whether `config` has `section` (one of the sinks' sections, or the HTTP server).
 fn present(config: &Config, section: &str) -> bool {
     match section {
+        "[gateway] http" => config.gateway.http.is_some(),
         "[mqtt]" => config.mqtt.is_some(),
         "[sparkplug]" => config.sparkplug.is_some(),
         "[csv]" => config.csv.is_some(),

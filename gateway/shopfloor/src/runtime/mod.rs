@@ -9,34 +9,36 @@
 //!   reconfiguration changes only what a new file changes).
 //! - [`sinks`]: the sinks by config section, each restarted on its own when a reload changes
 //!   its section.
+//! - [`serving`]: the HTTP server and its live store, listening anew when `[gateway] http`
+//!   changes.
 //! - [`reporter`]: where drivers report states and poll times, and what passes from a stopped
 //!   driver to the next one of its machine (`seq`).
 
 mod hall;
 pub mod reporter;
+mod serving;
 pub mod sinks;
 
 use crate::config::Config;
 use crate::dispatch::{self, Control, SinkPort};
-use crate::http::HttpState;
-use crate::kpi::{KpiBoard, KpiEngine};
+use crate::kpi::KpiEngine;
 use crate::metrics::Metrics;
 use crate::record::Recorder;
-use crate::sink::live::{LiveSink, LiveStore};
 use crate::sink::mqtt::MqttError;
 use crate::sink::{SinkContext, SinkStats};
 use crate::status::StatusBoard;
 use crate::tasks::{TaskPanic, Tasks};
 use hall::Hall;
 use reporter::Reporter;
+use serving::{Serving, Shown};
 use shopfloor_core::ring::{self, Consumer, Producer, RingError, Rings};
 use shopfloor_core::{CatalogError, SharedCatalog};
 use sinks::Sinks;
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -45,9 +47,6 @@ use tracing::{info, warn};
 pub const SHUTDOWN_BUDGET: Duration = Duration::from_secs(5);
 /// Batches queued per sink before the dispatcher drops for that sink.
 const SINK_QUEUE: usize = 256;
-/// Points of history per tag at most, whatever the poll rate: the window in this many steps
-/// (one reading a second for the default 10 minutes).
-const LIVE_POINTS: usize = 600;
 
 /// The gateway could not start.
 #[derive(Debug, Error)]
@@ -108,8 +107,7 @@ pub struct Gateway {
     pub metrics: Arc<Metrics>,
     /// Where the HTTP server listens, when it runs.
     pub http: Option<std::net::SocketAddr>,
-    http_stop: CancellationToken,
-    http_task: Tasks,
+    serving: Serving,
     hall: Hall,
     /// The recorder and the KPI engine: producers that are not machines.
     drivers: Tasks,
@@ -151,76 +149,6 @@ fn ring_lanes(config: &Config) -> Result<Option<(Lanes, Consumer)>, StartError> 
     Ok(Some((lanes, consumer)))
 }
 
-/// What the HTTP server shows and how it is stopped.
-#[derive(Debug)]
-struct Http {
-    addr: Option<std::net::SocketAddr>,
-    stop: CancellationToken,
-    task: Tasks,
-}
-
-/// Starts the HTTP server and its live store (a sink), when `[gateway] http` is set.
-fn start_http(
-    ctx: &SinkContext<'_>,
-    status: &Arc<StatusBoard>,
-    metrics: &Arc<Metrics>,
-    kpi: Option<Arc<KpiBoard>>,
-    sinks: &mut Sinks,
-) -> Result<Http, StartError> {
-    let mut http = Http {
-        addr: None,
-        stop: CancellationToken::new(),
-        task: Tasks::new(),
-    };
-    let config = ctx.config;
-    let Some(addr) = config.gateway.http else {
-        return Ok(http);
-    };
-    let token = match &config.gateway.http_token_env {
-        Some(env) => Some(env.resolve()?),
-        None => None,
-    };
-    let listener = std::net::TcpListener::bind(addr)
-        .and_then(|l| l.set_nonblocking(true).map(|()| l))
-        .and_then(tokio::net::TcpListener::from_std)
-        .map_err(|e| {
-            StartError::Http(format!(
-                "cannot listen on {addr}: {e}; change [gateway] http"
-            ))
-        })?;
-    http.addr = listener.local_addr().ok();
-    let store = Arc::new(RwLock::new(LiveStore::new(
-        ctx.catalog,
-        config.gateway.history,
-        LIVE_POINTS,
-    )));
-    let (events, _) = broadcast::channel(256);
-    let stats = Arc::new(SinkStats::default());
-    let live = LiveSink {
-        catalog: Arc::clone(ctx.shared),
-        store: Arc::clone(&store),
-        events: events.clone(),
-        stats: Arc::clone(&stats),
-    };
-    sinks.start(Box::new(live), stats);
-    let state = Arc::new(HttpState {
-        gateway: config.gateway.name.clone(),
-        catalog: Arc::clone(ctx.shared),
-        store,
-        status: Arc::clone(status),
-        metrics: Arc::clone(metrics),
-        sinks: sinks.stats.clone(),
-        events,
-        token,
-        started: std::time::Instant::now(),
-        kpi,
-    });
-    let served = crate::http::serve(listener, state, http.stop.clone());
-    http.task.spawn("the HTTP server", served);
-    info!(address = ?http.addr, "HTTP API listening");
-    Ok(http)
-}
-
 impl Gateway {
     /// Starts drivers, dispatcher and sinks. Must run inside a tokio runtime.
     pub fn start(config: &Config) -> Result<Gateway, StartError> {
@@ -250,7 +178,12 @@ impl Gateway {
             .remove(KPI_LANE)
             .and_then(|lane| KpiEngine::new(config, lane));
         let board = kpi.as_ref().map(KpiEngine::board);
-        let http = start_http(&ctx, &status, &metrics, board, &mut sinks)?;
+        let shown = Shown {
+            status: &status,
+            metrics: &metrics,
+            kpi: board,
+        };
+        let serving = Serving::start(&ctx, shown, &mut sinks)?;
         if sinks.ports.is_empty() {
             warn!(
                 "no sink configured: samples are read but go nowhere (add [mqtt], [influx], [csv] or http)"
@@ -310,9 +243,8 @@ impl Gateway {
             status,
             sinks: sinks.stats.clone(),
             metrics,
-            http: http.addr,
-            http_stop: http.stop,
-            http_task: http.task,
+            http: serving.addr,
+            serving,
             hall,
             drivers,
             driver_stop,
@@ -339,6 +271,10 @@ impl Gateway {
             .stop_changed(config, &plan.changed, &plan.removed)
             .await;
         self.hall.start(config, &plan.changed)?;
+        if plan.sections.contains(&"[gateway] http") {
+            self.serving.rebind(config).await?;
+            self.http = self.serving.addr;
+        }
         for section in &plan.sections {
             self.sinks_running
                 .restart(
@@ -361,7 +297,7 @@ impl Gateway {
             p = self.drivers.panicked() => p,
             p = self.dispatcher.panicked() => p,
             p = self.sinks_running.tasks.panicked() => p,
-            p = self.http_task.panicked() => p,
+            p = self.serving.task.panicked() => p,
         }
     }
 
@@ -383,12 +319,8 @@ impl Gateway {
                 self.sinks_running.tasks.abort_all();
             }
         }
-        self.http_stop.cancel();
-        // Open event streams would hold a graceful shutdown forever: give them a moment.
-        match tokio::time::timeout(Duration::from_millis(500), self.http_task.join_all()).await {
-            Ok(p) => panics.extend(p),
-            Err(_) => warn!("HTTP connections still open at shutdown"),
-        }
+        // Open event streams would hold a graceful shutdown forever: they get a moment.
+        panics.extend(self.serving.stop().await);
         for p in panics {
             tracing::error!("{p}");
         }

@@ -272,3 +272,54 @@ async fn a_new_http_address_is_listened_on_with_the_history_kept() {
         "the machine was touched"
     );
 }
+
+/// A machine with `[machine.kpi]`: its own two tags and the KPIs of them.
+fn with_kpis(id: &str, device: &Device) -> String {
+    let tags = format!("{}{}", tag("state", 0), tag("good", 1));
+    format!(
+        "{}\n  [machine.kpi]\n  state = \"state\"\n  running = [7]\n  good = \"good\"\n  ideal_cycle = \"1s\"\n",
+        machine(id, device, &tags)
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_machine_with_kpis_added_by_a_reload_gets_them_and_the_others_go_on() {
+    let broker = Mosquitto::start();
+    let (one, two) = (device().await, device().await);
+    let http = shopfloor_tests::free_port();
+    let mut sub = Subscriber::start(broker.port, "hall/+/kpi_good").await;
+    let kpi = "\n[kpi]\ninterval = \"250ms\"\n";
+    let file = |machines: &[String]| format!("{}{kpi}", config(&broker, http, machines));
+    let gw = GatewayProcess::start(&file(&[with_kpis("cell-1", &one)]));
+    let mut log = Vec::new();
+    sub.collect_until(&mut log, WAIT, "KPIs of cell-1", |l| {
+        seqs(l, "hall/cell-1/kpi_good").len() >= 5
+    })
+    .await;
+    gw.rewrite(&file(&[
+        with_kpis("cell-1", &one),
+        with_kpis("cell-2", &two),
+    ]));
+    gw.hangup();
+    gw.expect_events("config_reloaded", 1, WAIT);
+    assert!(
+        gw.log()
+            .contains("config reloaded: added cell-2; 1 unchanged"),
+        "{}",
+        gw.log()
+    );
+    sub.collect_until(&mut log, WAIT, "KPIs of cell-2", |l| {
+        seqs(l, "hall/cell-2/kpi_good").len() >= 5
+    })
+    .await;
+    assert_eq!(seqs(&log, "hall/cell-2/kpi_good")[0], 1);
+    assert_no_gap(&log, "hall/cell-1/kpi_good");
+    let addr = format!("127.0.0.1:{http}").parse().unwrap();
+    let report = shopfloor_tests::http::get(addr, "/api/machines/cell-2/kpi", None);
+    assert_eq!(report.status, 200, "{}", report.body);
+    assert_eq!(
+        one.connections.load(Ordering::SeqCst),
+        1,
+        "cell-1 was touched"
+    );
+}

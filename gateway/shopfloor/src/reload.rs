@@ -65,27 +65,15 @@ impl Plan {
 }
 
 /// True when `plan` (from `old` to `new`) can be applied to the running gateway as it is: it
-/// changes machines, none of them with KPIs (the KPI engine knows its machines from the
-/// start), sections whose sink restarts on its own (`[mqtt]`, `[sparkplug]`, `[csv]`,
-/// `[influx]`, in both files), and `[gateway] http` when both files serve HTTP.
+/// changes machines, sections whose sink restarts on its own (`[mqtt]`, `[sparkplug]`,
+/// `[csv]`, `[influx]`, in both files), and `[gateway] http` when both files serve HTTP.
 pub fn in_place(old: &Config, new: &Config, plan: &Plan) -> bool {
-    let touched = |c: &Config| {
-        c.machines.iter().any(|m| {
-            m.kpi.is_some()
-                && (plan.added.contains(&m.id)
-                    || plan.removed.contains(&m.id)
-                    || plan.changed.contains(&m.id))
-        })
-    };
     let restartable = |section: &&str| {
         (crate::runtime::sinks::RESTARTABLE.contains(section) || *section == "[gateway] http")
             && present(old, section)
             && present(new, section)
     };
-    plan.sections.iter().all(restartable)
-        && plan.restart_needed.is_empty()
-        && !touched(old)
-        && !touched(new)
+    plan.sections.iter().all(restartable) && plan.restart_needed.is_empty()
 }
 
 /// Whether `config` has `section` (one of the sinks' sections, or the HTTP server).

@@ -25,6 +25,29 @@ impl Derived {
         }
     }
 
+    /// The machine the tags are of.
+    pub fn machine(&self) -> MachineId {
+        self.machine
+    }
+
+    /// The catalog index of the first computed tag.
+    pub fn first(&self) -> usize {
+        self.first
+    }
+
+    /// The same computed tags under another machine id and tag offset (the machine restarted
+    /// with new settings): each tag continues its `seq`; tags beyond the old count start at 1.
+    pub fn moved(&self, machine: MachineId, first: usize, count: usize) -> Derived {
+        let mut seqs = self.seqs.clone();
+        seqs.resize(count, 0);
+        Derived {
+            machine,
+            first,
+            seqs,
+            stamps: self.stamps.clone(),
+        }
+    }
+
     /// The timestamp for values computed at `now`: never the same millisecond twice.
     pub fn stamp(&mut self, now: i64) -> i64 {
         self.stamps.next(now)

@@ -59,6 +59,12 @@ impl KpiBoard {
             r.insert(machine.to_owned(), report);
         }
     }
+
+    fn remove(&self, machine: &str) {
+        if let Ok(mut r) = self.reports.write() {
+            r.remove(machine);
+        }
+    }
 }
 
 /// One machine whose KPIs are computed.
@@ -70,6 +76,29 @@ struct Watched {
     derived: Derived,
     tags: Vec<(Figure, bool)>,
 }
+
+/// The machines of `config` with KPIs, `ids[i]` the catalog id of its machine `i`.
+fn watch(config: &Config, settings: &KpiConfig, ids: &[MachineId]) -> Vec<Watched> {
+    let mut watched = Vec::new();
+    for (m, &machine) in config.machines.iter().zip(ids) {
+        let Some(kpi) = &m.kpi else { continue };
+        let tags = settings.tags(kpi);
+        watched.push(Watched {
+            id: m.id.clone(),
+            rates: Rates {
+                ideal_cycle_s: kpi.ideal_cycle.as_secs_f64(),
+                co2_kg_per_kwh: settings.co2_kg_per_kwh,
+            },
+            metered: kpi.energy.is_some(),
+            derived: Derived::new(machine, m.tags.len(), tags.len()),
+            tags,
+        });
+    }
+    watched
+}
+
+/// A configuration a reload applied, with the catalog id of each of its machines.
+pub type Reconfigure = (Arc<Config>, Vec<MachineId>);
 
 /// The engine, built before the gateway starts.
 #[derive(Debug)]
@@ -89,22 +118,13 @@ impl KpiEngine {
     pub fn new(config: &Config, producer: Producer) -> Option<KpiEngine> {
         let settings = config.kpi.clone()?;
         let board = Arc::new(KpiBoard::default());
-        let mut watched = Vec::new();
-        for (index, m) in config.machines.iter().enumerate() {
-            let Some(kpi) = &m.kpi else { continue };
-            let tags = settings.tags(kpi);
-            let machine = MachineId(u16::try_from(index).ok()?);
-            board.set(&m.id, None);
-            watched.push(Watched {
-                id: m.id.clone(),
-                rates: Rates {
-                    ideal_cycle_s: kpi.ideal_cycle.as_secs_f64(),
-                    co2_kg_per_kwh: settings.co2_kg_per_kwh,
-                },
-                metered: kpi.energy.is_some(),
-                derived: Derived::new(machine, m.tags.len(), tags.len()),
-                tags,
-            });
+        let ids: Vec<MachineId> = (0..config.machines.len())
+            .map(|i| u16::try_from(i).map(MachineId))
+            .collect::<Result<_, _>>()
+            .ok()?;
+        let watched = watch(config, &settings, &ids);
+        for w in &watched {
+            board.set(&w.id, None);
         }
         let state_file = config.buffer.spool_dir.as_ref().map(|d| persist::path(d));
         let mut ledgers = vec![Ledger::new(); watched.len()];
@@ -112,7 +132,7 @@ impl KpiEngine {
             resume(path, &watched, &mut ledgers);
         }
         Some(KpiEngine {
-            routes: Routes::new(config),
+            routes: Routes::new(config, &ids),
             settings,
             watched,
             ledgers,
@@ -123,6 +143,40 @@ impl KpiEngine {
         })
     }
 
+    /// Takes a configuration a reload applied, `ids[i]` the catalog id of its machine `i`:
+    /// machines with KPIs added start with an empty ledger, those removed leave the board,
+    /// and the others keep their ledger and their KPI tags' `seq`.
+    pub fn reconfigure(&mut self, config: &Config, ids: &[MachineId]) {
+        let mut watched = watch(config, &self.settings, ids);
+        let mut ledgers = Vec::with_capacity(watched.len());
+        for w in &mut watched {
+            match self.watched.iter().position(|o| o.id == w.id) {
+                Some(i) => {
+                    w.derived = self.watched[i].derived.moved(
+                        w.derived.machine(),
+                        w.derived.first(),
+                        w.tags.len(),
+                    );
+                    ledgers.push(std::mem::take(&mut self.ledgers[i]));
+                }
+                None => {
+                    self.board.set(&w.id, None);
+                    ledgers.push(Ledger::new());
+                }
+            }
+        }
+        for gone in self
+            .watched
+            .iter()
+            .filter(|o| !watched.iter().any(|w| w.id == o.id))
+        {
+            self.board.remove(&gone.id);
+        }
+        self.routes = Routes::new(config, ids);
+        self.watched = watched;
+        self.ledgers = ledgers;
+    }
+
     /// What HTTP reads.
     pub fn board(&self) -> Arc<KpiBoard> {
         Arc::clone(&self.board)
@@ -130,7 +184,12 @@ impl KpiEngine {
 
     /// Runs until `stop`: takes `input` (the dispatcher's batches), publishes every interval,
     /// and saves its ledgers (with a spool directory) every interval and when it stops.
-    pub async fn run(mut self, mut input: mpsc::Receiver<Batch>, stop: CancellationToken) {
+    pub async fn run(
+        mut self,
+        mut input: mpsc::Receiver<Batch>,
+        mut changes: mpsc::UnboundedReceiver<Reconfigure>,
+        stop: CancellationToken,
+    ) {
         let mut tick = tokio::time::interval(self.settings.interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // The first tick is at once: nothing read yet, so wait one interval for it.
@@ -138,6 +197,7 @@ impl KpiEngine {
         loop {
             tokio::select! {
                 () = stop.cancelled() => break,
+                Some((config, ids)) = changes.recv() => self.reconfigure(&config, &ids),
                 batch = input.recv() => match batch {
                     Some(b) => self.feed(&b),
                     None => break,

@@ -12,5 +12,5 @@ pub mod engine;
 pub mod persist;
 pub mod routes;
 
-pub use engine::{KpiBoard, KpiEngine, Report};
+pub use engine::{KpiBoard, KpiEngine, Reconfigure, Report};
 pub use shopfloor_kpi::Ledger;

@@ -25,33 +25,36 @@ pub struct Routes {
 }
 
 impl Routes {
-    /// The routes of `config`'s machines with a `[machine.kpi]`, ledgers in that order.
-    pub fn new(config: &Config) -> Routes {
+    /// The routes of `config`'s machines with a `[machine.kpi]`, ledgers in that order;
+    /// `ids[i]` is the catalog id of the file's machine `i`.
+    pub fn new(config: &Config, ids: &[MachineId]) -> Routes {
+        let slots = ids.iter().map(|m| m.index() + 1).max().unwrap_or(0);
         let mut r = Routes {
-            by_tag: config
-                .machines
-                .iter()
-                .map(|m| vec![Vec::new(); m.tags.len()])
-                .collect(),
-            owned: vec![Vec::new(); config.machines.len()],
-            watched: vec![false; config.machines.len()],
+            by_tag: vec![Vec::new(); slots],
+            owned: vec![Vec::new(); slots],
+            watched: vec![false; slots],
             states: Vec::new(),
         };
+        for (m, id) in config.machines.iter().zip(ids) {
+            r.by_tag[id.index()] = vec![Vec::new(); m.tags.len()];
+        }
+        let at = |index: usize| ids.get(index).map_or(usize::MAX, |m| m.index());
         let watched = config.machines.iter().enumerate();
         for (ledger, (index, kpi)) in watched
             .filter_map(|(i, m)| Some((i, m.kpi.as_ref()?)))
             .enumerate()
         {
             r.states.push(kpi.states.clone());
-            r.add(index, kpi.state, ledger, Role::State);
-            r.add(index, kpi.good, ledger, Role::Counter(Counted::Good));
+            let own = at(index);
+            r.add(own, kpi.state, ledger, Role::State);
+            r.add(own, kpi.good, ledger, Role::Counter(Counted::Good));
             if let Some(reject) = kpi.reject {
-                r.add(index, reject, ledger, Role::Counter(Counted::Reject));
+                r.add(own, reject, ledger, Role::Counter(Counted::Reject));
             }
             if let Some(e) = kpi.energy {
-                r.add(e.machine, e.tag, ledger, Role::Counter(Counted::Energy));
+                r.add(at(e.machine), e.tag, ledger, Role::Counter(Counted::Energy));
             }
-            if let Some(o) = r.owned.get_mut(index) {
+            if let Some(o) = r.owned.get_mut(own) {
                 o.push(ledger);
             }
         }

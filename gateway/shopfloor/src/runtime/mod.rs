@@ -117,6 +117,8 @@ pub struct Gateway {
     control: mpsc::UnboundedSender<Control>,
     /// The configuration as applied, for sinks that learn machines a reload adds.
     applied: Arc<crate::config::Applied>,
+    /// New configurations for the KPI engine, when it runs.
+    kpi_changes: Option<mpsc::UnboundedSender<crate::kpi::Reconfigure>>,
     sinks_running: Sinks,
 }
 
@@ -138,7 +140,7 @@ fn ring_lanes(config: &Config) -> Result<Option<(Lanes, Consumer)>, StartError> 
     if config.kpi.is_some() {
         // A few intervals of every machine's KPI tags.
         let tags: usize = config.machines.iter().filter(|m| m.kpi.is_some()).count() * 16;
-        owners.push((KPI_LANE.into(), (4 * tags).max(64)));
+        owners.push((KPI_LANE.into(), (4 * tags).max(1024)));
     }
     if owners.is_empty() {
         return Ok(None);
@@ -219,13 +221,15 @@ impl Gateway {
             drivers.spawn("the recorder", recorder.run(driver_stop.child_token()));
             info!(broker = %record.url, topics = ?record.topics, "recorder started");
         }
-        if let Some((engine, input)) = kpi {
+        let kpi_changes = kpi.map(|(engine, input)| {
+            let (tx, changes) = mpsc::unbounded_channel();
             // Among the drivers: it stops with them, so the ring can drain.
             drivers.spawn(
                 "the KPI engine",
-                engine.run(input, driver_stop.child_token()),
+                engine.run(input, changes, driver_stop.child_token()),
             );
-        }
+            tx
+        });
         let reporter = Arc::new(Reporter {
             board: Arc::clone(&status),
             metrics: Arc::clone(&metrics),
@@ -251,6 +255,7 @@ impl Gateway {
             dispatcher,
             control,
             applied,
+            kpi_changes,
             sinks_running: sinks,
         })
     }
@@ -271,6 +276,18 @@ impl Gateway {
             .stop_changed(config, &plan.changed, &plan.removed)
             .await;
         self.hall.start(config, &plan.changed)?;
+        if let Some(kpi) = &self.kpi_changes {
+            let catalog = self.catalog.load();
+            // Every machine of the file runs by now, so each has its id.
+            let ids: Option<Vec<_>> = config
+                .machines
+                .iter()
+                .map(|m| catalog.find(&m.id))
+                .collect();
+            if let Some(ids) = ids {
+                let _ = kpi.send((Arc::new(config.clone()), ids));
+            }
+        }
         if plan.sections.contains(&"[gateway] http") {
             self.serving.rebind(config).await?;
             self.http = self.serving.addr;

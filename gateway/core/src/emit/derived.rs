@@ -44,7 +44,7 @@ impl Derived {
             machine,
             first,
             seqs,
-            stamps: self.stamps.clone(),
+            stamps: self.stamps,
         }
     }
 

@@ -94,4 +94,19 @@ mod tests {
             .collect();
         assert_eq!(got, [(3, 10, 1000, 1), (3, 11, 1000, 1), (3, 10, 1001, 2)]);
     }
+
+    #[test]
+    fn moved_tags_continue_their_seq_under_the_new_id_and_offset() {
+        let mut d = Derived::new(MachineId(1), 2, 2);
+        let mut out = Vec::new();
+        d.value(&mut out, 0, 5, Value::U64(1));
+        d.value(&mut out, 1, 5, Value::U64(1));
+        let mut moved = d.moved(MachineId(4), 3, 3);
+        out.clear();
+        for i in 0..3 {
+            moved.value(&mut out, i, 6, Value::U64(2));
+        }
+        let got: Vec<(u16, u16, u64)> = out.iter().map(|s| (s.machine.0, s.tag.0, s.seq)).collect();
+        assert_eq!(got, [(4, 3, 2), (4, 4, 2), (4, 5, 1)]);
+    }
 }

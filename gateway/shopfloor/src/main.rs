@@ -138,61 +138,49 @@ async fn reload(mut gateway: Gateway, running: &mut Config) -> anyhow::Result<Ga
         return Ok(gateway);
     }
     if p.is_empty() {
-        RELOADS.applied.fetch_add(1, Relaxed);
-        tracing::info!(
-            event = "config_reloaded",
-            "config reloaded: nothing changed"
-        );
-        *running = new;
+        reloaded("nothing changed", running, new);
         return Ok(gateway);
     }
     if in_place(running, &new, &p) {
-        return match gateway.apply(running, &new, &p).await {
-            Ok(()) => {
-                RELOADS.applied.fetch_add(1, Relaxed);
-                tracing::info!(
-                    event = "config_reloaded",
-                    "config reloaded: {}",
-                    p.summary()
-                );
-                *running = new;
-                Ok(gateway)
-            }
-            Err(e) => {
-                // What could start runs on the new file; a sink that could not runs on
-                // its section before.
-                RELOADS.not_started.fetch_add(1, Relaxed);
-                tracing::error!(
-                    event = "config_not_started",
-                    error = %e,
-                    "the new config could not start in full"
-                );
-                Ok(gateway)
-            }
-        };
+        match gateway.apply(running, &new, &p).await {
+            Ok(()) => reloaded(&p.summary(), running, new),
+            // What could start runs on the new file; a sink that could not runs on its
+            // section before.
+            Err(e) => not_started(&e, "the new config could not start in full"),
+        }
+        return Ok(gateway);
     }
     gateway.stop().await;
     match Gateway::start(&new) {
         Ok(g) => {
-            RELOADS.applied.fetch_add(1, Relaxed);
-            tracing::info!(
-                event = "config_reloaded",
-                "config reloaded: {}",
-                p.summary()
-            );
-            *running = new;
+            reloaded(&p.summary(), running, new);
             Ok(g)
         }
         Err(e) => {
-            RELOADS.not_started.fetch_add(1, Relaxed);
-            tracing::error!(
-                event = "config_not_started",
-                error = %e,
-                "the new config could not start; running the one before again"
+            not_started(
+                &e,
+                "the new config could not start; running the one before again",
             );
             Gateway::start(running).context("starting the gateway again on the config before")
         }
     }
+}
+
+/// A reload was taken: counted, the one line logged, `new` the file running now.
+fn reloaded(summary: &str, running: &mut Config, new: Config) {
+    shopfloor::reload::RELOADS
+        .applied
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    tracing::info!(event = "config_reloaded", "config reloaded: {summary}");
+    *running = new;
+}
+
+/// A valid file could not start (in full): counted and logged with why.
+fn not_started(e: &shopfloor::runtime::StartError, what: &str) {
+    shopfloor::reload::RELOADS
+        .not_started
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    tracing::error!(event = "config_not_started", error = %e, "{what}");
 }
 
 /// A part of the gateway that panicked is exit code 1, after the rest stopped cleanly (the

@@ -22,6 +22,20 @@ struct Door {
     closed: AtomicBool,
 }
 
+impl Door {
+    /// Wakes the reader, if it waits.
+    fn wake(&self) {
+        let waker = self
+            .waker
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+}
+
 /// Adds rings to a [`Rings`] while it is being read. Dropping it says no more will come.
 #[derive(Debug)]
 pub struct Joiner {
@@ -36,30 +50,14 @@ impl Joiner {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push(ring);
-        let waker = self
-            .door
-            .waker
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        if let Some(w) = waker {
-            w.wake();
-        }
+        self.door.wake();
     }
 }
 
 impl Drop for Joiner {
     fn drop(&mut self) {
         self.door.closed.store(true, Ordering::SeqCst);
-        let waker = self
-            .door
-            .waker
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        if let Some(w) = waker {
-            w.wake();
-        }
+        self.door.wake();
     }
 }
 

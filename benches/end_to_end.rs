@@ -222,10 +222,14 @@ fn main() {
         return;
     }
     let rt = device_runtime();
-    // `cargo bench --bench end_to_end -- reload` runs the reload jobs alone.
-    let only_reload = std::env::args().any(|a| a == "reload");
-    if only_reload {
+    // `cargo bench --bench end_to_end -- reload` runs the reload jobs alone, `-- json` the
+    // 100,000-tag JSON job alone (with SHOPFLOOR_BIN, of another build: A/B of one change).
+    if std::env::args().any(|a| a == "reload") {
         reloads(&rt);
+        return;
+    }
+    if std::env::args().any(|a| a == "json") {
+        hundred_thousand(&rt, Count::Machine).print("layout machine (JSON)");
         return;
     }
 

@@ -9,6 +9,10 @@ use std::time::{Duration, Instant};
 pub fn binary() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
+        // Another build to measure beside this one (a benchmark of the release before).
+        if let Some(bin) = std::env::var_os("SHOPFLOOR_BIN") {
+            return PathBuf::from(bin);
+        }
         // Test executables live in target/<profile>/deps; the binary one level up.
         let exe = std::env::current_exe().unwrap();
         let dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();

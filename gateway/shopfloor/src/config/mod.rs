@@ -29,34 +29,32 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// The configuration a running gateway applied last, for the parts that learn what a reload
-/// added while they run (the Sparkplug node's device types).
-#[derive(Debug)]
-pub struct Applied(std::sync::RwLock<std::sync::Arc<Config>>);
+/// The configuration a reload applied last, for the parts that learn what it added while they
+/// run (the Sparkplug node's device types). Empty until the first reload: what a gateway starts
+/// with, its parts know from the start. Only kept where something reads it, as a configuration
+/// of a large hall is tens of megabytes.
+#[derive(Debug, Default)]
+pub struct Applied(std::sync::RwLock<Option<std::sync::Arc<Config>>>);
 
 impl Applied {
-    /// Starts at `config`.
-    pub fn new(config: &Config) -> Applied {
-        Applied(std::sync::RwLock::new(std::sync::Arc::new(config.clone())))
+    /// The configuration a reload applied, if any.
+    pub fn load(&self) -> Option<std::sync::Arc<Config>> {
+        self.0
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
-    /// The configuration as applied now.
-    pub fn load(&self) -> std::sync::Arc<Config> {
-        std::sync::Arc::clone(
-            &self
-                .0
-                .read()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-        )
-    }
-
-    /// A reload applied `config`.
+    /// A reload applied `config`: kept when a Sparkplug node will ask.
     pub fn store(&self, config: &Config) {
+        let kept = config
+            .sparkplug
+            .is_some()
+            .then(|| std::sync::Arc::new(config.clone()));
         *self
             .0
             .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) =
-            std::sync::Arc::new(config.clone());
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = kept;
     }
 }
 

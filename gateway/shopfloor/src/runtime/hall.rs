@@ -142,10 +142,8 @@ impl Hall {
                 let Some(m) = config.machines.iter().find(|m| &m.id == name) else {
                     continue;
                 };
-                let info = config.machine_info(m);
-                let tags: Vec<String> = info.tags.iter().map(|t| t.name.clone()).collect();
-                capacities.push(lane_capacity(config, tags.len()));
-                let id = self.admit(info, &tags, changed.contains(name))?;
+                capacities.push(lane_capacity(config, m.tags.len()));
+                let id = self.admit(config, m, changed.contains(name))?;
                 ids.push((name.clone(), id));
             }
             match &mut p.driver {
@@ -163,7 +161,16 @@ impl Hall {
             units.push((p, ids));
         }
         let order: Vec<&str> = config.machines.iter().map(|m| m.id.as_str()).collect();
-        self.catalog.update(|c| c.arrange(&order));
+        let listed = self.catalog.load();
+        // Copy on write: the catalog is copied only when the order really changes.
+        if !listed
+            .machines()
+            .map(|(_, m)| m.id.as_str())
+            .eq(order.iter().copied())
+        {
+            self.catalog.update(|c| c.arrange(&order));
+        }
+        drop(listed);
         let machines = self.catalog.load().len();
         self.reporter.board.reserve(machines);
         self.reporter.metrics.reserve(machines);
@@ -183,18 +190,20 @@ impl Hall {
         Ok(())
     }
 
-    /// The catalog id machine `info` runs under: its own when it runs on unchanged (a fresh
-    /// lane on a restarted bus), a new one when it is new or `changed` (the old one retired).
-    /// Its tags continue the `seq` they had.
+    /// The catalog id machine `m` runs under: its own when it runs on unchanged (a fresh lane
+    /// on a restarted bus), a new one when it is new or `changed` (the old one retired). Its
+    /// tags continue the `seq` they had. (Its catalog entry is made only when it needs one: a
+    /// large hall's tag names are megabytes.)
     fn admit(
         &self,
-        info: shopfloor_core::MachineInfo,
-        tags: &[String],
+        config: &Config,
+        m: &crate::config::MachineConfig,
         changed: bool,
     ) -> Result<MachineId, CatalogError> {
         let lineage = &self.reporter.lineage;
         let before = self.catalog.load();
-        let Some(was) = before.find(&info.id) else {
+        let Some(was) = before.find(&m.id) else {
+            let info = config.machine_info(m);
             return self.catalog.update(|c| c.add(info));
         };
         if !changed {
@@ -203,9 +212,11 @@ impl Hall {
             }
             return Ok(was);
         }
+        let info = config.machine_info(m);
+        let tags: Vec<String> = info.tags.iter().map(|t| t.name.clone()).collect();
         let seeds = lineage
             .take_ended(was)
-            .map(|ended| seeds_by_name(&before, was, tags, &ended));
+            .map(|ended| seeds_by_name(&before, was, &tags, &ended));
         let id = self.catalog.update(|c| {
             c.retire(was);
             c.add(info)

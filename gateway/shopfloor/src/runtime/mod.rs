@@ -168,7 +168,7 @@ impl Gateway {
         if let Some(c) = first {
             joiner.join(c);
         }
-        let applied = Arc::new(crate::config::Applied::new(config));
+        let applied = Arc::new(crate::config::Applied::default());
         let ctx = SinkContext {
             config,
             catalog: &catalog,

@@ -45,7 +45,7 @@ use bytes::Bytes;
 use connection::Target;
 use link::{Link, LinkEvent};
 use outbox::{Draft, Message, Outbox};
-use shopfloor_core::{Catalog, MachineState, MachineStatus, Sample, SharedCatalog, time::now_ms};
+use shopfloor_core::{MachineState, MachineStatus, Sample, SharedCatalog, time::now_ms};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -166,10 +166,9 @@ impl Intake {
 pub struct MqttSink {
     cfg: MqttConfig,
     target: Arc<Target>,
-    /// The catalog as it grows (machines added by a new configuration).
+    /// The catalog as it grows (machines added by a new configuration); looked at per batch,
+    /// never held, so that a reload's copy of it replaces the one before.
     shared: Arc<SharedCatalog>,
-    /// The snapshot the topic tables were built from.
-    catalog: Arc<Catalog>,
     stats: Arc<SinkStats>,
     /// Topic per machine and tag (layout tag) or per machine (layout machine).
     topics: Vec<Vec<Arc<str>>>,
@@ -247,7 +246,6 @@ impl MqttSink {
         let mut sink = MqttSink {
             cfg,
             target,
-            catalog: shared.load(),
             shared,
             stats,
             topics: Vec::new(),
@@ -273,17 +271,17 @@ impl MqttSink {
         if index < self.topics.len() {
             return;
         }
-        self.catalog = self.shared.load();
+        let catalog = self.shared.load();
         let prefix = self.cfg.topic_prefix.clone();
         let connecting = MachineStatus {
             state: MachineState::Connecting,
             since_ms: now_ms(),
             error: None,
         };
-        for i in self.topics.len()..self.catalog.len() {
+        for i in self.topics.len()..catalog.len() {
             let Some(m) = u16::try_from(i)
                 .ok()
-                .and_then(|i| self.catalog.machine(shopfloor_core::MachineId(i)))
+                .and_then(|i| catalog.machine(shopfloor_core::MachineId(i)))
             else {
                 break;
             };
@@ -589,7 +587,7 @@ impl MqttSink {
         if state == MachineState::Connecting {
             return;
         }
-        let payload = encode::status_payload(&status, self.kind(event.machine.index()));
+        let payload = encode::status_payload(&status, &self.kind(event.machine.index()));
         let draft = retained(topic, payload);
         self.enqueue_in_order(outbox, draft);
     }
@@ -612,13 +610,14 @@ impl MqttSink {
                 }
             }
             Layout::Machine => {
+                let catalog = self.shared.load();
                 // A poll cycle's samples share machine and timestamp and arrive together.
                 for group in batch
                     .chunk_by(|a, b| a.machine == b.machine && a.timestamp_ms == b.timestamp_ms)
                 {
                     let m = group[0].machine;
                     let (Some(info), Some(topic)) = (
-                        self.catalog.machine(m),
+                        catalog.machine(m),
                         self.topics.get(m.index()).and_then(|v| v.first()),
                     ) else {
                         continue;
@@ -642,11 +641,16 @@ impl MqttSink {
         }
     }
 
-    fn kind(&self, machine: usize) -> &str {
+    fn kind(&self, machine: usize) -> String {
         u16::try_from(machine)
             .ok()
-            .and_then(|i| self.catalog.machine(shopfloor_core::MachineId(i)))
-            .map_or("", |m| m.kind.as_str())
+            .and_then(|i| {
+                self.shared
+                    .load()
+                    .machine(shopfloor_core::MachineId(i))
+                    .map(|m| m.kind.clone())
+            })
+            .unwrap_or_default()
     }
 
     /// Every machine's latest status, straight into the outbox: a new connection tells the
@@ -663,7 +667,7 @@ impl MqttSink {
                 self.enqueue(
                     outbox,
                     topic,
-                    encode::status_payload(st, self.kind(i)),
+                    encode::status_payload(st, &self.kind(i)),
                     true,
                 );
             }
@@ -773,7 +777,7 @@ impl MqttSink {
         };
         for i in self.current() {
             if let Some(topic) = self.status_topics.get(i) {
-                draft(topic, encode::status_payload(&stopped, self.kind(i)));
+                draft(topic, encode::status_payload(&stopped, &self.kind(i)));
             }
         }
         draft(&self.gateway_topic, encode::gateway_payload(false));

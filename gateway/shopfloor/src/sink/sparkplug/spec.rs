@@ -11,7 +11,7 @@ use std::sync::Arc;
 pub fn node(config: &Config, cfg: &SparkplugConfig, catalog: &Catalog) -> NodeSpec {
     let devices = (0..catalog.len())
         .filter_map(|i| catalog.machine(MachineId(u16::try_from(i).ok()?)))
-        .map(|info| device(config, info))
+        .map(|info| device(Some(config), info))
         .collect();
     NodeSpec {
         group: cfg.group_id.clone(),
@@ -22,9 +22,9 @@ pub fn node(config: &Config, cfg: &SparkplugConfig, catalog: &Catalog) -> NodeSp
 }
 
 /// Machine `info` as a device: its tags as metrics, typed as its configuration in `config`
-/// declares them.
-pub fn device(config: &Config, info: &MachineInfo) -> DeviceSpec {
-    let machine = config.machines.iter().find(|m| m.id == info.id);
+/// declares them (learnt from their values where it does not).
+pub fn device(config: Option<&Config>, info: &MachineInfo) -> DeviceSpec {
+    let machine = config.and_then(|c| c.machines.iter().find(|m| m.id == info.id));
     let registers = machine.and_then(|m| match &m.protocol {
         ProtocolConfig::Modbus(mb) => Some(mb.tags.as_slice()),
         ProtocolConfig::Opcua(_) => None,
@@ -72,7 +72,7 @@ impl Learner {
             else {
                 break;
             };
-            node.add_device(i, device(&config, info), now_ms, out);
+            node.add_device(i, device(config.as_deref(), info), now_ms, out);
         }
     }
 }

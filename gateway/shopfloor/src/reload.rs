@@ -69,23 +69,16 @@ impl Plan {
 /// `[csv]`, `[influx]`, in both files), and `[gateway] http` when both files serve HTTP.
 pub fn in_place(old: &Config, new: &Config, plan: &Plan) -> bool {
     let restartable = |section: &&str| {
-        (crate::runtime::sinks::RESTARTABLE.contains(section) || *section == "[gateway] http")
-            && present(old, section)
-            && present(new, section)
+        let present = match *section {
+            "[gateway] http" => |c: &Config| c.gateway.http.is_some(),
+            s => match crate::runtime::sinks::SINKS.iter().find(|e| e.section == s) {
+                Some(e) => e.present,
+                None => return false,
+            },
+        };
+        present(old) && present(new)
     };
     plan.sections.iter().all(restartable) && plan.restart_needed.is_empty()
-}
-
-/// Whether `config` has `section` (one of the sinks' sections, or the HTTP server).
-fn present(config: &Config, section: &str) -> bool {
-    match section {
-        "[gateway] http" => config.gateway.http.is_some(),
-        "[mqtt]" => config.mqtt.is_some(),
-        "[sparkplug]" => config.sparkplug.is_some(),
-        "[csv]" => config.csv.is_some(),
-        "[influx]" => config.influx.is_some(),
-        _ => false,
-    }
 }
 
 /// The difference between the running file and a new one.

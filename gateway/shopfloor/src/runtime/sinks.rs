@@ -14,19 +14,42 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
 
-/// Every sink the gateway can run, by the config section it is built from, in start order.
-/// Adding a sink is its folder under `sink/`, its config section and one line here. (The live
-/// store is the HTTP server's, started with it.)
-pub(super) const SINKS: [(&str, Build); 4] = [
-    ("[mqtt]", mqtt::build),
-    ("[sparkplug]", sparkplug::build),
-    ("[csv]", csv::build),
-    ("[influx]", influx::build),
-];
+/// A sink of the table: its config section, its builder, and whether a file has the section.
+#[derive(Debug)]
+pub struct Entry {
+    /// The section as the reload's summary names it.
+    pub section: &'static str,
+    build: Build,
+    /// True when the file has the section.
+    pub present: fn(&Config) -> bool,
+}
 
-/// Sections whose sink a reload restarts on its own when they change (present before and
-/// after); any other change of a section restarts the gateway.
-pub const RESTARTABLE: [&str; 4] = ["[mqtt]", "[sparkplug]", "[csv]", "[influx]"];
+/// Every sink the gateway can run, by the config section it is built from, in start order.
+/// Adding a sink is its folder under `sink/`, its config section and one line here; a reload
+/// then restarts it on its own when its section changes. (The live store is the HTTP
+/// server's, started with it.)
+pub const SINKS: [Entry; 4] = [
+    Entry {
+        section: "[mqtt]",
+        build: mqtt::build,
+        present: |c| c.mqtt.is_some(),
+    },
+    Entry {
+        section: "[sparkplug]",
+        build: sparkplug::build,
+        present: |c| c.sparkplug.is_some(),
+    },
+    Entry {
+        section: "[csv]",
+        build: csv::build,
+        present: |c| c.csv.is_some(),
+    },
+    Entry {
+        section: "[influx]",
+        build: influx::build,
+        present: |c| c.influx.is_some(),
+    },
+];
 
 /// A sink of the table as it runs.
 #[derive(Debug)]
@@ -53,7 +76,7 @@ impl Sinks {
     /// Builds every sink of the table whose section is in the config.
     pub fn from_table(ctx: &SinkContext<'_>) -> Result<Sinks, StartError> {
         let mut sinks = Sinks::default();
-        for (section, build) in SINKS {
+        for Entry { section, build, .. } in SINKS {
             let stats = Arc::new(SinkStats::with_progress(&sinks.storing.progress));
             if let Some(sink) = build(ctx, Arc::clone(&stats))? {
                 sinks.storing.sinks.push(Arc::clone(&stats));
@@ -104,7 +127,12 @@ impl Sinks {
         (catalog, applied): (&Arc<SharedCatalog>, &Arc<Applied>),
         dispatcher: &mpsc::UnboundedSender<Control>,
     ) -> Result<(), StartError> {
-        let Some((key, build)) = SINKS.into_iter().find(|(s, _)| *s == section) else {
+        let Some(Entry {
+            section: key,
+            build,
+            ..
+        }) = SINKS.into_iter().find(|e| e.section == section)
+        else {
             return Ok(());
         };
         let Some(running) = self.by_section.remove(key) else {

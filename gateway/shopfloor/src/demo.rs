@@ -54,6 +54,7 @@ fn demo_influx(url: Url) -> InfluxConfig {
         batch_size: 5000,
         flush_interval: std::time::Duration::from_secs(1),
         timeout: std::time::Duration::from_secs(10),
+        when_full: None,
     }
 }
 

@@ -3,12 +3,12 @@
 //!
 //! A sink whose section a reload changed is swapped between two batches ([`Control`]): its old
 //! input closes (the old sink delivers or spools what it holds, then ends), the batches that
-//! come meanwhile are held here, and the new sink gets them first.
+//! come meanwhile are held here under its bound, and the new sink gets them first.
 
 use crate::metrics::Metrics;
+use crate::sink::intake::{Feed, Pushed, Queue};
 use crate::sink::{Batch, SinkStats, Throttle};
 use shopfloor_core::ring::Rings;
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -18,16 +18,13 @@ use tracing::{debug, warn};
 /// Largest batch taken from the ring at once.
 pub const MAX_BATCH: usize = 8192;
 
-/// Batches held for a sink being swapped, at most: as many as its input queues.
-pub const HOLD: usize = 256;
-
 /// One sink as the dispatcher sees it.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct SinkPort {
     /// For logs.
     pub name: &'static str,
     /// Its input.
-    pub tx: mpsc::Sender<Batch>,
+    pub feed: Feed,
     /// Its counters.
     pub stats: Arc<SinkStats>,
 }
@@ -41,11 +38,11 @@ pub enum Control {
     Resume(SinkPort),
 }
 
-/// A sink's port, or the batches held for it while it is swapped.
+/// A sink's port, or the batches held for it (under its bound) while it is swapped.
 #[derive(Debug)]
 enum Outlet {
     Open(SinkPort, Throttle),
-    Held(Arc<SinkStats>, VecDeque<Batch>),
+    Held(Arc<SinkStats>, Queue, Throttle),
 }
 
 /// The sinks by name, in start order.
@@ -58,21 +55,25 @@ impl Outlets {
             Control::Hold(name) => {
                 for (n, o) in &mut self.0 {
                     if *n == name
-                        && let Outlet::Open(port, _) = o
+                        && let Outlet::Open(port, throttle) = o
                     {
-                        *o = Outlet::Held(Arc::clone(&port.stats), VecDeque::new());
+                        let held = Queue::new(port.feed.bound());
+                        let throttle = std::mem::replace(throttle, Throttle::new(Duration::ZERO));
+                        *o = Outlet::Held(Arc::clone(&port.stats), held, throttle);
                     }
                 }
             }
             Control::Resume(port) => {
-                let throttle = Throttle::new(Duration::from_secs(10));
                 let Some((_, o)) = self.0.iter_mut().find(|(n, _)| *n == port.name) else {
+                    let throttle = Throttle::new(WARN_EVERY);
                     self.0.push((port.name, Outlet::Open(port, throttle)));
                     return;
                 };
-                if let Outlet::Held(_, held) = o {
-                    for batch in held.drain(..) {
-                        hand(&port, &batch, &mut Throttle::new(Duration::ZERO));
+                let mut throttle = Throttle::new(WARN_EVERY);
+                if let Outlet::Held(_, held, t) = o {
+                    throttle = std::mem::replace(t, Throttle::new(Duration::ZERO));
+                    while let Some(batch) = held.pop() {
+                        hand(&port, batch, &mut throttle);
                     }
                 }
                 *o = Outlet::Open(port, throttle);
@@ -81,43 +82,48 @@ impl Outlets {
     }
 
     fn fan_out(&mut self, batch: &Batch) {
-        for (_, o) in &mut self.0 {
+        for (name, o) in &mut self.0 {
             match o {
-                Outlet::Open(port, throttle) => hand(port, batch, throttle),
-                Outlet::Held(_, held) if held.len() < HOLD => held.push_back(Arc::clone(batch)),
-                Outlet::Held(stats, _) => {
-                    dropped(stats, batch);
+                Outlet::Open(port, throttle) => hand(port, Arc::clone(batch), throttle),
+                Outlet::Held(stats, held, throttle) => {
+                    let overflow = held.push(Arc::clone(batch));
+                    lost(name, stats, &overflow.batches, throttle);
                 }
             }
         }
     }
 }
 
-/// Counts a batch a sink does not get as dropped (and taken: a recorder must not wait for it).
-fn dropped(stats: &SinkStats, batch: &Batch) -> u64 {
-    let samples = crate::sink::readings(batch);
+/// A sink that stays behind drops batch after batch: one warning per sink this often.
+const WARN_EVERY: Duration = Duration::from_secs(10);
+
+/// Counts the batches a sink does not get as dropped (and taken: a recorder must not wait for
+/// them), with a warning now and then.
+fn lost(name: &str, stats: &SinkStats, batches: &[Batch], throttle: &mut Throttle) {
+    if batches.is_empty() {
+        return;
+    }
+    let samples: u64 = batches.iter().map(|b| crate::sink::readings(b)).sum();
     stats.dropped.fetch_add(samples, Ordering::Relaxed);
-    stats.took(batch.len() as u64);
-    samples
+    stats.took(batches.iter().map(|b| b.len() as u64).sum());
+    if let Some(repeats) = throttle.ready() {
+        warn!(
+            event = "sink_behind",
+            sink = name,
+            samples,
+            repeats,
+            "a sink is behind: its intake is full, samples dropped as its when_full says"
+        );
+    }
 }
 
 /// Hands `batch` to a sink without waiting.
-fn hand(port: &SinkPort, batch: &Batch, throttle: &mut Throttle) {
-    // A closed input is a sink that has ended (or the KPI engine, stopped before the ring is
-    // drained): nothing waits there to be counted.
-    match port.tx.try_send(Arc::clone(batch)) {
-        Ok(()) => {}
-        Err(mpsc::error::TrySendError::Full(_)) => {
-            let samples = dropped(&port.stats, batch);
-            if let Some(repeats) = throttle.ready() {
-                warn!(
-                    sink = port.name,
-                    samples, repeats, "sink behind: a batch dropped for it"
-                );
-            }
-        }
-        // Nobody waits there: a recorder must not wait for it either.
-        Err(mpsc::error::TrySendError::Closed(_)) => port.stats.took(batch.len() as u64),
+fn hand(port: &SinkPort, batch: Batch, throttle: &mut Throttle) {
+    match port.feed.push(batch) {
+        Pushed::Queued(overflow) => lost(port.name, &port.stats, &overflow.batches, throttle),
+        // A closed input is a sink that has ended (or the KPI engine, stopped before the ring
+        // is drained): nothing waits there, and a recorder must not wait for it either.
+        Pushed::Closed(batch) => port.stats.took(batch.len() as u64),
     }
 }
 
@@ -130,7 +136,6 @@ pub async fn run(
     mut control: mpsc::UnboundedReceiver<Control>,
 ) {
     let mut buf = Vec::with_capacity(MAX_BATCH);
-    // A sink that stays behind drops every batch: one warning per sink every 10 s, with a count.
     let mut outlets = Outlets::default();
     for port in sinks {
         outlets.control(Control::Resume(port));
@@ -172,6 +177,8 @@ pub async fn run(
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use crate::sink::intake::{Bound, Intake, intake};
+    use shopfloor_core::ring::WhenFull;
     use shopfloor_core::{MachineId, Quality, Sample, TagId, Value};
 
     fn batch(seq: u64) -> Batch {
@@ -185,48 +192,69 @@ mod tests {
         )])
     }
 
-    fn port(name: &'static str) -> (SinkPort, mpsc::Receiver<Batch>) {
-        let (tx, rx) = mpsc::channel(HOLD);
+    fn port(name: &'static str, samples: usize) -> (SinkPort, Intake) {
+        let (feed, rx) = intake(Bound {
+            samples,
+            when_full: WhenFull::DropOldest,
+        });
         let stats = Arc::new(SinkStats::default());
-        (SinkPort { name, tx, stats }, rx)
+        (SinkPort { name, feed, stats }, rx)
     }
 
-    #[test]
-    fn a_swapped_sink_gets_what_came_meanwhile_first_and_the_old_one_nothing_after() {
+    fn seqs(rx: &mut Intake) -> Vec<u64> {
+        std::iter::from_fn(|| rx.try_recv())
+            .map(|b| b[0].seq)
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_swapped_sink_gets_what_came_meanwhile_first_and_the_old_one_nothing_after() {
         let mut outlets = Outlets::default();
-        let (old, mut old_rx) = port("mqtt");
+        let (old, mut old_rx) = port("mqtt", 100);
         outlets.control(Control::Resume(old));
         outlets.fan_out(&batch(1));
         outlets.control(Control::Hold("mqtt"));
         outlets.fan_out(&batch(2));
         outlets.fan_out(&batch(3));
-        assert_eq!(old_rx.try_recv().unwrap()[0].seq, 1);
+        assert_eq!(old_rx.recv().await.unwrap()[0].seq, 1);
         assert!(
-            matches!(
-                old_rx.try_recv(),
-                Err(mpsc::error::TryRecvError::Disconnected)
-            ),
+            old_rx.recv().await.is_none(),
             "the old sink's input closed at the hold"
         );
-        let (new, mut new_rx) = port("mqtt");
+        let (new, mut new_rx) = port("mqtt", 100);
         outlets.control(Control::Resume(new));
         outlets.fan_out(&batch(4));
-        let seqs: Vec<u64> = std::iter::from_fn(|| new_rx.try_recv().ok())
-            .map(|b| b[0].seq)
-            .collect();
-        assert_eq!(seqs, vec![2, 3, 4]);
+        assert_eq!(seqs(&mut new_rx), vec![2, 3, 4]);
     }
 
     #[test]
-    fn a_hold_beyond_its_bound_drops_and_counts() {
+    fn a_hold_beyond_the_sinks_bound_drops_and_counts() {
         let mut outlets = Outlets::default();
-        let (p, _rx) = port("influx");
+        let (p, _rx) = port("influx", 5);
         let stats = Arc::clone(&p.stats);
         outlets.control(Control::Resume(p));
         outlets.control(Control::Hold("influx"));
-        for seq in 0..(HOLD as u64 + 3) {
+        for seq in 0..8 {
             outlets.fan_out(&batch(seq));
         }
         assert_eq!(stats.dropped.load(Ordering::Relaxed), 3);
+    }
+
+    #[test]
+    fn many_small_batches_fit_a_bound_in_samples() {
+        // A run of one-sample batches is no more than their samples: 1000 of them wait for a
+        // sink whose bound is 1000 samples, none dropped.
+        let mut outlets = Outlets::default();
+        let (p, mut rx) = port("csv", 1000);
+        let stats = Arc::clone(&p.stats);
+        outlets.control(Control::Resume(p));
+        for seq in 0..1000 {
+            outlets.fan_out(&batch(seq));
+        }
+        outlets.fan_out(&batch(1000));
+        assert_eq!(stats.dropped.load(Ordering::Relaxed), 1);
+        let got = seqs(&mut rx);
+        assert_eq!(got.len(), 1000);
+        assert_eq!(got[0], 1, "the oldest went first");
     }
 }

@@ -168,6 +168,8 @@ pub struct MqttConfig {
     pub keep_alive: Duration,
     /// Credentials and trust.
     pub auth: BrokerAuth,
+    /// What a full intake of the sink drops; `[buffer] when_full` unless set.
+    pub when_full: Option<WhenFull>,
 }
 
 /// How a client proves itself to a broker and which broker it trusts: `[mqtt]` and `[record]`.
@@ -212,6 +214,8 @@ pub struct SparkplugConfig {
     pub aliases: bool,
     /// Credentials and trust.
     pub auth: BrokerAuth,
+    /// What a full intake of the sink drops; `[buffer] when_full` unless set.
+    pub when_full: Option<WhenFull>,
 }
 
 /// `[influx]`.
@@ -233,6 +237,8 @@ pub struct InfluxConfig {
     pub flush_interval: Duration,
     /// For each write request.
     pub timeout: Duration,
+    /// What a full intake of the sink drops; `[buffer] when_full` unless set.
+    pub when_full: Option<WhenFull>,
 }
 
 /// `[record]`.
@@ -264,6 +270,8 @@ impl RecordConfig {
 pub struct CsvConfig {
     /// Directory of the files.
     pub dir: PathBuf,
+    /// What a full intake of the sink drops; `[buffer] when_full` unless set.
+    pub when_full: Option<WhenFull>,
 }
 
 /// One `[[machine]]`.

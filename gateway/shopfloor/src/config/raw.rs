@@ -56,6 +56,7 @@ pub(crate) struct RawMqtt {
     pub ca_file: Option<S<String>>,
     pub client_cert: Option<S<String>>,
     pub client_key: Option<S<String>>,
+    pub when_full: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -72,6 +73,7 @@ pub(crate) struct RawSparkplug {
     pub ca_file: Option<S<String>>,
     pub client_cert: Option<S<String>>,
     pub client_key: Option<S<String>>,
+    pub when_full: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -85,6 +87,7 @@ pub(crate) struct RawInflux {
     pub batch_size: Option<S<i64>>,
     pub flush_interval: Option<S<String>>,
     pub timeout: Option<S<String>>,
+    pub when_full: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -106,6 +109,7 @@ pub(crate) struct RawRecord {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawCsv {
     pub dir: Option<S<String>>,
+    pub when_full: Option<S<String>>,
 }
 
 /// `[kpi]`: how KPIs are computed for every machine with a `[machine.kpi]`.

@@ -648,3 +648,37 @@ fn mqtt_inflight_and_keep_alive_are_checked() {
         assert!(e.contains(message), "{extra}: {e}");
     }
 }
+
+#[test]
+fn a_sinks_when_full_is_its_own_or_the_buffers() {
+    use shopfloor_core::ring::WhenFull;
+    let src = GOOD.replace(
+        "topic_prefix = \"iqblvd/hardenberg/demo-hall\"",
+        "topic_prefix = \"iqblvd/hardenberg/demo-hall\"\nwhen_full = \"drop_newest\"\n\n[buffer]\nwhen_full = \"drop_oldest\"\n\n[csv]\ndir = \"data\"",
+    );
+    let c = parse(&src).unwrap();
+    assert_eq!(
+        c.mqtt.as_ref().unwrap().when_full,
+        Some(WhenFull::DropNewest)
+    );
+    assert_eq!(c.csv.as_ref().unwrap().when_full, None);
+    let mqtt = crate::sink::bound(&c.buffer, c.mqtt.as_ref().unwrap().when_full);
+    let csv = crate::sink::bound(&c.buffer, None);
+    assert_eq!(
+        (mqtt.when_full, csv.when_full, csv.samples),
+        (
+            WhenFull::DropNewest,
+            WhenFull::DropOldest,
+            c.buffer.capacity
+        )
+    );
+    let bad = GOOD.replace(
+        "topic_prefix = \"iqblvd/hardenberg/demo-hall\"",
+        "topic_prefix = \"iqblvd/hardenberg/demo-hall\"\nwhen_full = \"block\"",
+    );
+    let line = line_of("topic_prefix") + 1;
+    assert_eq!(
+        error_of(&bad),
+        format!("{line}:13: when_full \"block\": use \"drop_oldest\" or \"drop_newest\"")
+    );
+}

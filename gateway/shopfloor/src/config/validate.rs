@@ -168,6 +168,7 @@ pub(super) fn validate(path: &Path, source: &str) -> Result<Config, ConfigErrors
         let dir = v.required(&c.get_ref().dir, c.span(), "dir")?;
         Some(CsvConfig {
             dir: v.path(dir.get_ref()),
+            when_full: when_full(&mut v, &c.get_ref().when_full),
         })
     });
 
@@ -310,6 +311,22 @@ fn gateway(v: &mut V<'_>, raw: &RawConfig) -> GatewayConfig {
     g
 }
 
+/// A `when_full` key: `drop_oldest` or `drop_newest`.
+fn when_full(v: &mut V<'_>, key: &Option<S<String>>) -> Option<WhenFull> {
+    let w = key.as_ref()?;
+    match w.get_ref().as_str() {
+        "drop_oldest" => Some(WhenFull::DropOldest),
+        "drop_newest" => Some(WhenFull::DropNewest),
+        other => {
+            v.err(
+                w.span(),
+                format!("when_full {other:?}: use \"drop_oldest\" or \"drop_newest\""),
+            );
+            None
+        }
+    }
+}
+
 fn buffer(v: &mut V<'_>, raw: &RawConfig) -> BufferConfig {
     let mut b = BufferConfig {
         capacity: 65536,
@@ -330,15 +347,8 @@ fn buffer(v: &mut V<'_>, raw: &RawConfig) -> BufferConfig {
             );
         }
     }
-    if let Some(w) = &rb.when_full {
-        match w.get_ref().as_str() {
-            "drop_oldest" => b.when_full = WhenFull::DropOldest,
-            "drop_newest" => b.when_full = WhenFull::DropNewest,
-            other => v.err(
-                w.span(),
-                format!("when_full {other:?}: use \"drop_oldest\" or \"drop_newest\""),
-            ),
-        }
+    if let Some(w) = when_full(v, &rb.when_full) {
+        b.when_full = w;
     }
     b.spool_dir = rb.spool_dir.as_ref().map(|d| v.path(d.get_ref()));
     if let Some(m) = &rb.spool_max_mb {
@@ -434,6 +444,7 @@ fn mqtt(v: &mut V<'_>, s: &S<super::raw::RawMqtt>, gateway: &str) -> Option<Mqtt
         inflight,
         keep_alive,
         auth,
+        when_full: when_full(v, &m.when_full),
     })
 }
 
@@ -530,6 +541,7 @@ fn influx(v: &mut V<'_>, s: &S<super::raw::RawInflux>) -> Option<InfluxConfig> {
         batch_size,
         flush_interval,
         timeout,
+        when_full: when_full(v, &i.when_full),
     })
 }
 

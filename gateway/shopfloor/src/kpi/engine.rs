@@ -3,7 +3,8 @@
 use super::persist::{self, Saved};
 use super::routes::Routes;
 use crate::config::{Config, KpiConfig};
-use crate::sink::Batch;
+use crate::sink::intake::Intake;
+
 use serde::Serialize;
 use shopfloor_core::emit::derived::Derived;
 use shopfloor_core::ring::Producer;
@@ -186,7 +187,7 @@ impl KpiEngine {
     /// and saves its ledgers (with a spool directory) every interval and when it stops.
     pub async fn run(
         mut self,
-        mut input: mpsc::Receiver<Batch>,
+        mut input: Intake,
         mut changes: mpsc::UnboundedReceiver<Reconfigure>,
         stop: CancellationToken,
     ) {

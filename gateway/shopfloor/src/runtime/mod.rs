@@ -24,6 +24,7 @@ use crate::dispatch::{self, Control, SinkPort};
 use crate::kpi::KpiEngine;
 use crate::metrics::Metrics;
 use crate::record::Recorder;
+use crate::sink::intake::intake;
 use crate::sink::mqtt::MqttError;
 use crate::sink::{SinkContext, SinkStats};
 use crate::status::StatusBoard;
@@ -45,8 +46,6 @@ use tracing::{info, warn};
 
 /// Time from the stop signal until the gateway has exited, at most.
 pub const SHUTDOWN_BUDGET: Duration = Duration::from_secs(5);
-/// Batches queued per sink before the dispatcher drops for that sink.
-const SINK_QUEUE: usize = 256;
 
 /// The gateway could not start.
 #[derive(Debug, Error)]
@@ -193,10 +192,10 @@ impl Gateway {
         }
         let mut ports = std::mem::take(&mut sinks.ports);
         let kpi = kpi.map(|engine| {
-            let (tx, rx) = mpsc::channel(SINK_QUEUE);
+            let (feed, rx) = intake(crate::sink::bound(&config.buffer, None));
             ports.push(SinkPort {
                 name: "kpi",
-                tx,
+                feed,
                 stats: Arc::default(),
             });
             (engine, rx)

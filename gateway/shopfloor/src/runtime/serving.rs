@@ -85,6 +85,7 @@ impl Serving {
             store: Arc::clone(&store),
             events: events.clone(),
             stats: Arc::clone(&stats),
+            bound: crate::sink::bound(&config.buffer, None),
         };
         sinks.start(Box::new(live), stats);
         let state = Arc::new(HttpState {

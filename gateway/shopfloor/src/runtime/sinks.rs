@@ -1,10 +1,11 @@
 //! The sinks of a gateway: built from the table of config sections, each its own task fed by a
 //! port of the dispatcher, and restarted one by one when a reload changes its section.
 
-use super::{SHUTDOWN_BUDGET, SINK_QUEUE, StartError};
+use super::{SHUTDOWN_BUDGET, StartError};
 use crate::config::{Applied, Config};
 use crate::dispatch::{Control, SinkPort};
 use crate::record::Storing;
+use crate::sink::intake::intake;
 use crate::sink::{Build, Sink, SinkContext, SinkStats, csv, influx, mqtt, sparkplug};
 use crate::tasks::Tasks;
 use shopfloor_core::SharedCatalog;
@@ -107,14 +108,14 @@ impl Sinks {
         stats: Arc<SinkStats>,
     ) -> (SinkPort, oneshot::Receiver<()>) {
         let name = sink.name();
-        let (tx, rx) = mpsc::channel(SINK_QUEUE);
+        let (feed, rx) = intake(sink.bound());
         let (ended, done) = oneshot::channel();
         let run = sink.run(rx, SHUTDOWN_BUDGET - Duration::from_secs(1));
         self.tasks.spawn(format!("the {name} sink"), async move {
             run.await;
             let _ = ended.send(());
         });
-        (SinkPort { name, tx, stats }, done)
+        (SinkPort { name, feed, stats }, done)
     }
 
     /// Restarts the sink of `section` on `new`, after the running one has delivered or spooled

@@ -7,8 +7,9 @@
 //! and the file stays readable by pandas.
 
 use crate::runtime::StartError;
+use crate::sink::intake::{Bound, Intake};
 use crate::sink::mqtt::encode::push_value;
-use crate::sink::{Batch, Sink, SinkContext, SinkStats, SinkTask};
+use crate::sink::{Sink, SinkContext, SinkStats, SinkTask};
 use shopfloor_core::{Quality, Sample, SharedCatalog};
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -17,7 +18,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
-use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 /// The file of `machine`'s samples on `date`: `dir/<machine>/<date>.csv`. A machine name learnt
@@ -84,6 +84,7 @@ pub struct CsvSink {
     dir: PathBuf,
     catalog: Arc<SharedCatalog>,
     stats: Arc<SinkStats>,
+    bound: Bound,
     open: HashMap<usize, Open>,
     row: Vec<u8>,
 }
@@ -152,7 +153,8 @@ pub fn build(
         return Ok(None);
     };
     info!(dir = %csv.dir.display(), "writing CSV files");
-    let sink = CsvSink::new(csv.dir.clone(), Arc::clone(ctx.shared), stats);
+    let bound = ctx.bound(csv.when_full);
+    let sink = CsvSink::new(csv.dir.clone(), Arc::clone(ctx.shared), stats, bound);
     Ok(Some(Box::new(sink)))
 }
 
@@ -161,19 +163,29 @@ impl Sink for CsvSink {
         "csv"
     }
 
+    fn bound(&self) -> Bound {
+        self.bound
+    }
+
     /// Writes are local and flushed every second: it needs no budget of its own.
-    fn run(self: Box<Self>, input: mpsc::Receiver<Batch>, _budget: Duration) -> SinkTask {
+    fn run(self: Box<Self>, input: Intake, _budget: Duration) -> SinkTask {
         Box::pin((*self).run(input))
     }
 }
 
 impl CsvSink {
-    /// A sink writing under `dir`.
-    pub fn new(dir: PathBuf, catalog: Arc<SharedCatalog>, stats: Arc<SinkStats>) -> CsvSink {
+    /// A sink writing under `dir`, its intake under `bound`.
+    pub fn new(
+        dir: PathBuf,
+        catalog: Arc<SharedCatalog>,
+        stats: Arc<SinkStats>,
+        bound: Bound,
+    ) -> CsvSink {
         CsvSink {
             dir,
             catalog,
             stats,
+            bound,
             open: HashMap::new(),
             row: Vec::with_capacity(256),
         }
@@ -232,7 +244,7 @@ impl CsvSink {
     /// Runs until `input` closes, on a thread of the blocking pool, so that file writes never
     /// hold up the async workers. Flushes whenever it has caught up with its input (so a row is
     /// in the file within a batch of being read), and at the end.
-    pub async fn run(mut self, mut input: mpsc::Receiver<Batch>) {
+    pub async fn run(mut self, mut input: Intake) {
         let writer = tokio::task::spawn_blocking(move || {
             // Samples written since the last flush: in the file (and safe from a crash of
             // this process) only once flushed.

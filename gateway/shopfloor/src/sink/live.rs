@@ -4,14 +4,15 @@
 //! Each batch is encoded to JSON once, here, and shared by every SSE client: the cost of a
 //! client is a copy of an `Arc`, not an encoding per sample.
 
+use crate::sink::SinkStats;
+use crate::sink::intake::Intake;
 use crate::sink::mqtt::encode;
-use crate::sink::{Batch, SinkStats};
 use shopfloor_core::{Catalog, Quality, Sample, SharedCatalog, Value};
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::broadcast;
 
 /// One remembered reading.
 #[derive(Debug, Clone, PartialEq)]
@@ -167,6 +168,8 @@ pub struct LiveSink {
     pub events: broadcast::Sender<Arc<str>>,
     /// Its counters.
     pub stats: Arc<SinkStats>,
+    /// Its intake's bound.
+    pub bound: crate::sink::intake::Bound,
 }
 
 impl crate::sink::Sink for LiveSink {
@@ -174,12 +177,12 @@ impl crate::sink::Sink for LiveSink {
         "live"
     }
 
+    fn bound(&self) -> crate::sink::intake::Bound {
+        self.bound
+    }
+
     /// Memory only: nothing to flush, no budget needed.
-    fn run(
-        self: Box<Self>,
-        input: mpsc::Receiver<Batch>,
-        _budget: std::time::Duration,
-    ) -> crate::sink::SinkTask {
+    fn run(self: Box<Self>, input: Intake, _budget: std::time::Duration) -> crate::sink::SinkTask {
         Box::pin(run(
             self.catalog,
             self.store,
@@ -196,7 +199,7 @@ async fn run(
     store: Arc<RwLock<LiveStore>>,
     events: broadcast::Sender<Arc<str>>,
     stats: Arc<SinkStats>,
-    mut input: mpsc::Receiver<Batch>,
+    mut input: Intake,
 ) {
     while let Some(batch) = input.recv().await {
         if let Ok(mut s) = store.write() {

@@ -1,16 +1,17 @@
 //! Sinks: where samples go after the ring.
 //!
 //! Every sink runs as its own task and receives [`Batch`]es from the dispatcher through its own
-//! bounded channel. A batch holds each machine's readings and its status changes in one order
+//! [`intake`], bounded in samples by the sink's [`Bound`]. A batch holds each machine's readings and its status changes in one order
 //! ([`Sample::status`] events, walked with [`parts`]), so a sink that publishes statuses puts
 //! each in its place among the samples. A sink that cannot keep up never stalls the
-//! dispatcher: the dispatcher drops what does not fit its channel and counts it in that sink's
-//! [`SinkStats`].
+//! dispatcher: what does not fit its intake goes as the sink's `when_full` says, counted in that
+//! sink's [`SinkStats`].
 //!
 //! Every sink implements [`Sink`] and has a [`Build`] function that makes it from its config
 //! section (nothing when the section is absent); the runtime's table of builders is the one
 //! place a new sink is registered.
 //!
+//! - [`intake`]: the bounded queue between the dispatcher and each sink.
 //! - [`mqtt`]: publishes samples and statuses over MQTT with an acknowledged outbox.
 //! - [`sparkplug`]: the gateway as a Sparkplug B edge node, each machine a device.
 //! - [`csv`]: one CSV file per machine and UTC day, for data analysis.
@@ -19,6 +20,7 @@
 
 pub mod csv;
 pub mod influx;
+pub mod intake;
 pub mod live;
 pub mod mqtt;
 pub mod sparkplug;
@@ -26,13 +28,15 @@ pub mod sparkplug;
 use crate::config::Config;
 use crate::runtime::StartError;
 use crate::spool::Spool;
+use intake::{Bound, Intake};
+use shopfloor_core::ring::WhenFull;
 use shopfloor_core::{Catalog, Sample, SharedCatalog};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 
 /// Samples as the dispatcher fans them out: shared by all sinks, never copied.
 pub type Batch = Arc<[Sample]>;
@@ -45,9 +49,12 @@ pub trait Sink: Send {
     /// Its name in logs, metrics (`sink` label) and spool directories.
     fn name(&self) -> &'static str;
 
+    /// How much of its input may wait for it, and what goes beyond that.
+    fn bound(&self) -> Bound;
+
     /// The task, fed batches through `input`. When `input` closes the sink flushes for at
     /// most `budget`, then ends; what a spool holds stays there for the next start.
-    fn run(self: Box<Self>, input: mpsc::Receiver<Batch>, budget: Duration) -> SinkTask;
+    fn run(self: Box<Self>, input: Intake, budget: Duration) -> SinkTask;
 }
 
 /// A sink that spools: its task also takes how often the spool is forced to disk.
@@ -56,7 +63,7 @@ pub trait Spooling: Send + 'static {
     const NAME: &'static str;
 
     /// See [`Sink::run`]; `fsync` is the spool's sync interval.
-    fn serve(self, input: mpsc::Receiver<Batch>, budget: Duration, fsync: Duration) -> SinkTask;
+    fn serve(self, input: Intake, budget: Duration, fsync: Duration) -> SinkTask;
 }
 
 /// A [`Spooling`] sink with its fsync interval, as the runtime runs it.
@@ -66,6 +73,8 @@ pub struct WithFsync<S> {
     pub sink: S,
     /// `[buffer] fsync_interval`.
     pub fsync: Duration,
+    /// Its intake's bound.
+    pub bound: Bound,
 }
 
 impl<S: Spooling> Sink for WithFsync<S> {
@@ -73,7 +82,11 @@ impl<S: Spooling> Sink for WithFsync<S> {
         S::NAME
     }
 
-    fn run(self: Box<Self>, input: mpsc::Receiver<Batch>, budget: Duration) -> SinkTask {
+    fn bound(&self) -> Bound {
+        self.bound
+    }
+
+    fn run(self: Box<Self>, input: Intake, budget: Duration) -> SinkTask {
         self.sink.serve(input, budget, self.fsync)
     }
 }
@@ -96,6 +109,11 @@ pub struct SinkContext<'a> {
 }
 
 impl SinkContext<'_> {
+    /// The intake bound of a sink whose section says `when_full` (or not).
+    pub fn bound(&self, when_full: Option<WhenFull>) -> Bound {
+        bound(&self.config.buffer, when_full)
+    }
+
     /// The spool of sink `name` under `[buffer] spool_dir`, if set. The sinks that spool
     /// (MQTT, the store) share `spool_max_mb` equally, so the directory as a whole stays
     /// within it.
@@ -110,6 +128,15 @@ impl SinkContext<'_> {
         Spool::open(&dir, max)
             .map(Some)
             .map_err(|e| StartError::Spool(format!("{}: {e}", dir.display())))
+    }
+}
+
+/// A sink's intake bound: `[buffer] capacity` samples (a sink may fall as far behind as the
+/// ring holds), dropping as its section's `when_full` says, or as `[buffer] when_full`.
+pub fn bound(buffer: &crate::config::BufferConfig, when_full: Option<WhenFull>) -> Bound {
+    Bound {
+        samples: buffer.capacity,
+        when_full: when_full.unwrap_or(buffer.when_full),
     }
 }
 
@@ -151,7 +178,7 @@ pub fn readings(batch: &[Sample]) -> u64 {
 pub struct SinkStats {
     /// Samples the destination acknowledged.
     pub sent: AtomicU64,
-    /// Samples dropped before delivery (sink channel or outbox full).
+    /// Samples dropped before delivery (its intake, memory buffer or spool full).
     pub dropped: AtomicU64,
     /// Messages waiting for delivery.
     pub backlog: AtomicU64,

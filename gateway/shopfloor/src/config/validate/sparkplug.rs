@@ -42,6 +42,7 @@ pub(super) fn section(
         primary_host_id,
         aliases: raw.aliases.as_ref().is_none_or(|a| *a.get_ref()),
         auth,
+        when_full: super::when_full(v, &raw.when_full),
     })
 }
 

@@ -8,6 +8,7 @@
 use crate::sink::Throttle;
 use crate::spool::Spool;
 use bytes::Bytes;
+use shopfloor_core::ring::WhenFull;
 use std::collections::VecDeque;
 use std::time::Duration;
 use tracing::warn;
@@ -44,6 +45,8 @@ pub struct Backlog {
     /// logged now and then, the one that says where the batches go on its own.
     push_trouble: Throttle,
     trouble: Throttle,
+    /// What goes when memory is full.
+    when_full: WhenFull,
 }
 
 impl Backlog {
@@ -64,7 +67,15 @@ impl Backlog {
             head: None,
             push_trouble: Throttle::new(Duration::from_secs(10)),
             trouble: Throttle::new(Duration::from_secs(10)),
+            when_full: WhenFull::DropOldest,
         }
+    }
+
+    /// The same backlog, dropping as `when_full` says when memory is full (the oldest batch
+    /// by default, or the one being queued).
+    pub fn dropping(mut self, when_full: WhenFull) -> Backlog {
+        self.when_full = when_full;
+        self
     }
 
     /// Queues a batch; returns the samples dropped for room (the oldest batch in memory, never
@@ -79,6 +90,9 @@ impl Backlog {
                     }
                 }
             }
+        }
+        if self.when_full == WhenFull::DropNewest && self.memory.len() >= BACKLOG_BATCHES {
+            return chunk.samples;
         }
         self.memory_samples += chunk.samples;
         self.memory.push_back(chunk);
@@ -209,6 +223,19 @@ mod tests {
             body: Bytes::from(samples.to_string()),
             samples,
         }
+    }
+
+    #[test]
+    fn memory_dropping_newest_keeps_the_oldest_batches() {
+        let mut b = Backlog::new(None).dropping(WhenFull::DropNewest);
+        let mut dropped = 0;
+        for i in 1..=BACKLOG_BATCHES as u64 + 3 {
+            dropped += b.push(chunk(i));
+        }
+        let n = BACKLOG_BATCHES as u64;
+        assert_eq!(dropped, (n + 1) + (n + 2) + (n + 3));
+        assert_eq!(b.front().map(|c| c.samples), Some(1));
+        assert_eq!(b.samples(), (1..=n).sum::<u64>());
     }
 
     #[test]

@@ -28,7 +28,8 @@ pub mod line;
 
 use crate::config::InfluxConfig;
 use crate::runtime::StartError;
-use crate::sink::{Batch, Sink, SinkContext, SinkStats, SinkTask, Spooling, WithFsync};
+use crate::sink::intake::Intake;
+use crate::sink::{Sink, SinkContext, SinkStats, SinkTask, Spooling, WithFsync};
 use crate::spool::Spool;
 pub use backlog::BACKLOG_BATCHES;
 use backlog::{Backlog, Chunk};
@@ -44,7 +45,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
@@ -70,8 +70,14 @@ pub fn build(
     let client = WriteClient::new(influx, token)?;
     let buffer = &ctx.config.buffer;
     let rejected_dir = buffer.spool_dir.as_ref().map(|d| d.join("influx-rejected"));
+    let bound = ctx.bound(influx.when_full);
+    // Its memory backlog drops as its intake does: one policy for what the sink holds.
+    let resolved = InfluxConfig {
+        when_full: Some(bound.when_full),
+        ..influx.clone()
+    };
     let sink = InfluxSink::new(
-        influx,
+        &resolved,
         client,
         Arc::clone(ctx.shared),
         stats,
@@ -81,13 +87,14 @@ pub fn build(
     Ok(Some(Box::new(WithFsync {
         sink,
         fsync: buffer.fsync_interval,
+        bound,
     })))
 }
 
 impl Spooling for InfluxSink {
     const NAME: &'static str = "influx";
 
-    fn serve(self, input: mpsc::Receiver<Batch>, budget: Duration, fsync: Duration) -> SinkTask {
+    fn serve(self, input: Intake, budget: Duration, fsync: Duration) -> SinkTask {
         Box::pin(self.run(input, budget, fsync))
     }
 }
@@ -123,7 +130,7 @@ impl InfluxSink {
         if let Some(spool) = &spool {
             spool.report_opened("influx");
         }
-        let backlog = Backlog::new(spool);
+        let backlog = Backlog::new(spool).dropping(cfg.when_full.unwrap_or_default());
         InfluxSink {
             catalog,
             measurement: cfg.measurement.clone(),
@@ -205,12 +212,7 @@ impl InfluxSink {
 
     /// Runs until `input` closes, then writes what is left for at most `budget`.
     /// With a spool, `fsync` is how often it is forced to disk.
-    pub async fn run(
-        mut self,
-        mut input: mpsc::Receiver<Batch>,
-        budget: Duration,
-        fsync: Duration,
-    ) {
+    pub async fn run(mut self, mut input: Intake, budget: Duration, fsync: Duration) {
         info!(event = "store_writer_started", url = %self.client.url(), "writing to the time-series store");
         let mut tick = tokio::time::interval(self.flush_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -36,8 +36,9 @@ pub mod wire;
 
 use crate::config::{Layout, MqttConfig};
 use crate::runtime::StartError;
+use crate::sink::intake::Intake as Feeding;
 use crate::sink::{
-    Batch, Part, Sink, SinkContext, SinkStats, SinkTask, Spooling, Throttle, WithFsync, parts,
+    Part, Sink, SinkContext, SinkStats, SinkTask, Spooling, Throttle, WithFsync, parts,
 };
 use crate::spool::Spool;
 use crate::status::Statuses;
@@ -50,7 +51,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 use thiserror::Error;
-use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 use tracing::{info, warn};
 
@@ -90,8 +90,14 @@ pub fn build(
     } else {
         format!("shopfloor-{}", host_name())
     };
+    let bound = ctx.bound(mqtt.when_full);
+    // Its outbox drops as its intake does: one policy for what the sink holds in memory.
+    let resolved = MqttConfig {
+        when_full: Some(bound.when_full),
+        ..mqtt.clone()
+    };
     let sink = MqttSink::new(
-        mqtt.clone(),
+        resolved,
         &gateway.name,
         client_id,
         Arc::clone(ctx.shared),
@@ -102,6 +108,7 @@ pub fn build(
     Ok(Some(Box::new(WithFsync {
         sink,
         fsync: ctx.config.buffer.fsync_interval,
+        bound,
     })))
 }
 
@@ -126,7 +133,7 @@ fn host_name() -> String {
 impl Spooling for MqttSink {
     const NAME: &'static str = "mqtt";
 
-    fn serve(self, input: mpsc::Receiver<Batch>, budget: Duration, fsync: Duration) -> SinkTask {
+    fn serve(self, input: Feeding, budget: Duration, fsync: Duration) -> SinkTask {
         Box::pin(self.run(input, budget, fsync))
     }
 }
@@ -146,7 +153,7 @@ fn retained(topic: &Arc<str>, payload: Vec<u8>) -> Draft {
 /// The sink's input, taken in the main loop and during writes alike.
 #[derive(Debug)]
 struct Intake {
-    rx: mpsc::Receiver<Batch>,
+    rx: Feeding,
     /// When the input closed: the flush budget runs from then.
     closed_at: Option<Instant>,
 }
@@ -678,7 +685,7 @@ impl MqttSink {
     /// has passed since it closed (what is left then stays in the spool, if there is one).
     /// Announces the gateway online (retained, with an offline last will) on every connection,
     /// and offline when it stops. `fsync` is how often the spool is forced to disk.
-    pub async fn run(mut self, input: mpsc::Receiver<Batch>, flush_for: Duration, fsync: Duration) {
+    pub async fn run(mut self, input: Feeding, flush_for: Duration, fsync: Duration) {
         let mut link = Link::new(
             Arc::clone(&self.target),
             self.cfg.url.to_string(),
@@ -691,7 +698,8 @@ impl MqttSink {
         } else {
             OUTBOX_CAPACITY
         };
-        let mut outbox = Outbox::new(capacity, self.cfg.inflight);
+        let mut outbox = Outbox::new(capacity, self.cfg.inflight)
+            .dropping(self.cfg.when_full.unwrap_or_default());
         let mut sync_tick = tokio::time::interval(fsync);
         sync_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut intake = Intake {

@@ -12,13 +12,14 @@
 //!    `id` order: nothing unacknowledged is forgotten; duplicates come only from the in-flight
 //!    window.
 //! 5. `len()` never exceeds `capacity`: when full, the oldest queued messages are dropped and
-//!    counted.
+//!    counted (or, under [`WhenFull::DropNewest`], the message being queued).
 //! 6. A message that is the oldest written and unacknowledged one when [`SET_ASIDE_AFTER`]
 //!    connections in a row end is taken out on the next connection and handed to the caller:
 //!    a broker that drops every connection on which it reads one message (mosquitto does so
 //!    with a packet above its `max_packet_size`) would otherwise hold the outbox forever.
 
 use bytes::Bytes;
+use shopfloor_core::ring::WhenFull;
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -69,6 +70,8 @@ pub struct Outbox {
     suspect: Option<(u64, u8)>,
     /// Packet ids another outbox has in flight on the same connection: never handed out.
     reserved: std::collections::HashSet<u16>,
+    /// What goes when it is full.
+    when_full: WhenFull,
 }
 
 impl Outbox {
@@ -88,7 +91,14 @@ impl Outbox {
             acked: 0,
             suspect: None,
             reserved: std::collections::HashSet::new(),
+            when_full: WhenFull::DropOldest,
         }
+    }
+
+    /// The same outbox, dropping as `when_full` says when full (the oldest queued by default).
+    pub fn dropping(mut self, when_full: WhenFull) -> Outbox {
+        self.when_full = when_full;
+        self
     }
 
     /// An outbox for the same connection as `other`, whose packet ids it never reuses while
@@ -105,7 +115,7 @@ impl Outbox {
     /// this one when nothing could give way).
     pub fn push(&mut self, d: Draft) -> u64 {
         let mut dropped = 0;
-        while self.len() >= self.capacity {
+        while self.len() >= self.capacity && self.when_full == WhenFull::DropOldest {
             let Some(old) = self.queue.pop_front() else {
                 break;
             };
@@ -113,7 +123,7 @@ impl Outbox {
             dropped += old.draft.weight;
         }
         if self.len() >= self.capacity {
-            // Everything left is written or in flight: the newest must give way.
+            // Everything left is written or in flight, or the newest is to give way.
             self.dropped += 1;
             return dropped + d.weight;
         }
@@ -412,6 +422,19 @@ mod tests {
             o.on_ack(pkid);
         }
         assert_eq!(left, vec![3, 4]);
+    }
+
+    #[test]
+    fn a_full_outbox_dropping_newest_keeps_what_it_queued() {
+        let mut o = Outbox::new(3, 1).dropping(WhenFull::DropNewest);
+        push(&mut o, 5, 1);
+        assert_eq!((o.len(), o.dropped()), (3, 2));
+        let mut left = Vec::new();
+        while let Some((pkid, m)) = o.next_to_send() {
+            left.push(m.id);
+            o.on_ack(pkid);
+        }
+        assert_eq!(left, vec![0, 1, 2]);
     }
 
     #[derive(Debug, Clone)]

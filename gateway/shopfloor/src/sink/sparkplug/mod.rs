@@ -14,13 +14,13 @@ pub mod spec;
 
 use crate::config::SparkplugConfig;
 use crate::runtime::StartError;
+use crate::sink::intake::{Bound, Intake};
 use crate::sink::mqtt::{MqttError, tls};
-use crate::sink::{Batch, Sink, SinkContext, SinkStats, SinkTask};
+use crate::sink::{Sink, SinkContext, SinkStats, SinkTask};
 use rumqttc::{MqttOptions, TlsConfiguration, Transport};
 use shopfloor_contract::sparkplug::{Node, state_topic};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
 use tracing::info;
 
 /// Makes the sink when `[sparkplug]` is set.
@@ -32,6 +32,8 @@ pub fn build(
         return Ok(None);
     };
     let node = Node::new(spec::node(ctx.config, cfg, ctx.catalog));
+    // What waits for it and what it keeps through an outage: one bound, one policy.
+    let bound = ctx.bound(cfg.when_full);
     let brokers = cfg
         .urls
         .iter()
@@ -56,13 +58,14 @@ pub fn build(
             ),
             host_id: cfg.primary_host_id.clone(),
             state: cfg.primary_host_id.as_deref().map(state_topic),
-            keep: ctx.config.buffer.capacity.max(1024),
+            keep: bound,
             stats,
             learner: spec::Learner {
                 catalog: Arc::clone(ctx.shared),
                 applied: Arc::clone(ctx.applied),
             },
         },
+        bound,
     })))
 }
 
@@ -95,6 +98,7 @@ fn broker(
 #[derive(Debug)]
 struct SparkplugSink {
     session: session::Session,
+    bound: Bound,
 }
 
 impl Sink for SparkplugSink {
@@ -102,7 +106,11 @@ impl Sink for SparkplugSink {
         "sparkplug"
     }
 
-    fn run(self: Box<Self>, input: mpsc::Receiver<Batch>, budget: Duration) -> SinkTask {
+    fn bound(&self) -> Bound {
+        self.bound
+    }
+
+    fn run(self: Box<Self>, input: Intake, budget: Duration) -> SinkTask {
         Box::pin(self.session.run(input, budget))
     }
 }

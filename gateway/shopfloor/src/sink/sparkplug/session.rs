@@ -5,10 +5,12 @@
 //! connection lost), so publishing never waits on a loop that nobody polls. After CONNACK the
 //! node subscribes to its NCMD topic and publishes its births, then the readings kept while it
 //! was away (as historical data), then the live stream. With a primary host, the births wait
-//! until its STATE says online; when it says offline, the node says goodbye and moves on. A lost connection goes to the next
-//! broker of `urls` after a backoff; readings meanwhile are kept, up to `keep`, the oldest
-//! dropped and counted beyond that. A clean stop publishes NDEATH before DISCONNECT.
+//! until its STATE says online; when it says offline, the node says goodbye and moves on. A
+//! lost connection goes to the next broker of `urls` after a backoff; readings meanwhile are
+//! kept under the sink's bound (`keep`), dropped and counted beyond it as its `when_full` says.
+//! A clean stop publishes NDEATH before DISCONNECT.
 
+use crate::sink::intake::{Bound, Intake, Queue};
 use crate::sink::{Batch, SinkStats, Throttle, readings};
 use rumqttc::{AsyncClient, Event, EventLoop, LastWill, MqttOptions, Packet, QoS};
 use shopfloor_contract::sparkplug::node::asks_rebirth;
@@ -17,7 +19,6 @@ use shopfloor_contract::sparkplug::{
 };
 use shopfloor_core::backoff::Backoff;
 use shopfloor_core::time::now_ms;
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -40,8 +41,8 @@ pub struct Session {
     pub host_id: Option<String>,
     /// Its STATE topic.
     pub state: Option<String>,
-    /// Readings kept through an outage, at most.
-    pub keep: usize,
+    /// What is kept through an outage, at most, and what goes beyond (the sink's bound).
+    pub keep: Bound,
     /// Counters.
     pub stats: Arc<SinkStats>,
     /// Where the devices of machines added by a reload come from.
@@ -67,45 +68,38 @@ enum End {
     HostOffline,
 }
 
-/// Readings waiting for the next connection, oldest first.
+/// Batches waiting for the next connection, oldest first, under the sink's bound.
 struct Kept {
-    batches: VecDeque<Batch>,
-    readings: usize,
-    max: usize,
+    queue: Queue,
     throttle: Throttle,
 }
 
 impl Kept {
     fn push(&mut self, batch: Batch, stats: &SinkStats) {
-        self.readings += readings(&batch) as usize;
-        self.batches.push_back(batch);
-        while self.readings > self.max {
-            let Some(old) = self.batches.pop_front() else {
-                break;
-            };
-            let n = readings(&old);
-            self.readings -= n as usize;
+        let overflow = self.queue.push(batch);
+        let n: u64 = overflow.batches.iter().map(|b| readings(b)).sum();
+        if n > 0 {
             SinkStats::add(&stats.dropped, n);
             if let Some(repeats) = self.throttle.ready() {
                 warn!(
                     sink = "sparkplug",
                     samples = n,
                     repeats,
-                    "broker away too long: oldest readings dropped"
+                    "broker away too long: readings dropped as when_full says"
                 );
             }
         }
-        stats.backlog.store(self.readings as u64, Ordering::Relaxed);
+        stats
+            .backlog
+            .store(self.queue.samples() as u64, Ordering::Relaxed);
     }
 }
 
 impl Session {
     /// Runs until `input` closes, then says goodbye within `budget`.
-    pub async fn run(mut self, mut input: mpsc::Receiver<Batch>, budget: Duration) {
+    pub async fn run(mut self, mut input: Intake, budget: Duration) {
         let mut kept = Kept {
-            batches: VecDeque::new(),
-            readings: 0,
-            max: self.keep,
+            queue: Queue::new(self.keep),
             throttle: Throttle::new(Duration::from_secs(10)),
         };
         let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
@@ -125,7 +119,7 @@ impl Session {
                     },
                 }
             }
-            if kept.batches.is_empty() {
+            if kept.queue.is_empty() {
                 backoff.reset();
             }
         }
@@ -144,7 +138,7 @@ impl Session {
     async fn connection(
         &mut self,
         index: usize,
-        input: &mut mpsc::Receiver<Batch>,
+        input: &mut Intake,
         kept: &mut Kept,
         budget: Duration,
     ) -> End {
@@ -185,7 +179,7 @@ impl Session {
         &mut self,
         client: &AsyncClient,
         reports: &mut mpsc::Receiver<Report>,
-        input: &mut mpsc::Receiver<Batch>,
+        input: &mut Intake,
         kept: &mut Kept,
         broker: &str,
     ) -> End {
@@ -276,7 +270,7 @@ impl Session {
         &mut self,
         host: &mut PrimaryHost,
         reports: &mut mpsc::Receiver<Report>,
-        input: &mut mpsc::Receiver<Batch>,
+        input: &mut Intake,
         kept: &mut Kept,
         broker: &str,
     ) -> Option<End> {
@@ -327,8 +321,7 @@ impl Session {
     ) -> Result<(), String> {
         let now = now_ms();
         let mut out = self.node.births(now);
-        let backlog: Vec<Batch> = kept.batches.drain(..).collect();
-        kept.readings = 0;
+        let backlog: Vec<Batch> = std::iter::from_fn(|| kept.queue.pop()).collect();
         for batch in &backlog {
             self.node.historical(batch, now, &mut out);
         }

@@ -9,7 +9,7 @@
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use influxdb2::models::{DataPoint, WriteDataPoint};
-use shopfloor::sink::influx::line;
+use shopfloor_contract::line;
 use shopfloor_core::{
     Catalog, MachineId, MachineInfo, Quality, Sample, TagId, TagInfo, Text, Value, ValueRef,
 };

@@ -17,8 +17,9 @@
 
 use shopfloor::config::{Config, MachineConfig, ProtocolConfig};
 use shopfloor::demo::DEMO_HALL;
-use shopfloor::sink::influx::line;
-use shopfloor::sink::mqtt::{encode, wire};
+use shopfloor::sink::mqtt::wire;
+use shopfloor_contract::json as encode;
+use shopfloor_contract::line;
 use shopfloor_core::emit::{Publish, change};
 use shopfloor_core::ring::{self, Consumer, WhenFull};
 use shopfloor_core::status::{MachineStatus, StatusReporter};

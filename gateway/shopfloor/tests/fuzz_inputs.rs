@@ -8,11 +8,11 @@
 //! `cargo bolero test --package shopfloor --test fuzz_inputs TARGET` fuzzes it with coverage.
 
 use shopfloor::config::Config;
-use shopfloor::record::parse::{Parsed, name_ok, parse};
 use shopfloor::sink::csv;
-use shopfloor::sink::influx::line;
 use shopfloor::sink::mqtt::{record, wire};
 use shopfloor::spool::{Spool, frame};
+use shopfloor_contract::json::parse::{Parsed, name_ok, parse};
+use shopfloor_contract::line;
 use shopfloor_core::{
     Catalog, MachineId, MachineInfo, Quality, Sample, TagId, TagInfo, Text, Value,
 };

@@ -2,7 +2,7 @@
 //! and fed through the ring to this process's sinks (`[influx]`, `[csv]`, the HTTP API). This is
 //! how the fieldlab stores data from many gateways: gateways publish, recorders write.
 //!
-//! - [`parse`]: a gateway's payloads (both layouts) back into readings, pure and tested;
+//! - `shopfloor_contract::json::parse`: a gateway's payloads (both layouts) back into readings;
 //! - [`sparkplug`]: Sparkplug B messages of any edge node into readings, through
 //!   `shopfloor_contract::sparkplug::host`, with an NCMD Rebirth when the view is broken.
 //!
@@ -26,18 +26,17 @@
 //! messages per interval. The subscriptions are renewed on every connection, and the
 //! connection is retried with backoff, forever.
 
-pub mod parse;
 pub mod sparkplug;
 
 use crate::config::RecordConfig;
 use crate::metrics::{Metrics, SkipReason};
 use crate::sink::SinkStats;
 use crate::sink::mqtt::tls;
-use parse::{Parsed, Reading};
 use rumqttc::{
     AsyncClient, ConnectionError, Event, EventLoop, MqttOptions, Packet, QoS, SubscribeReasonCode,
     TlsConfiguration, Transport,
 };
+use shopfloor_contract::json::parse::{self, Parsed, Reading};
 use shopfloor_contract::sparkplug::Outgoing;
 use shopfloor_core::backoff::Backoff;
 use shopfloor_core::ring::Producer;

@@ -4,9 +4,9 @@
 //! Metric names use `/` for folders (`Inputs/Temperature`); as tags they take `.` instead,
 //! so that they pass the name rule. Any other character outside it skips the reading.
 
-use super::parse::{Reading, name_ok};
 use crate::metrics::SkipReason;
 use rumqttc::{AsyncClient, QoS};
+use shopfloor_contract::json::parse::{Reading, name_ok};
 use shopfloor_contract::sparkplug::Outgoing;
 use shopfloor_contract::sparkplug::host::{HearError, Heard, HostView, Limits, Skip};
 use shopfloor_core::time::now_ms;

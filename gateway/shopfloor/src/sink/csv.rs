@@ -8,8 +8,8 @@
 
 use crate::runtime::StartError;
 use crate::sink::intake::{Bound, Intake};
-use crate::sink::mqtt::encode::push_value;
 use crate::sink::{Sink, SinkContext, SinkStats, SinkTask};
+use shopfloor_contract::json::push_value;
 use shopfloor_core::{Quality, Sample, SharedCatalog};
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};

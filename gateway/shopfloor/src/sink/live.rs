@@ -6,7 +6,7 @@
 
 use crate::sink::SinkStats;
 use crate::sink::intake::Intake;
-use crate::sink::mqtt::encode;
+use shopfloor_contract::json;
 use shopfloor_core::{Catalog, Quality, Sample, SharedCatalog, Value};
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
@@ -142,14 +142,14 @@ pub fn stream_event(catalog: &Catalog, batch: &[Sample]) -> String {
         }
         first = false;
         out.extend_from_slice(b"{\"machine\":");
-        encode::push_json_str(&mut out, &m.id);
+        json::push_json_str(&mut out, &m.id);
         out.extend_from_slice(b",\"tag\":");
-        encode::push_json_str(&mut out, &t.name);
+        json::push_json_str(&mut out, &t.name);
         out.push(b',');
-        encode::tag_fields(&mut out, s, b"");
+        json::tag_fields(&mut out, s, b"");
         if let Some(u) = &t.unit {
             out.extend_from_slice(b",\"unit\":");
-            encode::push_json_str(&mut out, u);
+            json::push_json_str(&mut out, u);
         }
         out.push(b'}');
     }

@@ -1,6 +1,6 @@
-//! The InfluxDB v2 write API sink (InfluxDB 2.x/3.x, VictoriaMetrics).
+//! The InfluxDB v2 write API sink (InfluxDB 2.x/3.x, VictoriaMetrics); the points are encoded by
+//! `shopfloor_contract::line`.
 //!
-//! - [`line`]: the line-protocol encoding of samples, pure and tested.
 //! - [`client`]: one gzip-compressed write request and what its answer means.
 //! - [`backlog`]: the sealed batches waiting, in memory or in the disk spool.
 //!
@@ -24,7 +24,6 @@
 
 pub mod backlog;
 pub mod client;
-pub mod line;
 
 use crate::config::InfluxConfig;
 use crate::runtime::StartError;
@@ -36,6 +35,7 @@ use backlog::{Backlog, Chunk};
 use bytes::Bytes;
 use client::Outcome;
 use client::{Token, WriteClient};
+use shopfloor_contract::line;
 use shopfloor_core::SharedCatalog;
 use shopfloor_core::backoff::Backoff;
 use std::future::Future;

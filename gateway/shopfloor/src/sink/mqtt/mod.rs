@@ -1,6 +1,6 @@
-//! The MQTT sink: samples and machine states to a broker, as the contract's topics and payloads.
+//! The MQTT sink: samples and machine states to a broker, as the contract's topics and payloads
+//! (encoded by `shopfloor_contract::json`).
 //!
-//! - [`encode`]: topics and JSON payloads (pure);
 //! - [`outbox`]: every message until the broker acknowledged it (pure protocol state);
 //! - [`record`]: a message as the disk spool keeps it (pure);
 //! - [`tls`]: rustls setup for `mqtts://`;
@@ -27,7 +27,6 @@
 //! must not cost samples while the broker takes them.
 
 pub mod connection;
-pub mod encode;
 pub mod link;
 pub mod outbox;
 pub mod record;
@@ -46,6 +45,7 @@ use bytes::Bytes;
 use connection::Target;
 use link::{Link, LinkEvent};
 use outbox::{Draft, Message, Outbox};
+use shopfloor_contract::json;
 use shopfloor_core::{MachineState, MachineStatus, Sample, SharedCatalog, time::now_ms};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -215,9 +215,9 @@ impl MqttSink {
         spool: Option<Spool>,
     ) -> Result<MqttSink, MqttError> {
         let prefix = cfg.topic_prefix.clone();
-        let gateway_topic: Arc<str> = encode::gateway_topic(&prefix, gateway).into();
+        let gateway_topic: Arc<str> = json::gateway_topic(&prefix, gateway).into();
         let password = cfg.auth.password()?;
-        let offline = encode::gateway_payload(false);
+        let offline = json::gateway_payload(false);
         let mut connect = Vec::new();
         wire::connect(
             &mut connect,
@@ -296,16 +296,16 @@ impl MqttSink {
                 Layout::Tag => m
                     .tags
                     .iter()
-                    .map(|t| encode::tag_topic(&prefix, &m.id, &t.name).into())
+                    .map(|t| json::tag_topic(&prefix, &m.id, &t.name).into())
                     .collect(),
-                Layout::Machine => vec![encode::machine_topic(&prefix, &m.id).into()],
+                Layout::Machine => vec![json::machine_topic(&prefix, &m.id).into()],
             });
             self.status_topics
-                .push(encode::status_topic(&prefix, &m.id).into());
+                .push(json::status_topic(&prefix, &m.id).into());
             self.units.push(
                 m.tags
                     .iter()
-                    .map(|t| encode::unit_suffix(t.unit.as_deref()))
+                    .map(|t| json::unit_suffix(t.unit.as_deref()))
                     .collect(),
             );
             self.machine_seq.push(0);
@@ -594,7 +594,7 @@ impl MqttSink {
         if state == MachineState::Connecting {
             return;
         }
-        let payload = encode::status_payload(&status, &self.kind(event.machine.index()));
+        let payload = json::status_payload(&status, &self.kind(event.machine.index()));
         let draft = retained(topic, payload);
         self.enqueue_in_order(outbox, draft);
     }
@@ -611,7 +611,7 @@ impl MqttSink {
                         continue;
                     };
                     let mut payload = Vec::with_capacity(96);
-                    encode::tag_payload(&mut payload, s, unit);
+                    json::tag_payload(&mut payload, s, unit);
                     let topic = Arc::clone(topic);
                     self.enqueue_samples(outbox, &topic, payload, 1);
                 }
@@ -636,7 +636,7 @@ impl MqttSink {
                         let name = info.tags.get(s.tag.index())?.name.as_str();
                         Some((name, s.value(), s.quality()))
                     });
-                    encode::machine_payload(
+                    json::machine_payload(
                         &mut payload,
                         group[0].timestamp_ms,
                         self.machine_seq[m.index()],
@@ -671,12 +671,7 @@ impl MqttSink {
                 continue;
             }
             if let Some(topic) = self.status_topics.get(i) {
-                self.enqueue(
-                    outbox,
-                    topic,
-                    encode::status_payload(st, &self.kind(i)),
-                    true,
-                );
+                self.enqueue(outbox, topic, json::status_payload(st, &self.kind(i)), true);
             }
         }
     }
@@ -730,7 +725,7 @@ impl MqttSink {
                             self.set_aside(refused);
                         }
                         let gw = Arc::clone(&self.gateway_topic);
-                        self.enqueue(&mut outbox, &gw, encode::gateway_payload(true), true);
+                        self.enqueue(&mut outbox, &gw, json::gateway_payload(true), true);
                         self.republish_statuses(&mut outbox);
                     }
                     LinkEvent::Packet(packet) => {
@@ -785,10 +780,10 @@ impl MqttSink {
         };
         for i in self.current() {
             if let Some(topic) = self.status_topics.get(i) {
-                draft(topic, encode::status_payload(&stopped, &self.kind(i)));
+                draft(topic, json::status_payload(&stopped, &self.kind(i)));
             }
         }
-        draft(&self.gateway_topic, encode::gateway_payload(false));
+        draft(&self.gateway_topic, json::gateway_payload(false));
         let deadline = Instant::now() + Duration::from_secs(1);
         while !goodbye.is_empty() {
             let out = link.out();

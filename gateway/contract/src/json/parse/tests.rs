@@ -1,5 +1,5 @@
 use super::*;
-use crate::sink::mqtt::encode;
+use crate::json as encode;
 use proptest::prelude::*;
 use shopfloor_core::{MachineId, Sample, TagId};
 

@@ -1,18 +1,23 @@
-//! Topics and JSON payloads of the MQTT contract. Pure: no I/O.
+//! Topics and JSON payloads of the MQTT contract, and ([`parse`]) their inverse. Pure: no I/O.
 //!
 //! Written by hand rather than through serde: a payload is a handful of fixed keys, and the
 //! per-sample cost is what the end-to-end benchmark measures. Text goes through serde_json so
-//! that its escaping is exactly JSON's.
+//! that its escaping is exactly JSON's. What runs per sample is `#[inline]`: it is called from
+//! the sinks' crate, and inlined there as it was when it lived beside them.
 
 use shopfloor_core::{MachineStatus, Quality, Sample, ValueRef};
 
+pub mod parse;
+
 /// Appends a JSON string literal.
+#[inline]
 pub fn push_json_str(out: &mut Vec<u8>, s: &str) {
     // Writing into a Vec cannot fail; serde_json escapes quotes, backslashes and controls.
     let _ = serde_json::to_writer(&mut *out, s);
 }
 
 /// Appends the JSON for a value: a number, `true`/`false`, a string, or `null`.
+#[inline]
 pub fn push_value(out: &mut Vec<u8>, v: ValueRef<'_>) {
     match v {
         ValueRef::Null => out.extend_from_slice(b"null"),
@@ -28,10 +33,12 @@ pub fn push_value(out: &mut Vec<u8>, v: ValueRef<'_>) {
     }
 }
 
+#[inline]
 fn push_u64(out: &mut Vec<u8>, x: u64) {
     out.extend_from_slice(itoa::Buffer::new().format(x).as_bytes());
 }
 
+#[inline]
 fn push_i64(out: &mut Vec<u8>, x: i64) {
     out.extend_from_slice(itoa::Buffer::new().format(x).as_bytes());
 }
@@ -47,6 +54,7 @@ pub fn unit_suffix(unit: Option<&str>) -> Vec<u8> {
 }
 
 /// Layout `tag`: `{"timestamp_ms":T,"value":V,"quality":"good","seq":S[,"unit":"…"]}`.
+#[inline]
 pub fn tag_payload(out: &mut Vec<u8>, s: &Sample, unit_suffix: &[u8]) {
     out.push(b'{');
     tag_fields(out, s, unit_suffix);
@@ -54,6 +62,7 @@ pub fn tag_payload(out: &mut Vec<u8>, s: &Sample, unit_suffix: &[u8]) {
 }
 
 /// The members of the `tag` payload without its braces, for objects that add their own.
+#[inline]
 pub fn tag_fields(out: &mut Vec<u8>, s: &Sample, unit_suffix: &[u8]) {
     out.extend_from_slice(b"\"timestamp_ms\":");
     push_i64(out, s.timestamp_ms);

@@ -17,6 +17,7 @@
 
 use shopfloor_core::{Catalog, Quality, Sample, ValueRef};
 
+#[inline]
 fn push_escaped(out: &mut String, s: &str, specials: &[char]) {
     let s = s.trim_end_matches('\\');
     if s.is_empty() {
@@ -39,6 +40,7 @@ pub fn measurement(out: &mut String, s: &str) {
 }
 
 /// Appends a tag key, tag value or field key.
+#[inline]
 pub fn key(out: &mut String, s: &str) {
     push_escaped(out, s, &[',', '=', ' ']);
 }
@@ -60,6 +62,7 @@ pub fn string_value(out: &mut String, s: &str) {
 }
 
 /// Appends a field value of the sample's type; false when it has none (bad quality).
+#[inline]
 pub fn field_value(out: &mut String, s: &Sample) -> bool {
     if s.quality() == Quality::Bad {
         return false;

@@ -1,6 +1,7 @@
 //! The store-and-forward spool: a sink's backlog on disk while its destination is away.
 //!
 //! - [`frame`]: one record's bytes (length, checksum, weight, payload), pure and tested.
+//! - [`syncer`]: a sink's syncs on a blocking thread, one at a time.
 //!
 //! Layout: a directory per sink holding append-only segment files `<id>.seg` (ids rising) and
 //! an `ack` file naming the first record not yet acknowledged (`<segment id> <offset>`).
@@ -19,7 +20,8 @@
 //!    64 KiB): before a record that would not fit is written, the oldest segment is dropped, and the records and weight it still held are added to the dropped counts,
 //!    exactly. Records of it already read (in the sink's memory, on their way) are not counted
 //!    as dropped: the sink delivers or counts them; acknowledging them later changes nothing.
-//! 4. After [`Spool::sync`], everything pushed before it is on disk (`fsync`), and so is the
+//! 4. After [`Spool::sync`] (or a [`SyncJob`] from [`Spool::begin_sync`] that succeeded),
+//!    everything pushed before it is on disk (`fsync`), and so is the
 //!    acknowledged position, and so are the directory's entries: a segment created or deleted
 //!    and the `ack` file renamed into place are made durable by an `fsync` of the directory,
 //!    without which a power cut could lose a whole segment whose data was synced. A power cut loses at most what was pushed since the last sync; a
@@ -38,8 +40,11 @@
 //!    keeps being read (only whole frames), so acknowledging it frees space.
 //!
 //! All calls are synchronous file I/O on small buffered writes; sinks call them once per batch.
+//! The `fsync`s, which can take long on a slow disk, run apart as a [`SyncJob`] on a blocking
+//! thread, so that a sink takes its input meanwhile.
 
 pub mod frame;
+pub mod syncer;
 
 use frame::Decoded;
 use std::collections::VecDeque;
@@ -135,6 +140,8 @@ pub struct Spool {
     dir_syncs: u64,
     /// A write to the files failed and the write buffer has not been written out since.
     write_failed: bool,
+    /// Segments finished since the last sync, to be synced by the next one.
+    finished: Vec<File>,
     scratch: Vec<u8>,
 }
 
@@ -258,6 +265,7 @@ impl Spool {
             dir_dirty: true,
             dir_syncs: 0,
             write_failed: false,
+            finished: Vec::new(),
             scratch: Vec::new(),
         })
     }
@@ -337,10 +345,13 @@ impl Spool {
     fn rotate(&mut self) -> io::Result<()> {
         let r = self.writer.flush();
         self.note_write(r)?;
-        let r = self.writer.get_ref().sync_data();
-        self.note_write(r)?;
         let next = self.segments.back().map_or(0, |s| s.id + 1);
-        self.writer = create_segment(&self.dir, next)?;
+        let old = std::mem::replace(&mut self.writer, create_segment(&self.dir, next)?);
+        // Flushed above: nothing is left in its buffer. The next sync forces it to disk, off
+        // the sink's task.
+        if let Ok(file) = old.into_inner() {
+            self.finished.push(file);
+        }
         self.dir_dirty = true;
         self.segments.push_back(Segment {
             id: next,
@@ -597,37 +608,115 @@ impl Spool {
         self.note_write(r)
     }
 
-    /// Forces what was pushed, and the acknowledged position, to disk.
+    /// Forces what was pushed, and the acknowledged position, to disk, here and now.
     pub fn sync(&mut self) -> io::Result<()> {
-        self.flush()?;
-        let r = self.writer.get_ref().sync_data();
-        self.note_write(r)?;
-        if self.ack_dirty {
-            let (id, offset) = self
-                .segments
-                .front()
-                .map_or((0, 0), |s| (s.id, self.cursor.offset));
-            let tmp = self.dir.join("ack.tmp");
-            {
-                let mut f = File::create(&tmp)?;
-                writeln!(f, "{id} {offset}")?;
-                f.sync_data()?;
-            }
-            std::fs::rename(&tmp, self.dir.join("ack"))?;
-            self.ack_dirty = false;
-            self.dir_dirty = true;
-        }
-        if self.dir_dirty {
-            File::open(&self.dir)?.sync_all()?;
-            self.dir_dirty = false;
-            self.dir_syncs += 1;
-        }
-        Ok(())
+        let job = self.begin_sync()?;
+        let done = job.run();
+        self.end_sync(done)
     }
 
-    /// How many times [`Spool::sync`] synced the directory itself.
+    /// The slow part of a [`Spool::sync`] as a job for a blocking thread: the spool goes on
+    /// taking and giving records meanwhile. Hand its outcome to [`Spool::end_sync`]; begin no
+    /// other sync (nor [`Spool::sync`]) before that.
+    pub fn begin_sync(&mut self) -> io::Result<SyncJob> {
+        self.flush()?;
+        let segment = self.writer.get_ref().try_clone()?;
+        let ack = std::mem::take(&mut self.ack_dirty).then(|| {
+            self.segments
+                .front()
+                .map_or((0, 0), |s| (s.id, self.cursor.offset))
+        });
+        // Renaming the `ack` file into place is a change of the directory too.
+        let dir = (std::mem::take(&mut self.dir_dirty) || ack.is_some()).then(|| self.dir.clone());
+        Ok(SyncJob {
+            finished: std::mem::take(&mut self.finished),
+            segment,
+            ack: ack.map(|position| (self.dir.clone(), position)),
+            dir,
+        })
+    }
+
+    /// Takes back what a [`SyncJob`] did; a failed one leaves its work to the next sync.
+    pub fn end_sync(&mut self, done: Synced) -> io::Result<()> {
+        match done.result {
+            Ok(()) => {
+                self.dir_syncs += u64::from(done.dir);
+                Ok(())
+            }
+            Err(e) => {
+                self.ack_dirty |= done.ack;
+                self.dir_dirty |= done.dir;
+                self.note_write(Err(e))
+            }
+        }
+    }
+
+    /// How many times a sync synced the directory itself.
     pub fn dir_syncs(&self) -> u64 {
         self.dir_syncs
+    }
+}
+
+/// The `fsync`s of one sync, with the spool's state they need, taken apart from the spool so
+/// that they run where blocking is allowed ([`Spool::begin_sync`]).
+#[derive(Debug)]
+pub struct SyncJob {
+    /// Segments finished since the sync before.
+    finished: Vec<File>,
+    /// The segment being written (a second handle to it).
+    segment: File,
+    /// The acknowledged position to write, and the directory its file goes in.
+    ack: Option<(PathBuf, (u64, u64))>,
+    /// The directory, when its entries changed.
+    dir: Option<PathBuf>,
+}
+
+/// What a [`SyncJob`] did, for [`Spool::end_sync`].
+#[derive(Debug)]
+pub struct Synced {
+    result: io::Result<()>,
+    ack: bool,
+    dir: bool,
+}
+
+impl Synced {
+    /// A job that could not run (its thread was cancelled): its work is left to the next.
+    pub fn failed(e: io::Error) -> Synced {
+        Synced {
+            result: Err(e),
+            ack: true,
+            dir: true,
+        }
+    }
+}
+
+impl SyncJob {
+    /// Runs the job: blocking file I/O, off the async workers.
+    pub fn run(self) -> Synced {
+        let result = (|| {
+            for file in &self.finished {
+                file.sync_data()?;
+            }
+            self.segment.sync_data()?;
+            if let Some((dir, (id, offset))) = &self.ack {
+                let tmp = dir.join("ack.tmp");
+                {
+                    let mut f = File::create(&tmp)?;
+                    writeln!(f, "{id} {offset}")?;
+                    f.sync_data()?;
+                }
+                std::fs::rename(&tmp, dir.join("ack"))?;
+            }
+            if let Some(dir) = &self.dir {
+                File::open(dir)?.sync_all()?;
+            }
+            Ok(())
+        })();
+        Synced {
+            result,
+            ack: self.ack.is_some(),
+            dir: self.dir.is_some(),
+        }
     }
 }
 

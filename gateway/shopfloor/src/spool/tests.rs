@@ -370,3 +370,55 @@ fn sync_makes_new_segments_and_the_ack_file_durable_in_the_directory() {
     let mut again = Spool::open(dir.path(), 512 << 10).unwrap();
     assert_eq!(drain(&mut again).len(), 299);
 }
+
+#[test]
+fn a_sync_job_on_another_thread_lets_the_spool_go_on_and_keeps_its_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Spool::open(dir.path(), 1 << 20).unwrap();
+    for i in 0..10 {
+        s.push(i, &record(i, 100)).unwrap();
+    }
+    for _ in 0..4 {
+        s.peek().unwrap();
+        s.ack().unwrap();
+    }
+    let job = s.begin_sync().unwrap();
+    let running = std::thread::spawn(move || job.run());
+    // The spool goes on while the job syncs: more pushed, one more acknowledged.
+    for i in 10..15 {
+        s.push(i, &record(i, 100)).unwrap();
+    }
+    s.peek().unwrap();
+    s.ack().unwrap();
+    s.end_sync(running.join().unwrap()).unwrap();
+    // On disk is the position at the job's start: the acknowledgement after it comes back
+    // once (a duplicate, never a gap), and everything pushed meanwhile is there.
+    drop(s);
+    let mut reopened = Spool::open(dir.path(), 1 << 20).unwrap();
+    let weights: Vec<u64> = drain(&mut reopened).into_iter().map(|(w, _)| w).collect();
+    assert_eq!(weights, (4..15).collect::<Vec<u64>>());
+}
+
+#[test]
+fn a_failed_sync_job_leaves_its_work_to_the_next() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Spool::open(dir.path(), 1 << 20).unwrap();
+    s.push(1, &record(1, 100)).unwrap();
+    s.peek().unwrap();
+    s.ack().unwrap();
+    let job = s.begin_sync().unwrap();
+    drop(job);
+    assert!(
+        s.end_sync(Synced::failed(io::Error::other("cancelled")))
+            .is_err()
+    );
+    assert!(
+        !dir.path().join("ack").exists(),
+        "the failed job wrote nothing"
+    );
+    s.sync().unwrap();
+    assert!(
+        dir.path().join("ack").exists(),
+        "the next sync wrote the position"
+    );
+}

@@ -7,6 +7,7 @@
 
 use crate::sink::Throttle;
 use crate::spool::Spool;
+use crate::spool::syncer::Syncer;
 use bytes::Bytes;
 use shopfloor_core::ring::WhenFull;
 use std::collections::VecDeque;
@@ -47,6 +48,8 @@ pub struct Backlog {
     trouble: Throttle,
     /// What goes when memory is full.
     when_full: WhenFull,
+    /// The spool's sync, off the async workers.
+    syncer: Syncer,
 }
 
 impl Backlog {
@@ -68,6 +71,7 @@ impl Backlog {
             push_trouble: Throttle::new(Duration::from_secs(10)),
             trouble: Throttle::new(Duration::from_secs(10)),
             when_full: WhenFull::DropOldest,
+            syncer: Syncer::default(),
         }
     }
 
@@ -203,10 +207,40 @@ impl Backlog {
         new
     }
 
-    /// Forces the spool to disk.
-    pub fn sync(&mut self) {
-        if let Some(spool) = &mut self.spool
-            && let Err(e) = spool.sync()
+    /// Starts forcing the spool to disk on a blocking thread, unless that runs already; the
+    /// backlog goes on meanwhile.
+    pub fn start_sync(&mut self) {
+        if let Some(spool) = &mut self.spool {
+            let r = self.syncer.start(spool);
+            self.complain(r);
+        }
+    }
+
+    /// True while a sync runs.
+    pub fn syncing(&self) -> bool {
+        !self.syncer.is_idle()
+    }
+
+    /// Waits for the running sync (never ready while none runs) and takes its outcome.
+    pub async fn synced(&mut self) {
+        if let Some(spool) = &mut self.spool {
+            let r = self.syncer.finish(spool).await;
+            self.complain(r);
+        } else {
+            std::future::pending::<()>().await;
+        }
+    }
+
+    /// Forces the spool to disk, after the sync running: at the end.
+    pub async fn sync(&mut self) {
+        if let Some(spool) = &mut self.spool {
+            let r = self.syncer.sync(spool).await;
+            self.complain(r);
+        }
+    }
+
+    fn complain(&mut self, r: std::io::Result<()>) {
+        if let Err(e) = r
             && let Some(repeats) = self.trouble.ready()
         {
             warn!(error = %e, repeats, "cannot sync the spool");

@@ -198,16 +198,22 @@ impl InfluxSink {
         self.stats.health.spool_fill(bytes, max);
     }
 
+    /// Saves a refused batch under the rejected directory, on a thread of the blocking pool.
     fn set_aside(&self, chunk: &Chunk, status: u16) {
-        let Some(dir) = &self.rejected_dir else {
+        let Some(dir) = self.rejected_dir.clone() else {
             return;
         };
         let path = dir.join(format!("{}-{status}.lp.gz", shopfloor_core::time::now_ms()));
-        let saved = std::fs::create_dir_all(dir).and_then(|()| std::fs::write(&path, &chunk.body));
-        match saved {
-            Ok(()) => info!(file = %path.display(), "refused batch saved"),
-            Err(e) => warn!(file = %path.display(), error = %e, "cannot save the refused batch"),
-        }
+        let body = chunk.body.clone();
+        tokio::task::spawn_blocking(move || {
+            let saved = std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&path, &body));
+            match saved {
+                Ok(()) => info!(file = %path.display(), "refused batch saved"),
+                Err(e) => {
+                    warn!(file = %path.display(), error = %e, "cannot save the refused batch")
+                }
+            }
+        });
     }
 
     /// Runs until `input` closes, then writes what is left for at most `budget`.
@@ -258,7 +264,8 @@ impl InfluxSink {
                     self.seal();
                     self.publish_backlog();
                 }
-                _ = sync_tick.tick() => self.backlog.sync(),
+                _ = sync_tick.tick() => self.backlog.start_sync(),
+                () = self.backlog.synced(), if self.backlog.syncing() => {}
                 outcome = async {
                     match sending.as_mut() {
                         Some(s) => s.as_mut().await,
@@ -324,7 +331,7 @@ impl InfluxSink {
                 _ = tokio::time::sleep_until(stop_at), if deadline.is_some() => break,
             }
         }
-        self.backlog.sync();
+        self.backlog.sync().await;
         let in_memory = self.backlog.samples_in_memory();
         let spooled = self.backlog.samples() - in_memory;
         if spooled > 0 {

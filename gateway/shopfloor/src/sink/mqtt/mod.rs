@@ -39,7 +39,8 @@ use crate::sink::intake::Intake as Feeding;
 use crate::sink::{
     Part, Sink, SinkContext, SinkStats, SinkTask, Spooling, Throttle, WithFsync, parts,
 };
-use crate::spool::Spool;
+use crate::spool::syncer::Syncer;
+use crate::spool::{Spool, Synced};
 use crate::status::Statuses;
 use bytes::Bytes;
 use connection::Target;
@@ -186,6 +187,8 @@ pub struct MqttSink {
     /// Each machine's latest status as the stream told it, republished on every connection.
     known: Statuses,
     spool: Option<Box<Spool>>,
+    /// The spool's syncs, on a blocking thread while the sink goes on.
+    syncer: Syncer,
     spool_dropped: u64,
     /// Spool failures (a full disk) repeat for every message: logged now and then.
     spool_trouble: Throttle,
@@ -262,6 +265,7 @@ impl MqttSink {
             machine_seq: Vec::new(),
             known: Vec::new(),
             spool: spool.map(Box::new),
+            syncer: Syncer::default(),
             spool_dropped,
             spool_trouble: Throttle::new(Duration::from_secs(10)),
             push_trouble: Throttle::new(Duration::from_secs(10)),
@@ -545,9 +549,28 @@ impl MqttSink {
         }
     }
 
+    /// Starts forcing the spool to disk, unless that runs already.
     fn sync_spool(&mut self) {
         if let Some(spool) = &mut self.spool
-            && let Err(e) = spool.sync()
+            && let Err(e) = self.syncer.start(spool)
+        {
+            complain(&mut self.spool_trouble, &e, "cannot sync the MQTT spool");
+        }
+    }
+
+    /// Takes the outcome of the sync that ran.
+    fn spool_synced(&mut self, done: Synced) {
+        if let Some(spool) = &mut self.spool
+            && let Err(e) = spool.end_sync(done)
+        {
+            complain(&mut self.spool_trouble, &e, "cannot sync the MQTT spool");
+        }
+    }
+
+    /// A whole sync, after the one running: at the end.
+    async fn last_sync(&mut self) {
+        if let Some(spool) = &mut self.spool
+            && let Err(e) = self.syncer.sync(spool).await
         {
             complain(&mut self.spool_trouble, &e, "cannot sync the MQTT spool");
         }
@@ -742,6 +765,7 @@ impl MqttSink {
                     None => intake.close(),
                 },
                 _ = sync_tick.tick(), if self.spool.is_some() => self.sync_spool(),
+                done = self.syncer.done(), if !self.syncer.is_idle() => self.spool_synced(done),
                 _ = sleep_until(deadline), if flush_deadline.is_some() => {
                     if let Some(spool) = &self.spool {
                         info!(
@@ -758,7 +782,7 @@ impl MqttSink {
                 }
             }
         }
-        self.sync_spool();
+        self.last_sync().await;
         if link.is_up() {
             self.say_goodbye(link, &outbox).await;
         }

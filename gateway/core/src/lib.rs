@@ -14,6 +14,7 @@
 //! - [`backoff`]: exponential backoff with jitter for every reconnect loop.
 //! - [`phase`]: each machine's place in its poll interval, spread across the hall.
 //! - [`time`]: wall-clock milliseconds, the one timestamp unit of the model.
+//! - [`word`]: the [`word::Word`] trait of settings a config file names by a word.
 
 pub mod backoff;
 pub mod catalog;
@@ -23,6 +24,7 @@ pub mod ring;
 pub mod sample;
 pub mod status;
 pub mod time;
+pub mod word;
 
 pub use catalog::{Catalog, CatalogError, MachineInfo, SharedCatalog, TagInfo};
 pub use emit::Emitter;

@@ -7,6 +7,8 @@
 //! - [`encode`]: the inverse, for simulators and round-trip tests; pure, no I/O.
 //! - [`plan`]: merges a machine's tags into as few read requests as the protocol allows.
 //! - [`rtu`]: RTU frames (unit, PDU, CRC) and line timing; pure, no I/O.
+//! - [`settings`]: the config words of area, type, order and parity, and every default and
+//!   range of a machine's keys, named once.
 //! - [`link`]: where a machine is reached (TCP, RTU over TCP, serial line); one link, one bus.
 //! - [`driver`]: a machine's settings, read errors, and a Modbus TCP read under a timeout.
 //! - [`rtu_line`]: an RTU connection: silence before each request, drained line, whole-frame
@@ -32,5 +34,6 @@ pub mod rtu;
 pub mod rtu_line;
 pub mod schedule;
 pub mod serial;
+pub mod settings;
 
 pub use register::{Area, DataType, TagSpec, WordOrder};

@@ -294,16 +294,6 @@ impl Parity {
             Parity::None => "none",
         }
     }
-
-    /// The configuration word's parity.
-    pub fn parse(s: &str) -> Option<Parity> {
-        match s {
-            "even" => Some(Parity::Even),
-            "odd" => Some(Parity::Odd),
-            "none" => Some(Parity::None),
-            _ => None,
-        }
-    }
 }
 
 /// The timing of a line: what one character costs on the wire.

@@ -43,9 +43,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 /// How a machine's values are fetched.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Default)]
 pub enum Mode {
     /// A subscription: the server reports changes (the default).
+    #[default]
     Subscribe,
     /// One batched Read of every node per interval.
     Poll,

@@ -1,39 +1,18 @@
-//! The security words of a config, and the gateway's own application certificate.
+//! The gateway's own application certificate.
 //!
 //! The certificate and key live in `pki_dir` (`own/cert.der`, `private/private.pem`), made on
 //! first start and kept: a server that trusts this gateway once keeps trusting it. Server
 //! certificates are trusted when they are in `pki_dir/trusted`; an unknown one is written to
 //! `pki_dir/rejected` by the store, and the driver's error says which file to move where.
 
-use opcua::crypto::{CertificateStore, SecurityPolicy, X509Data};
-use opcua::types::{ApplicationDescription, ApplicationType, MessageSecurityMode};
+use opcua::crypto::{CertificateStore, X509Data};
+use opcua::types::{ApplicationDescription, ApplicationType};
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 /// The application URI of gateway `name`; it is also written into its certificate.
 pub fn application_uri(name: &str) -> String {
     format!("urn:iqblvd:shopfloor:{name}")
-}
-
-/// A security policy by its config word (`None`, `Basic256Sha256`, ...).
-pub fn policy(word: &str) -> Option<SecurityPolicy> {
-    match word {
-        "None" => Some(SecurityPolicy::None),
-        "Basic256Sha256" => Some(SecurityPolicy::Basic256Sha256),
-        "Aes128Sha256RsaOaep" => Some(SecurityPolicy::Aes128Sha256RsaOaep),
-        "Aes256Sha256RsaPss" => Some(SecurityPolicy::Aes256Sha256RsaPss),
-        _ => None,
-    }
-}
-
-/// A message security mode by its config word (`None`, `Sign`, `SignAndEncrypt`).
-pub fn mode(word: &str) -> Option<MessageSecurityMode> {
-    match word {
-        "None" => Some(MessageSecurityMode::None),
-        "Sign" => Some(MessageSecurityMode::Sign),
-        "SignAndEncrypt" => Some(MessageSecurityMode::SignAndEncrypt),
-        _ => None,
-    }
 }
 
 /// The gateway's certificate could not be made or read.

@@ -57,6 +57,17 @@ pub enum WhenFull {
     DropNewest,
 }
 
+impl crate::word::Word for WhenFull {
+    const ALL: &'static [Self] = &[WhenFull::DropOldest, WhenFull::DropNewest];
+
+    fn word(self) -> &'static str {
+        match self {
+            WhenFull::DropOldest => "drop_oldest",
+            WhenFull::DropNewest => "drop_newest",
+        }
+    }
+}
+
 /// A ring could not be built.
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum RingError {

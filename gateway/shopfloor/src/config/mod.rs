@@ -392,10 +392,10 @@ pub struct ModbusConfig {
 pub struct OpcuaConfig {
     /// `opc.tcp://host:port`.
     pub endpoint: String,
-    /// Security policy name.
-    pub security_policy: String,
-    /// Security mode name.
-    pub security_mode: String,
+    /// `security_policy`.
+    pub security_policy: shopfloor_opcua::settings::Policy,
+    /// `security_mode`.
+    pub security_mode: shopfloor_opcua::settings::SecurityMode,
     /// Username, if any.
     pub username: Option<String>,
     /// Password variable, if any.
@@ -403,7 +403,7 @@ pub struct OpcuaConfig {
     /// Trust whatever certificate the server shows.
     pub trust_server_certificate: bool,
     /// `subscribe` or `poll`.
-    pub mode: String,
+    pub mode: Mode,
     /// Publishing or poll interval.
     pub publishing_interval: Duration,
     /// Limit on connecting and on every request.
@@ -480,16 +480,12 @@ impl Config {
             name: m.id.clone(),
             gateway: self.gateway.name.clone(),
             endpoint: ua.endpoint.clone(),
-            policy: shopfloor_opcua::security::policy(&ua.security_policy)?,
-            security_mode: shopfloor_opcua::security::mode(&ua.security_mode)?,
+            policy: ua.security_policy.security(),
+            security_mode: ua.security_mode.message_mode(),
             identity,
             trust_server_certificate: ua.trust_server_certificate,
             pki_dir: self.gateway.pki_dir.clone(),
-            mode: if ua.mode == "poll" {
-                Mode::Poll
-            } else {
-                Mode::Subscribe
-            },
+            mode: ua.mode,
             interval: ua.publishing_interval,
             timeout: ua.timeout,
             nodes: ua.nodes.clone(),

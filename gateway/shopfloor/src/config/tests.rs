@@ -679,6 +679,6 @@ fn a_sinks_when_full_is_its_own_or_the_buffers() {
     let line = line_of("topic_prefix") + 1;
     assert_eq!(
         error_of(&bad),
-        format!("{line}:13: when_full \"block\": use \"drop_oldest\" or \"drop_newest\"")
+        format!("{line}:13: when_full \"block\": use drop_oldest or drop_newest")
     );
 }

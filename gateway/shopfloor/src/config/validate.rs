@@ -5,6 +5,8 @@ use super::duration::parse_duration;
 use super::error::{ConfigErrors, Reporter};
 use super::raw::{RawConfig, RawMachine, S};
 use super::*;
+use shopfloor_core::word::Word;
+use shopfloor_opcua::settings::{self as ua_keys, Policy, SecurityMode};
 use std::collections::HashSet;
 use std::ops::Range;
 
@@ -311,20 +313,29 @@ fn gateway(v: &mut V<'_>, raw: &RawConfig) -> GatewayConfig {
     g
 }
 
+/// The setting a word of `key` names, or an error at its span (and `None`).
+fn word<T: Word>(v: &mut V<'_>, key: &str, value: &S<String>) -> Option<T> {
+    let found = T::from_word(value.get_ref());
+    if found.is_none() {
+        v.err(
+            value.span(),
+            format!("{key} {:?}: use {}", value.get_ref(), T::choices()),
+        );
+    }
+    found
+}
+
+/// The setting of an optional word key: its default when absent or wrong (wrong is reported).
+fn word_or_default<T: Word + Default>(v: &mut V<'_>, value: &Option<S<String>>, key: &str) -> T {
+    value
+        .as_ref()
+        .and_then(|w| word(v, key, w))
+        .unwrap_or_default()
+}
+
 /// A `when_full` key: `drop_oldest` or `drop_newest`.
 fn when_full(v: &mut V<'_>, key: &Option<S<String>>) -> Option<WhenFull> {
-    let w = key.as_ref()?;
-    match w.get_ref().as_str() {
-        "drop_oldest" => Some(WhenFull::DropOldest),
-        "drop_newest" => Some(WhenFull::DropNewest),
-        other => {
-            v.err(
-                w.span(),
-                format!("when_full {other:?}: use \"drop_oldest\" or \"drop_newest\""),
-            );
-            None
-        }
-    }
+    key.as_ref().and_then(|w| word(v, "when_full", w))
 }
 
 fn buffer(v: &mut V<'_>, raw: &RawConfig) -> BufferConfig {
@@ -800,44 +811,19 @@ fn opcua(v: &mut V<'_>, s: &S<RawMachine>) -> Option<OpcuaConfig> {
     {
         v.err(e.span(), "endpoint must be opc.tcp://host:port");
     }
-    let pick = |v: &mut V<'_>, val: &Option<S<String>>, allowed: &[&str], key: &str| match val {
-        None => allowed[0].to_owned(),
-        Some(x) if allowed.contains(&x.get_ref().as_str()) => x.get_ref().clone(),
-        Some(x) => {
-            v.err(
-                x.span(),
-                format!("{key} {:?}: use {}", x.get_ref(), allowed.join(", ")),
-            );
-            allowed[0].to_owned()
-        }
-    };
-    let security_policy = pick(
-        v,
-        &m.security_policy,
-        &[
-            "None",
-            "Basic256Sha256",
-            "Aes128Sha256RsaOaep",
-            "Aes256Sha256RsaPss",
-        ],
-        "security_policy",
-    );
-    let security_mode = pick(
-        v,
-        &m.security_mode,
-        &["None", "Sign", "SignAndEncrypt"],
-        "security_mode",
-    );
-    if (security_policy == "None") != (security_mode == "None") {
+    let security_policy: Policy = word_or_default(v, &m.security_policy, "security_policy");
+    let security_mode: SecurityMode = word_or_default(v, &m.security_mode, "security_mode");
+    if (security_policy == Policy::None) != (security_mode == SecurityMode::None) {
         v.err(
             s.span(),
             "security_policy and security_mode go together: both None, or a policy with Sign or \
              SignAndEncrypt",
         );
     }
-    let mode = pick(v, &m.mode, &["subscribe", "poll"], "mode");
-    let publishing_interval = v.duration(&m.publishing_interval, Duration::from_secs(1));
-    let timeout = v.duration(&m.timeout, Duration::from_secs(5));
+    let mode = word_or_default(v, &m.mode, "mode");
+    let publishing_interval =
+        v.duration(&m.publishing_interval, ua_keys::DEFAULT_PUBLISHING_INTERVAL);
+    let timeout = v.duration(&m.timeout, ua_keys::DEFAULT_TIMEOUT);
     let password_env = v.env(&m.password_env);
     let mut nodes = Vec::new();
     for t in &m.tag {

@@ -2,6 +2,7 @@
 //! `modbus-rtu:///dev/ttyUSB0?baud=19200&parity=even&stop_bits=1`.
 
 use super::ScanError;
+use shopfloor_core::word::Word;
 use shopfloor_modbus::link::{Link, SerialLine};
 use shopfloor_modbus::rtu::Parity;
 
@@ -38,7 +39,7 @@ pub fn parse_target(target: &str) -> Result<Link, ScanError> {
         let (key, value) = pair.split_once('=').ok_or_else(bad)?;
         match key {
             "baud" => line.baud = value.parse().ok().filter(|b| *b >= 300).ok_or_else(bad)?,
-            "parity" => line.parity = Parity::parse(value).ok_or_else(bad)?,
+            "parity" => line.parity = Parity::from_word(value).ok_or_else(bad)?,
             "stop_bits" => {
                 line.stop_bits = value
                     .parse()

@@ -2,13 +2,10 @@
 //! timing, simulator and register map, and the rules of machines that share a bus.
 
 use super::super::raw::{RawMachine, RawTag, S};
-use super::{Duration, ModbusConfig, TagSpec, V};
+use super::{Duration, ModbusConfig, TagSpec, V, word};
 use shopfloor_modbus::link::{Link, SerialLine};
-use shopfloor_modbus::rtu::Parity;
+use shopfloor_modbus::settings::{self as keys, BAUD_RATES, RTU_UNITS, TCP_UNITS};
 use shopfloor_modbus::{Area, DataType, WordOrder};
-
-/// Bits per second a serial line may be configured with.
-const BAUD_RATES: std::ops::RangeInclusive<i64> = 300..=4_000_000;
 
 /// A Modbus machine of `protocol` (one of the three Modbus words).
 pub(super) fn modbus(v: &mut V<'_>, s: &S<RawMachine>, protocol: &str) -> Option<ModbusConfig> {
@@ -29,10 +26,9 @@ pub(super) fn modbus(v: &mut V<'_>, s: &S<RawMachine>, protocol: &str) -> Option
     let link = link(v, s, protocol);
     let rtu = protocol != "modbus-tcp";
     let unit_id = match &m.unit_id {
-        None => 1,
-        // Unit 0 is broadcast on a serial line: no unit answers it.
-        Some(u) if rtu && (1..=247).contains(u.get_ref()) => *u.get_ref() as u8,
-        Some(u) if !rtu && (0..=255).contains(u.get_ref()) => *u.get_ref() as u8,
+        None => keys::DEFAULT_UNIT_ID,
+        Some(u) if rtu && RTU_UNITS.contains(u.get_ref()) => *u.get_ref() as u8,
+        Some(u) if !rtu && TCP_UNITS.contains(u.get_ref()) => *u.get_ref() as u8,
         Some(u) => {
             let range = if rtu {
                 "1..=247 on an RTU bus"
@@ -40,11 +36,11 @@ pub(super) fn modbus(v: &mut V<'_>, s: &S<RawMachine>, protocol: &str) -> Option
                 "0..=255"
             };
             v.err(u.span(), format!("unit_id must be in {range}"));
-            1
+            keys::DEFAULT_UNIT_ID
         }
     };
-    let poll_interval = v.duration(&m.poll_interval, Duration::from_secs(1));
-    let timeout = v.duration(&m.timeout, Duration::from_secs(1));
+    let poll_interval = v.duration(&m.poll_interval, keys::DEFAULT_POLL_INTERVAL);
+    let timeout = v.duration(&m.timeout, keys::DEFAULT_TIMEOUT);
     let simulator = m.simulator.as_ref().and_then(|x| {
         let kind = shopfloor_sim::SimKind::parse(x.get_ref());
         if kind.is_none() {
@@ -113,29 +109,21 @@ fn link(v: &mut V<'_>, s: &S<RawMachine>, protocol: &str) -> Option<Link> {
         );
     }
     let baud = match &m.baud {
-        None => 19200,
+        None => keys::DEFAULT_BAUD,
         Some(b) if BAUD_RATES.contains(b.get_ref()) => *b.get_ref() as u32,
         Some(b) => {
             v.err(
                 b.span(),
-                "baud must be a rate in 300..=4000000, e.g. 9600 or 19200",
+                format!("baud must be a rate in {BAUD_RATES:?}, e.g. 9600 or 19200"),
             );
-            19200
+            keys::DEFAULT_BAUD
         }
     };
-    let parity = match &m.parity {
-        None => Parity::Even,
-        Some(p) => Parity::parse(p.get_ref()).unwrap_or_else(|| {
-            v.err(
-                p.span(),
-                format!(
-                    "parity {:?}: use \"even\", \"odd\" or \"none\"",
-                    p.get_ref()
-                ),
-            );
-            Parity::Even
-        }),
-    };
+    let parity = m
+        .parity
+        .as_ref()
+        .and_then(|p| word(v, "parity", p))
+        .unwrap_or(keys::DEFAULT_PARITY);
     let stop_bits = match &m.stop_bits {
         None => 1,
         Some(b) if [1, 2].contains(b.get_ref()) => *b.get_ref() as u8,
@@ -295,19 +283,7 @@ fn modbus_tag(v: &mut V<'_>, s: &S<RawTag>) -> Option<TagSpec> {
         "is an OPC UA key; this machine's protocol is modbus-tcp",
     );
     let area_s = v.required(&t.area, s.span(), "area")?;
-    let area = match area_s.get_ref().as_str() {
-        "holding" => Area::Holding,
-        "input" => Area::Input,
-        "coil" => Area::Coil,
-        "discrete" => Area::Discrete,
-        other => {
-            v.err(
-                area_s.span(),
-                format!("area {other:?}: use holding, input, coil or discrete"),
-            );
-            return None;
-        }
-    };
+    let area: Area = word(v, "area", &area_s)?;
     let address_s = v.required(&t.address, s.span(), "address")?;
     let Ok(address) = u16::try_from(*address_s.get_ref()) else {
         v.err(
@@ -319,19 +295,7 @@ fn modbus_tag(v: &mut V<'_>, s: &S<RawTag>) -> Option<TagSpec> {
     let data_type = match &t.data_type {
         None if area.is_bits() => DataType::Bool,
         None => DataType::U16,
-        Some(d) => match serde_plain_type(d.get_ref()) {
-            Some(dt) => dt,
-            None => {
-                v.err(
-                    d.span(),
-                    format!(
-                        "type {:?}: use bool, u16, i16, u32, i32, u64, i64, f32, f64 or string",
-                        d.get_ref()
-                    ),
-                );
-                return None;
-            }
-        },
+        Some(d) => word(v, "type", d)?,
     };
     let mut spec = TagSpec::new(area, address, data_type);
     if let Some(d) = &t.deadband
@@ -359,19 +323,7 @@ fn modbus_tag(v: &mut V<'_>, s: &S<RawTag>) -> Option<TagSpec> {
         return Some(spec);
     }
     if let Some(o) = &t.order {
-        let order = match o.get_ref().as_str() {
-            "ABCD" => Some(WordOrder::ABCD),
-            "CDAB" => Some(WordOrder::CDAB),
-            "BADC" => Some(WordOrder::BADC),
-            "DCBA" => Some(WordOrder::DCBA),
-            other => {
-                v.err(
-                    o.span(),
-                    format!("order {other:?}: use ABCD, CDAB, BADC or DCBA"),
-                );
-                None
-            }
-        };
+        let order: Option<WordOrder> = word(v, "order", o);
         match (data_type, order) {
             (DataType::Bool, Some(_)) => v.err(o.span(), "order does not apply to bool"),
             (DataType::String, Some(WordOrder::CDAB | WordOrder::DCBA)) => v.err(
@@ -436,22 +388,6 @@ fn modbus_tag(v: &mut V<'_>, s: &S<RawTag>) -> Option<TagSpec> {
         );
     }
     Some(spec)
-}
-
-fn serde_plain_type(s: &str) -> Option<DataType> {
-    Some(match s {
-        "bool" => DataType::Bool,
-        "u16" => DataType::U16,
-        "i16" => DataType::I16,
-        "u32" => DataType::U32,
-        "i32" => DataType::I32,
-        "u64" => DataType::U64,
-        "i64" => DataType::I64,
-        "f32" => DataType::F32,
-        "f64" => DataType::F64,
-        "string" => DataType::String,
-        _ => return None,
-    })
 }
 
 #[cfg(test)]

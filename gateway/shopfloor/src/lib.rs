@@ -12,7 +12,6 @@
 //! - [`kpi`]: the KPI engine, OEE and energy per part as samples of their machines.
 //! - [`record`]: the recorder, MQTT messages of other gateways back into samples.
 //! - [`sink`]: the sinks: MQTT, CSV files, the live store (and the line-protocol encoder).
-//! - [`spool`]: the disk spool, a sink's backlog while its destination is away.
 //! - [`runtime`]: starting a gateway from a config and stopping it cleanly.
 //! - [`reload`]: what a new config file changes, and the requests (SIGHUP, `--watch`) to read it.
 //! - [`tasks`]: the gateway's tasks under names, a panic in one noticed at once.
@@ -35,6 +34,5 @@ pub mod runtime;
 pub mod scan;
 pub mod simulate;
 pub mod sink;
-pub mod spool;
 pub mod status;
 pub mod tasks;

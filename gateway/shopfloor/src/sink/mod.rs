@@ -27,10 +27,10 @@ pub mod sparkplug;
 
 use crate::config::Config;
 use crate::runtime::StartError;
-use crate::spool::Spool;
 use intake::{Bound, Intake};
 use shopfloor_core::ring::WhenFull;
 use shopfloor_core::{Catalog, Sample, SharedCatalog};
+use shopfloor_spool::Spool;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};

@@ -6,10 +6,10 @@
 //! meanwhile, so an acknowledgement always removes the batch that was written.
 
 use crate::sink::Throttle;
-use crate::spool::Spool;
-use crate::spool::syncer::Syncer;
 use bytes::Bytes;
 use shopfloor_core::ring::WhenFull;
+use shopfloor_spool::Spool;
+use shopfloor_spool::syncer::Syncer;
 use std::collections::VecDeque;
 use std::time::Duration;
 use tracing::warn;

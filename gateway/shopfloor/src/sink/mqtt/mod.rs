@@ -39,8 +39,6 @@ use crate::sink::intake::Intake as Feeding;
 use crate::sink::{
     Part, Sink, SinkContext, SinkStats, SinkTask, Spooling, Throttle, WithFsync, parts,
 };
-use crate::spool::syncer::Syncer;
-use crate::spool::{Spool, Synced};
 use crate::status::Statuses;
 use bytes::Bytes;
 use connection::Target;
@@ -48,6 +46,8 @@ use link::{Link, LinkEvent};
 use outbox::{Draft, Message, Outbox};
 use shopfloor_contract::json;
 use shopfloor_core::{MachineState, MachineStatus, Sample, SharedCatalog, time::now_ms};
+use shopfloor_spool::syncer::Syncer;
+use shopfloor_spool::{Spool, Synced};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;

@@ -1,5 +1,7 @@
-//! The store-and-forward spool: a sink's backlog on disk while its destination is away.
+//! The store-and-forward spool: a sink's backlog on disk while its destination is away (the
+//! MQTT and store sinks' `[buffer] spool_dir`).
 //!
+//! Modules:
 //! - [`frame`]: one record's bytes (length, checksum, weight, payload), pure and tested.
 //! - [`syncer`]: a sink's syncs on a blocking thread, one at a time.
 //!

@@ -17,13 +17,13 @@
 
 use shopfloor::config::{Config, MachineConfig, ProtocolConfig};
 use shopfloor::demo::DEMO_HALL;
-use shopfloor::sink::mqtt::wire;
 use shopfloor_contract::json as encode;
 use shopfloor_contract::line;
 use shopfloor_core::emit::{Publish, change};
 use shopfloor_core::ring::{self, Consumer, WhenFull};
 use shopfloor_core::status::{MachineStatus, StatusReporter};
 use shopfloor_core::{Emitter, MachineId, Quality, Sample, Value};
+use shopfloor_mqtt::wire;
 use shopfloor_sim::SimKind;
 use std::path::Path;
 use std::sync::Arc;

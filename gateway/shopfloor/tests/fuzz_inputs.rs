@@ -9,12 +9,13 @@
 
 use shopfloor::config::Config;
 use shopfloor::sink::csv;
-use shopfloor::sink::mqtt::{record, wire};
+use shopfloor::sink::mqtt::record;
 use shopfloor_contract::json::parse::{Parsed, name_ok, parse};
 use shopfloor_contract::line;
 use shopfloor_core::{
     Catalog, MachineId, MachineInfo, Quality, Sample, TagId, TagInfo, Text, Value,
 };
+use shopfloor_mqtt::wire;
 use shopfloor_spool::{Spool, frame};
 use std::path::{Component, Path};
 

@@ -188,6 +188,15 @@ pub struct BrokerAuth {
 }
 
 impl BrokerAuth {
+    /// Its TLS files, for `shopfloor_mqtt::tls::client_config`.
+    pub fn tls_files(&self) -> shopfloor_mqtt::tls::TlsFiles<'_> {
+        shopfloor_mqtt::tls::TlsFiles {
+            ca_file: self.ca_file.as_deref(),
+            client_cert: self.client_cert.as_deref(),
+            client_key: self.client_key.as_deref(),
+        }
+    }
+
     /// The password, read from its variable now (empty for a username without one); `None`
     /// without a username.
     pub fn password(&self) -> Result<Option<String>, ConfigError> {

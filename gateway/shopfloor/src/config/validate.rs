@@ -429,7 +429,7 @@ fn mqtt(v: &mut V<'_>, s: &S<super::raw::RawMqtt>, gateway: &str) -> Option<Mqtt
             }
         },
     };
-    let keep_alive = v.duration(&m.keep_alive, crate::sink::mqtt::link::KEEP_ALIVE);
+    let keep_alive = v.duration(&m.keep_alive, shopfloor_mqtt::link::KEEP_ALIVE);
     if let Some(k) = &m.keep_alive
         && !(Duration::from_secs(1)..=Duration::from_secs(u64::from(u16::MAX)))
             .contains(&keep_alive)

@@ -31,7 +31,6 @@ pub mod sparkplug;
 use crate::config::RecordConfig;
 use crate::metrics::{Metrics, SkipReason};
 use crate::sink::SinkStats;
-use crate::sink::mqtt::tls;
 use rumqttc::{
     AsyncClient, ConnectionError, Event, EventLoop, MqttOptions, Packet, QoS, SubscribeReasonCode,
     TlsConfiguration, Transport,
@@ -41,6 +40,7 @@ use shopfloor_contract::sparkplug::Outgoing;
 use shopfloor_core::backoff::Backoff;
 use shopfloor_core::ring::Producer;
 use shopfloor_core::{MachineId, MachineInfo, Sample, SharedCatalog, TagId, TagInfo};
+use shopfloor_mqtt::tls;
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
@@ -164,7 +164,7 @@ impl Recorder {
         }
         if cfg.url.scheme == "mqtts" {
             options.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
-                tls::client_config(&cfg.auth)?,
+                tls::client_config(cfg.auth.tls_files())?,
             )));
         }
         let filters = cfg

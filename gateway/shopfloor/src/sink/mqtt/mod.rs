@@ -1,12 +1,8 @@
 //! The MQTT sink: samples and machine states to a broker, as the contract's topics and payloads
-//! (encoded by `shopfloor_contract::json`).
+//! (encoded by `shopfloor_contract::json`), over the client of `shopfloor_mqtt` (packets,
+//! connection, link, outbox, TLS).
 //!
-//! - [`outbox`]: every message until the broker acknowledged it (pure protocol state);
 //! - [`record`]: a message as the disk spool keeps it (pure);
-//! - [`tls`]: rustls setup for `mqtts://`;
-//! - [`wire`]: the MQTT 3.1.1 packets the sink writes and reads (pure);
-//! - [`connection`]: one TCP or TLS connection, CONNECT to CONNACK, whole writes;
-//! - [`link`]: the connection over time (reconnects with backoff, keep-alive, write buffer);
 //! - this module: the task that drives the link, the outbox and the inputs.
 //!
 //! Every loop turn writes what the outbox lets out as one buffer (a poll cycle's messages in
@@ -26,12 +22,7 @@
 //! disk) waits in the outbox instead, as without a spool and within the same bound: a full disk
 //! must not cost samples while the broker takes them.
 
-pub mod connection;
-pub mod link;
-pub mod outbox;
 pub mod record;
-pub mod tls;
-pub mod wire;
 
 use crate::config::{Layout, MqttConfig};
 use crate::runtime::StartError;
@@ -41,11 +32,12 @@ use crate::sink::{
 };
 use crate::status::Statuses;
 use bytes::Bytes;
-use connection::Target;
-use link::{Link, LinkEvent};
-use outbox::{Draft, Message, Outbox};
 use shopfloor_contract::json;
 use shopfloor_core::{MachineState, MachineStatus, Sample, SharedCatalog, time::now_ms};
+use shopfloor_mqtt::connection::Target;
+use shopfloor_mqtt::link::{Link, LinkEvent, LinkHealth};
+use shopfloor_mqtt::outbox::{self, Draft, Message, Outbox};
+use shopfloor_mqtt::{tls, wire};
 use shopfloor_spool::syncer::Syncer;
 use shopfloor_spool::{Spool, Synced};
 use std::sync::Arc;
@@ -136,6 +128,18 @@ impl Spooling for MqttSink {
 
     fn serve(self, input: Feeding, budget: Duration, fsync: Duration) -> SinkTask {
         Box::pin(self.run(input, budget, fsync))
+    }
+}
+
+/// The link's ups and downs, in the sink's counters and `/health`.
+impl LinkHealth for SinkStats {
+    fn connected(&self) {
+        self.health.delivering();
+    }
+
+    fn lost(&self, reason: &str, refused: bool) {
+        self.health.failing(reason, refused);
+        SinkStats::add(&self.errors, 1);
     }
 }
 
@@ -239,7 +243,7 @@ impl MqttSink {
             },
         );
         let tls = match cfg.url.scheme.as_str() {
-            "mqtts" => Some(tls::client_config(&cfg.auth)?),
+            "mqtts" => Some(tls::client_config(cfg.auth.tls_files())?),
             _ => None,
         };
         let target = Arc::new(Target {
@@ -707,7 +711,7 @@ impl MqttSink {
         let mut link = Link::new(
             Arc::clone(&self.target),
             self.cfg.url.to_string(),
-            Arc::clone(&self.stats),
+            Arc::clone(&self.stats) as Arc<dyn LinkHealth>,
             self.cfg.keep_alive,
         );
         // With a spool the outbox holds a window read from it plus statuses: never full.

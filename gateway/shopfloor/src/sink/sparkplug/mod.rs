@@ -15,10 +15,11 @@ pub mod spec;
 use crate::config::SparkplugConfig;
 use crate::runtime::StartError;
 use crate::sink::intake::{Bound, Intake};
-use crate::sink::mqtt::{MqttError, tls};
+use crate::sink::mqtt::MqttError;
 use crate::sink::{Sink, SinkContext, SinkStats, SinkTask};
 use rumqttc::{MqttOptions, TlsConfiguration, Transport};
 use shopfloor_contract::sparkplug::{Node, state_topic};
+use shopfloor_mqtt::tls;
 use std::sync::Arc;
 use std::time::Duration;
 use tracing::info;
@@ -89,7 +90,7 @@ fn broker(
     }
     if url.scheme == "mqtts" {
         options.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
-            tls::client_config(&cfg.auth)?,
+            tls::client_config(cfg.auth.tls_files())?,
         )));
     }
     Ok(options)

@@ -1,7 +1,7 @@
 //! One connection to the broker: TCP or TLS, CONNECT and CONNACK, then whole buffers written
 //! at once and packets read as they come.
 
-use super::wire::{self, Incoming, WireError};
+use crate::wire::{self, Incoming, WireError};
 use rustls::pki_types::ServerName;
 use std::io;
 use std::pin::Pin;

@@ -1,13 +1,12 @@
-//! The sink's link to the broker over time: connecting, reconnecting with backoff, keep-alive,
+//! A client's link to the broker over time: connecting, reconnecting with backoff, keep-alive,
 //! and one write buffer that goes out whole.
 //!
 //! [`Link::next`] is cancel-safe (it is one branch of the sink's `select!`): the connect in
 //! progress and the bytes read are kept in the link, and it never writes. Writes happen only in
 //! [`Link::flush`], which the sink awaits outside `select!`, so a packet is never cut in half.
 
-use super::connection::{Connection, ConnectionError, Target};
-use super::wire::{self, Incoming};
-use crate::sink::SinkStats;
+use crate::connection::{Connection, ConnectionError, Target};
+use crate::wire::{self, Incoming};
 use shopfloor_core::backoff::Backoff;
 use std::future::Future;
 use std::pin::Pin;
@@ -19,6 +18,14 @@ use tracing::{debug, info, warn};
 /// The keep-alive interval asked of the broker by default (`[mqtt] keep_alive`); a PINGREQ
 /// goes out this often.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// Where a link reports whether it can deliver (a sink's counters and `/health`).
+pub trait LinkHealth: Send + Sync {
+    /// A connection was accepted.
+    fn connected(&self);
+    /// A connection was lost or refused; `refused` when the broker refuses our credentials.
+    fn lost(&self, reason: &str, refused: bool);
+}
 
 type Connecting = Pin<Box<dyn Future<Output = Result<Connection, ConnectionError>> + Send>>;
 
@@ -39,7 +46,7 @@ pub enum LinkEvent {
 pub struct Link {
     target: Arc<Target>,
     url: String,
-    stats: Arc<SinkStats>,
+    health: Arc<dyn LinkHealth>,
     conn: Option<Connection>,
     connecting: Option<Connecting>,
     retry_at: Option<Instant>,
@@ -65,7 +72,7 @@ impl Link {
     pub fn new(
         target: Arc<Target>,
         url: String,
-        stats: Arc<SinkStats>,
+        health: Arc<dyn LinkHealth>,
         keep_alive_every: Duration,
     ) -> Link {
         let mut keep_alive = tokio::time::interval(keep_alive_every);
@@ -73,7 +80,7 @@ impl Link {
         Link {
             target,
             url,
-            stats,
+            health,
             conn: None,
             connecting: None,
             retry_at: Some(Instant::now()),
@@ -167,7 +174,7 @@ impl Link {
                 match result {
                     Ok(conn) => {
                         info!(broker = %self.url, "MQTT connected");
-                        self.stats.health.delivering();
+                        self.health.connected();
                         self.conn = Some(conn);
                         self.last_error = None;
                         self.backoff.reset();
@@ -202,9 +209,8 @@ impl Link {
             debug!(broker = %self.url, error = %reason, "MQTT connect failed again");
         }
         let refused = matches!(e, ConnectionError::Refused(4 | 5));
-        self.stats.health.failing(&reason, refused);
+        self.health.lost(&reason, refused);
         self.last_error = Some(reason);
-        SinkStats::add(&self.stats.errors, 1);
         self.out.clear();
         self.retry_at = Some(Instant::now() + self.backoff.next_delay());
     }

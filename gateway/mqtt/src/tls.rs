@@ -1,7 +1,6 @@
 //! TLS for `mqtts://`: rustls with the system's roots or a configured CA, and an optional
 //! client certificate.
 
-use crate::config::BrokerAuth;
 use rustls::RootCertStore;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use std::fs::File;
@@ -54,11 +53,22 @@ fn key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
         .ok_or_else(|| file_err(path, "no PEM private key in the file"))
 }
 
+/// The files a TLS client is set up from (a config's `ca_file`, `client_cert`, `client_key`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TlsFiles<'a> {
+    /// The CA to trust instead of the system's roots.
+    pub ca_file: Option<&'a Path>,
+    /// The client certificate, with its key.
+    pub client_cert: Option<&'a Path>,
+    /// The client certificate's key.
+    pub client_key: Option<&'a Path>,
+}
+
 /// The rustls client configuration for `cfg`: its CA file or the system's roots, and its
 /// client certificate when it has one.
-pub fn client_config(cfg: &BrokerAuth) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+pub fn client_config(cfg: TlsFiles<'_>) -> Result<Arc<rustls::ClientConfig>, TlsError> {
     let mut roots = RootCertStore::empty();
-    match &cfg.ca_file {
+    match cfg.ca_file {
         Some(ca) => {
             for c in certs(ca)? {
                 roots.add(c)?;
@@ -78,7 +88,7 @@ pub fn client_config(cfg: &BrokerAuth) -> Result<Arc<rustls::ClientConfig>, TlsE
     let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .with_root_certificates(roots);
-    let config = match (&cfg.client_cert, &cfg.client_key) {
+    let config = match (cfg.client_cert, cfg.client_key) {
         (Some(c), Some(k)) => builder.with_client_auth_cert(certs(c)?, key(k)?)?,
         _ => builder.with_no_client_auth(),
     };

@@ -50,6 +50,9 @@ pub struct Draft {
     pub spool: Option<u64>,
 }
 
+/// Messages written and not yet acknowledged, at most, by default (`[mqtt] inflight`).
+pub const WINDOW: usize = 1000;
+
 /// Connections in a row that end with the same oldest unacknowledged message before it is
 /// set aside.
 pub const SET_ASIDE_AFTER: u8 = 3;

@@ -1,7 +1,8 @@
 //! The shopfloor gateway: configuration, runtime, sinks and the command line.
 //!
 //! Modules:
-//! - [`config`]: the TOML configuration, validated with `FILE:LINE:COL` errors.
+//! - [`config`]: the TOML configuration, validated with `FILE:LINE:COL` errors (the crate
+//!   `shopfloor-config`, under its old name).
 //! - [`demo`]: the whole demo hall in one process, with an embedded MQTT broker.
 //! - [`status`]: the status board where drivers report machine states and sinks watch them.
 //! - [`dispatch`]: the ring's consumer, fanning batches out to the sinks.
@@ -20,7 +21,6 @@
 //! - [`cli`]: the `shopfloor` command line.
 
 pub mod cli;
-pub mod config;
 pub mod dashboard;
 pub mod demo;
 pub mod dispatch;
@@ -36,3 +36,7 @@ pub mod simulate;
 pub mod sink;
 pub mod status;
 pub mod tasks;
+
+/// The configuration, from its own crate: `shopfloor::config` as the binary, tests and benches
+/// have always named it.
+pub use shopfloor_config as config;

@@ -71,6 +71,21 @@ fn what_a_full_queue_drops_follows_its_policy() {
     }
 }
 
+#[test]
+fn a_sinks_bound_is_the_rings_capacity_with_its_own_when_full_or_the_buffers() {
+    let buffer = crate::config::BufferConfig {
+        capacity: 1000,
+        when_full: WhenFull::DropNewest,
+        spool_dir: None,
+        spool_max_mb: 1,
+        fsync_interval: std::time::Duration::from_secs(1),
+    };
+    let own = crate::sink::bound(&buffer, Some(WhenFull::DropOldest));
+    let buffers = crate::sink::bound(&buffer, None);
+    assert_eq!(own, bound(1000, WhenFull::DropOldest));
+    assert_eq!(buffers, bound(1000, WhenFull::DropNewest));
+}
+
 #[tokio::test]
 async fn the_intake_gives_what_is_queued_then_ends_with_its_feed() {
     let (feed, mut intake) = super::intake(bound(100, WhenFull::DropOldest));

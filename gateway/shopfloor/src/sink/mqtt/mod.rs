@@ -50,7 +50,7 @@ use tracing::{info, warn};
 /// Messages held in memory until acknowledged, at most, when there is no spool.
 pub const OUTBOX_CAPACITY: usize = 200_000;
 /// Messages written and not yet acknowledged, at most, by default (`[mqtt] inflight`).
-pub const WINDOW: usize = 1000;
+pub use shopfloor_mqtt::outbox::WINDOW;
 /// A write buffer is sent once it holds this much; the rest of the window follows.
 const WRITE_CHUNK: usize = 256 * 1024;
 /// Limit for connecting and for each write.

@@ -1,6 +1,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use crate::config::{Config, ConfigErrors, ProtocolConfig};
+use crate::{Config, ConfigErrors, ProtocolConfig};
 use shopfloor_modbus::link::{Link, SerialLine};
 use shopfloor_modbus::rtu::Parity;
 use std::path::Path;

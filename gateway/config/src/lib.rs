@@ -1,5 +1,6 @@
 //! The configuration file: TOML as the contract writes it, validated into typed settings.
 //!
+//! Modules:
 //! - `raw`: the file as written (serde, spans kept, unknown keys refused);
 //! - `validate`: raw to [`Config`], collecting every problem as `FILE:LINE:COL: message`;
 //! - [`duration`]: `"250ms"`-style durations;

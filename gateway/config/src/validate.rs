@@ -417,7 +417,7 @@ fn mqtt(v: &mut V<'_>, s: &S<super::raw::RawMqtt>, gateway: &str) -> Option<Mqtt
         }
     };
     let inflight = match &m.inflight {
-        None => crate::sink::mqtt::WINDOW,
+        None => shopfloor_mqtt::outbox::WINDOW,
         Some(n) => match usize::try_from(*n.get_ref()) {
             Ok(n @ 1..=MAX_INFLIGHT) => n,
             _ => {
@@ -425,7 +425,7 @@ fn mqtt(v: &mut V<'_>, s: &S<super::raw::RawMqtt>, gateway: &str) -> Option<Mqtt
                     n.span(),
                     format!("inflight must be 1 to {MAX_INFLIGHT} (messages awaiting PUBACK)"),
                 );
-                crate::sink::mqtt::WINDOW
+                shopfloor_mqtt::outbox::WINDOW
             }
         },
     };

@@ -41,51 +41,62 @@ pub enum Control {
 /// A sink's port, or the batches held for it (under its bound) while it is swapped.
 #[derive(Debug)]
 enum Outlet {
-    Open(SinkPort, Throttle),
-    Held(Arc<SinkStats>, Queue, Throttle),
+    Open(SinkPort),
+    Held(Arc<SinkStats>, Queue),
+}
+
+/// One sink: its name, where its batches go, and its warnings' throttle (kept across a swap).
+#[derive(Debug)]
+struct Slot {
+    name: &'static str,
+    outlet: Outlet,
+    throttle: Throttle,
 }
 
 /// The sinks by name, in start order.
 #[derive(Debug, Default)]
-struct Outlets(Vec<(&'static str, Outlet)>);
+struct Outlets(Vec<Slot>);
 
 impl Outlets {
     fn control(&mut self, c: Control) {
         match c {
             Control::Hold(name) => {
-                for (n, o) in &mut self.0 {
-                    if *n == name
-                        && let Outlet::Open(port, throttle) = o
-                    {
+                for slot in self.0.iter_mut().filter(|s| s.name == name) {
+                    if let Outlet::Open(port) = &slot.outlet {
                         let held = Queue::new(port.feed.bound());
-                        let throttle = std::mem::replace(throttle, Throttle::new(Duration::ZERO));
-                        *o = Outlet::Held(Arc::clone(&port.stats), held, throttle);
+                        slot.outlet = Outlet::Held(Arc::clone(&port.stats), held);
                     }
                 }
             }
             Control::Resume(port) => {
-                let Some((_, o)) = self.0.iter_mut().find(|(n, _)| *n == port.name) else {
-                    let throttle = Throttle::new(WARN_EVERY);
-                    self.0.push((port.name, Outlet::Open(port, throttle)));
+                let Some(slot) = self.0.iter_mut().find(|s| s.name == port.name) else {
+                    self.0.push(Slot {
+                        name: port.name,
+                        outlet: Outlet::Open(port),
+                        throttle: Throttle::new(WARN_EVERY),
+                    });
                     return;
                 };
-                let mut throttle = Throttle::new(WARN_EVERY);
-                if let Outlet::Held(_, held, t) = o {
-                    throttle = std::mem::replace(t, Throttle::new(Duration::ZERO));
+                if let Outlet::Held(_, held) = &mut slot.outlet {
                     while let Some(batch) = held.pop() {
-                        hand(&port, batch, &mut throttle);
+                        hand(&port, batch, &mut slot.throttle);
                     }
                 }
-                *o = Outlet::Open(port, throttle);
+                slot.outlet = Outlet::Open(port);
             }
         }
     }
 
     fn fan_out(&mut self, batch: &Batch) {
-        for (name, o) in &mut self.0 {
-            match o {
-                Outlet::Open(port, throttle) => hand(port, Arc::clone(batch), throttle),
-                Outlet::Held(stats, held, throttle) => {
+        for Slot {
+            name,
+            outlet,
+            throttle,
+        } in &mut self.0
+        {
+            match outlet {
+                Outlet::Open(port) => hand(port, Arc::clone(batch), throttle),
+                Outlet::Held(stats, held) => {
                     let overflow = held.push(Arc::clone(batch));
                     lost(name, stats, &overflow.batches, throttle);
                 }

@@ -108,6 +108,15 @@ impl Emitter {
             let now = (self.clock)();
             self.set_status(MachineState::Online, None, ts.min(now));
         }
+        // A float that is not finite is a bad reading, but still a reading: under "every" it is
+        // sent each poll like any other, under "change" once.
+        let (value, quality) = match value {
+            Value::F64(f) if !f.is_finite() => (Value::Null, Quality::Bad),
+            v => (v, quality),
+        };
+        if !self.change.wants(tag, &value, quality, ts) {
+            return;
+        }
         // The clock is read only where report by exception needs it: not once per reading
         // under "every".
         let now = if self.change.filters() {
@@ -115,15 +124,6 @@ impl Emitter {
         } else {
             0
         };
-        // A float that is not finite is a bad reading, but still a reading: under "every" it is
-        // sent each poll like any other, under "change" once.
-        let (value, quality) = match value {
-            Value::F64(f) if !f.is_finite() => (Value::Null, Quality::Bad),
-            v => (v, quality),
-        };
-        if !self.change.wants(tag, &value, quality, now) {
-            return;
-        }
         self.send(tag, ts, value, quality, now);
     }
 
@@ -165,7 +165,7 @@ impl Emitter {
             },
             v => v,
         };
-        self.change.sent(tag, &value, quality, now);
+        self.change.sent(tag, &value, quality, ts, now);
         st.seq += 1;
         st.bad = quality == Quality::Bad;
         self.batch.push(Sample::new(
@@ -192,7 +192,7 @@ impl Emitter {
             .push(Sample::bad(self.machine, tag_id(tag), ts, st.seq));
         if self.change.filters() {
             let now = (self.clock)();
-            self.change.sent(tag, &Value::Null, Quality::Bad, now);
+            self.change.sent(tag, &Value::Null, Quality::Bad, ts, now);
         }
     }
 

@@ -31,7 +31,11 @@ pub enum Publish {
 struct Last {
     value: Value,
     quality: Quality,
+    /// The gateway's clock when it was sent: when a heartbeat of its own falls due.
     sent_ms: i64,
+    /// The sample's timestamp: a polled tag's heartbeat is due by the readings' own stamps, so
+    /// that no two samples a subscriber sees are closer than the heartbeat.
+    sent_ts: i64,
 }
 
 /// Per-tag memory of the last sample sent, deciding what is a change.
@@ -55,8 +59,8 @@ impl ChangeFilter {
         matches!(self.publish, Publish::Change { .. })
     }
 
-    /// Whether a reading of `tag` (good or uncertain) at gateway time `now_ms` is to be sent.
-    pub fn wants(&self, tag: usize, value: &Value, quality: Quality, now_ms: i64) -> bool {
+    /// Whether a reading of `tag` (good or uncertain) stamped `ts` is to be sent.
+    pub fn wants(&self, tag: usize, value: &Value, quality: Quality, ts: i64) -> bool {
         let Publish::Change {
             heartbeat,
             deadbands,
@@ -70,15 +74,16 @@ impl ChangeFilter {
         if last.quality != quality {
             return true;
         }
-        if heartbeat.is_some_and(|h| now_ms.saturating_sub(last.sent_ms) >= millis(h)) {
+        if heartbeat.is_some_and(|h| ts.saturating_sub(last.sent_ts) >= millis(h)) {
             return true;
         }
         let deadband = deadbands.get(tag).copied().unwrap_or(0.0);
         changed(&last.value, value, deadband)
     }
 
-    /// Notes that a sample of `tag` with `value` and `quality` was sent at `now_ms`.
-    pub fn sent(&mut self, tag: usize, value: &Value, quality: Quality, now_ms: i64) {
+    /// Notes that a sample of `tag` with `value` and `quality`, stamped `ts`, was sent at
+    /// gateway time `now_ms`.
+    pub fn sent(&mut self, tag: usize, value: &Value, quality: Quality, ts: i64, now_ms: i64) {
         if !self.filters() {
             return;
         }
@@ -87,6 +92,7 @@ impl ChangeFilter {
                 value: value.clone(),
                 quality,
                 sent_ms: now_ms,
+                sent_ts: ts,
             });
         }
     }

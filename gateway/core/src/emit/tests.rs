@@ -207,10 +207,12 @@ fn unchanged_readings_wait_for_their_heartbeat_and_keep_seq_without_gaps() {
         heartbeat: Some(Duration::from_millis(1)),
         deadbands: vec![0.5, 0.0],
     });
-    e.reading(0, 1, Value::F64(10.0), Quality::Good);
-    e.reading(0, 2, Value::F64(10.2), Quality::Good);
-    e.reading(1, 2, Value::Bool(true), Quality::Good);
-    e.reading(1, 3, Value::Bool(true), Quality::Good);
+    // One poll's stamp: a heartbeat of a polled tag is due by the readings' stamps.
+    let t = now_ms();
+    e.reading(0, t, Value::F64(10.0), Quality::Good);
+    e.reading(0, t, Value::F64(10.2), Quality::Good);
+    e.reading(1, t, Value::Bool(true), Quality::Good);
+    e.reading(1, t, Value::Bool(true), Quality::Good);
     assert_eq!(e.heartbeats(), 0, "none due within the same millisecond");
     let due = e.next_heartbeat().unwrap();
     while now_ms() < due {

@@ -18,7 +18,7 @@ fn change(heartbeat_ms: Option<u64>, deadbands: Vec<f64>) -> ChangeFilter {
 fn offer(f: &mut ChangeFilter, tag: usize, value: Value, quality: Quality, now: i64) -> bool {
     let send = f.wants(tag, &value, quality, now);
     if send {
-        f.sent(tag, &value, quality, now);
+        f.sent(tag, &value, quality, now, now);
     }
     send
 }
@@ -77,7 +77,7 @@ fn after_a_reset_and_after_bad_the_next_reading_goes_out() {
     assert!(!offer(&mut f, 0, Value::F64(1.0), g, 1));
     f.reset();
     assert!(offer(&mut f, 0, Value::F64(1.0), g, 2));
-    f.sent(0, &Value::Null, Quality::Bad, 3);
+    f.sent(0, &Value::Null, Quality::Bad, 3, 3);
     assert!(offer(&mut f, 0, Value::F64(1.0), g, 4));
 }
 
@@ -88,13 +88,24 @@ fn heartbeats_fall_due_for_good_tags_only() {
     assert_eq!(f.next_due(), None);
     offer(&mut f, 0, Value::I64(7), g, 0);
     offer(&mut f, 1, Value::I64(8), Quality::Uncertain, 500);
-    f.sent(2, &Value::Null, Quality::Bad, 0);
+    f.sent(2, &Value::Null, Quality::Bad, 0, 0);
     assert_eq!(f.next_due(), Some(1_000));
     assert!(f.due(999).is_empty());
     assert_eq!(f.due(1_000), vec![(0, Value::I64(7), g)]);
     assert_eq!(f.due(1_500).len(), 2);
     let never = change(None, vec![0.0]);
     assert_eq!(never.next_due(), None);
+}
+
+#[test]
+fn a_polled_heartbeat_is_due_by_the_readings_stamps_not_their_arrival() {
+    let g = Quality::Good;
+    let mut f = change(Some(1_000), vec![0.0]);
+    // Stamped at 300 and answered at once; the next poll stamped 1_299 answered 1 ms late.
+    assert!(f.wants(0, &Value::I64(1), g, 300));
+    f.sent(0, &Value::I64(1), g, 300, 300);
+    assert!(!f.wants(0, &Value::I64(1), g, 1_299));
+    assert!(f.wants(0, &Value::I64(1), g, 1_300));
 }
 
 proptest! {

@@ -34,7 +34,7 @@ pub fn binary() -> PathBuf {
 }
 
 /// Polls `done` until it holds or `within` has passed; true when it held.
-fn wait_until(within: Duration, done: impl Fn() -> bool) -> bool {
+pub fn wait_until(within: Duration, done: impl Fn() -> bool) -> bool {
     let deadline = Instant::now() + within;
     while Instant::now() < deadline {
         if done() {

@@ -225,6 +225,110 @@ async fn a_changed_mqtt_section_moves_to_the_new_broker_with_nothing_lost_betwee
         1,
         "the machine was not touched"
     );
+    // The new broker is told the machine's state as it is, not `connecting`.
+    let mut status = Subscriber::start(new.port, "hall/a/_status").await;
+    let retained = status
+        .expect(WAIT, "a's retained status", |m| m.topic == "hall/a/_status")
+        .await;
+    assert_eq!(retained.json()["state"], "online", "{:?}", retained.json());
+}
+
+/// Every CSV row written for machine `id` under `dir` so far.
+fn csv_rows(dir: &std::path::Path, id: &str) -> usize {
+    let Ok(files) = std::fs::read_dir(dir.join(id)) else {
+        return 0;
+    };
+    files
+        .filter_map(Result::ok)
+        .map(|f| std::fs::read_to_string(f.path()).unwrap_or_default())
+        .map(|text| text.lines().skip(1).count())
+        .sum()
+}
+
+/// The sinks `/metrics` speaks of.
+fn sinks_in_metrics(http: u16) -> Vec<String> {
+    let addr = format!("127.0.0.1:{http}").parse().unwrap();
+    let body = shopfloor_tests::http::get(addr, "/metrics", None).body;
+    let mut sinks: Vec<String> = body
+        .lines()
+        .filter(|l| l.starts_with("shopfloor_sink_sent_total{"))
+        .filter_map(|l| {
+            l.split("sink=\"")
+                .nth(1)?
+                .split('"')
+                .next()
+                .map(str::to_owned)
+        })
+        .collect();
+    sinks.sort();
+    sinks
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sink_section_added_and_then_removed_starts_and_stops_that_sink_alone() {
+    let broker = Mosquitto::start();
+    let a = device().await;
+    let http = shopfloor_tests::free_port();
+    let data = tempfile::tempdir().unwrap();
+    let mut sub = Subscriber::start(broker.port, "hall/a/+").await;
+    let speed = tag("speed", 0);
+    let base = config(&broker, http, &[machine("a", &a, &speed)]);
+    let gw = GatewayProcess::start(&base);
+    let mut log = Vec::new();
+    sub.collect_until(&mut log, WAIT, "samples of a", |l| {
+        seqs(l, "hall/a/speed").len() >= 5
+    })
+    .await;
+    let a_statuses = statuses(&log, "a").len();
+
+    // A CSV sink added: it starts, the machine and the MQTT sink go on untouched.
+    gw.rewrite(&format!(
+        "{base}\n[csv]\ndir = \"{}\"\n",
+        data.path().display()
+    ));
+    gw.hangup();
+    gw.expect_events("config_reloaded", 1, WAIT);
+    assert!(
+        gw.log()
+            .contains("config reloaded: 1 unchanged; sections [csv]"),
+        "{}",
+        gw.log()
+    );
+    assert!(
+        shopfloor_tests::gateway::wait_until(WAIT, || csv_rows(data.path(), "a") >= 5),
+        "no CSV rows after the [csv] section was added\n{}",
+        gw.log()
+    );
+    assert_eq!(sinks_in_metrics(http), ["csv", "live", "mqtt"]);
+
+    // The CSV sink removed: it stops writing and leaves /metrics.
+    gw.rewrite(&base);
+    gw.hangup();
+    gw.expect_events("config_reloaded", 2, WAIT);
+    assert_eq!(sinks_in_metrics(http), ["live", "mqtt"]);
+    let rows = csv_rows(data.path(), "a");
+    let seen = seqs(&log, "hall/a/speed").len();
+    sub.collect_until(&mut log, WAIT, "more samples of a", |l| {
+        seqs(l, "hall/a/speed").len() >= seen + 15
+    })
+    .await;
+    assert_eq!(
+        csv_rows(data.path(), "a"),
+        rows,
+        "the removed CSV sink wrote on"
+    );
+
+    assert_no_gap(&log, "hall/a/speed");
+    assert_eq!(
+        a.connections.load(Ordering::SeqCst),
+        1,
+        "the machine was touched"
+    );
+    assert_eq!(
+        statuses(&log, "a").len(),
+        a_statuses,
+        "a status message for a"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

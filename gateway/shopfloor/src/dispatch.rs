@@ -3,7 +3,8 @@
 //!
 //! A sink whose section a reload changed is swapped between two batches ([`Control`]): its old
 //! input closes (the old sink delivers or spools what it holds, then ends), the batches that
-//! come meanwhile are held here under its bound, and the new sink gets them first.
+//! come meanwhile are held here under its bound, and the new sink gets them first. A sink whose
+//! section a reload added joins between two batches; one whose section it removed leaves.
 
 use crate::metrics::Metrics;
 use crate::sink::intake::{Feed, Pushed, Queue};
@@ -34,8 +35,10 @@ pub struct SinkPort {
 pub enum Control {
     /// Close the input of sink `name` and hold its batches until it is back.
     Hold(&'static str),
-    /// The sink is back: it gets the held batches first.
+    /// The sink is back: it gets the held batches first. A sink not seen before is added.
     Resume(SinkPort),
+    /// Close the input of sink `name` for good: a reload removed its section.
+    Close(&'static str),
 }
 
 /// A sink's port, or the batches held for it (under its bound) while it is swapped.
@@ -84,6 +87,7 @@ impl Outlets {
                 }
                 slot.outlet = Outlet::Open(port);
             }
+            Control::Close(name) => self.0.retain(|s| s.name != name),
         }
     }
 
@@ -236,6 +240,25 @@ mod tests {
         outlets.control(Control::Resume(new));
         outlets.fan_out(&batch(4));
         assert_eq!(seqs(&mut new_rx), vec![2, 3, 4]);
+    }
+
+    #[tokio::test]
+    async fn a_sink_added_joins_between_batches_and_one_removed_leaves() {
+        let mut outlets = Outlets::default();
+        let (mqtt, mut mqtt_rx) = port("mqtt", 100);
+        outlets.control(Control::Resume(mqtt));
+        outlets.fan_out(&batch(1));
+        let (csv, mut csv_rx) = port("csv", 100);
+        outlets.control(Control::Resume(csv));
+        outlets.fan_out(&batch(2));
+        outlets.control(Control::Close("csv"));
+        outlets.fan_out(&batch(3));
+        assert_eq!(seqs(&mut mqtt_rx), vec![1, 2, 3]);
+        assert_eq!(csv_rx.recv().await.unwrap()[0].seq, 2);
+        assert!(
+            csv_rx.recv().await.is_none(),
+            "the removed sink's input closed"
+        );
     }
 
     #[test]

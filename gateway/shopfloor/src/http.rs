@@ -7,7 +7,6 @@
 
 use crate::dashboard;
 use crate::metrics::{self, Metrics};
-use crate::sink::SinkStats;
 use crate::sink::live::LiveStore;
 use crate::status::StatusBoard;
 use axum::extract::{Path, Query, Request, State};
@@ -40,7 +39,7 @@ pub struct HttpState {
     /// Counters.
     pub metrics: Arc<Metrics>,
     /// Sink counters.
-    pub sinks: Vec<(&'static str, Arc<SinkStats>)>,
+    pub sinks: crate::sink::SinkBoard,
     /// Encoded batches for `/api/stream`.
     pub events: broadcast::Sender<Arc<str>>,
     /// The bearer token, when one is required.
@@ -149,7 +148,7 @@ async fn health(State(s): State<Shared>) -> Json<serde_json::Value> {
         .iter()
         .filter(|m| m.state == shopfloor_core::MachineState::Online)
         .count();
-    let problems = crate::health::problems(&catalog, &statuses, &s.sinks, now_ms());
+    let problems = crate::health::problems(&catalog, &statuses, &s.sinks.snapshot(), now_ms());
     Json(serde_json::json!({
         "status": if problems.is_empty() { "ok" } else { "degraded" },
         "problems": problems,
@@ -165,7 +164,7 @@ async fn metrics_text(State(s): State<Shared>) -> impl IntoResponse {
         &s.catalog.load(),
         &s.metrics,
         &s.status.snapshot(),
-        &s.sinks,
+        &s.sinks.snapshot(),
     );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
 }

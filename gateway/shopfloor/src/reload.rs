@@ -65,13 +65,16 @@ impl Plan {
 }
 
 /// True when `plan` (from `old` to `new`) can be applied to the running gateway as it is: it
-/// changes machines, sections whose sink restarts on its own (`[mqtt]`, `[sparkplug]`,
-/// `[csv]`, `[influx]`, in both files), and `[gateway] http` when both files serve HTTP.
+/// changes machines, sections whose sink starts, restarts or stops on its own (`[mqtt]`,
+/// `[sparkplug]`, `[csv]`, `[influx]`; added or removed only where no recorder waits on the
+/// sinks it started with), and `[gateway] http` when both files serve HTTP.
 pub fn in_place(old: &Config, new: &Config, plan: &Plan) -> bool {
+    let recording = old.record.is_some() || new.record.is_some();
     let restartable = |section: &&str| {
         let present = match *section {
             "[gateway] http" => |c: &Config| c.gateway.http.is_some(),
             s => match crate::runtime::sinks::SINKS.iter().find(|e| e.section == s) {
+                Some(_) if !recording => return true,
                 Some(e) => e.present,
                 None => return false,
             },
@@ -343,13 +346,18 @@ address = "127.0.0.1:5021"
     #[test]
     fn what_applies_in_place_and_what_restarts_the_gateway() {
         let old = config(BASE);
-        let cases: [(&str, String, bool); 6] = [
+        let cases: [(&str, String, bool); 7] = [
             ("a machine removed", BASE.replace("id = \"b\"", "id = \"c\""), true),
             ("another broker", BASE.replace("1883", "1884"), true),
             (
                 "a CSV sink added",
                 BASE.replace("[[machine]]\nid = \"a\"", "[csv]\ndir = \"x\"\n\n[[machine]]\nid = \"a\""),
-                false,
+                true,
+            ),
+            (
+                "the MQTT sink removed",
+                BASE.replace("[mqtt]\nurl = \"mqtt://127.0.0.1:1883\"\n", ""),
+                true,
             ),
             (
                 "the HTTP server",
@@ -362,7 +370,7 @@ address = "127.0.0.1:5021"
                     "[[machine]]\nid = \"a\"",
                     "[sparkplug]\nurl = \"mqtt://127.0.0.1:1883\"\ngroup_id = \"g\"\n\n[[machine]]\nid = \"a\"",
                 ),
-                false,
+                true,
             ),
             ("another name", BASE.replace("name = \"hall\"", "name = \"h2\""), false),
         ];
@@ -370,6 +378,37 @@ address = "127.0.0.1:5021"
             let new = config(&text);
             let p = plan(&old, &new);
             assert!(!p.is_empty(), "{what}: the file changed nothing");
+            assert_eq!(in_place(&old, &new, &p), expected, "{what}: {p:?}");
+        }
+    }
+
+    #[test]
+    fn a_recorder_keeps_the_sinks_it_started_with() {
+        // The recorder acknowledges once the sinks it started with have taken a message: a
+        // sink added or removed under it takes a restart; one changed in place does not.
+        let recorder = "[gateway]\nname = \"r\"\n\n[record]\nurl = \"mqtt://127.0.0.1:1883\"\ntopics = [\"hall/#\"]\n\n[csv]\ndir = \"x\"\n";
+        let old = config(recorder);
+        for (what, text, expected) in [
+            (
+                "a CSV dir changed",
+                recorder.replace("\"x\"", "\"y\""),
+                true,
+            ),
+            (
+                "CSV removed",
+                recorder.replace("[csv]\ndir = \"x\"\n", ""),
+                false,
+            ),
+            (
+                "a store added",
+                format!(
+                    "{recorder}\n[influx]\nurl = \"http://127.0.0.1:8428\"\norg = \"o\"\nbucket = \"b\"\n"
+                ),
+                false,
+            ),
+        ] {
+            let new = config(&text);
+            let p = plan(&old, &new);
             assert_eq!(in_place(&old, &new, &p), expected, "{what}: {p:?}");
         }
     }

@@ -24,9 +24,9 @@ use crate::dispatch::{self, Control, SinkPort};
 use crate::kpi::KpiEngine;
 use crate::metrics::Metrics;
 use crate::record::Recorder;
+use crate::sink::SinkContext;
 use crate::sink::intake::intake;
 use crate::sink::mqtt::MqttError;
-use crate::sink::{SinkContext, SinkStats};
 use crate::status::StatusBoard;
 use crate::tasks::{TaskPanic, Tasks};
 use hall::Hall;
@@ -101,7 +101,7 @@ pub struct Gateway {
     /// Machine states.
     pub status: Arc<StatusBoard>,
     /// Counters of each sink, by name.
-    pub sinks: Vec<(&'static str, Arc<SinkStats>)>,
+    pub sinks: crate::sink::SinkBoard,
     /// Counters.
     pub metrics: Arc<Metrics>,
     /// Where the HTTP server listens, when it runs.
@@ -173,6 +173,7 @@ impl Gateway {
             catalog: &catalog,
             shared: &shared,
             applied: &applied,
+            status: &status,
         };
         let mut sinks = Sinks::from_table(&ctx)?;
         let kpi = lanes
@@ -293,10 +294,10 @@ impl Gateway {
         }
         for section in &plan.sections {
             self.sinks_running
-                .restart(
+                .apply(
                     section,
                     (old, config),
-                    (&self.catalog, &self.applied),
+                    (&self.catalog, &self.applied, &self.status),
                     &self.control,
                 )
                 .await?;

@@ -1,12 +1,14 @@
 //! The sinks of a gateway: built from the table of config sections, each its own task fed by a
-//! port of the dispatcher, and restarted one by one when a reload changes its section.
+//! port of the dispatcher, and started, restarted or stopped one by one when a reload adds,
+//! changes or removes its section.
 
 use super::{SHUTDOWN_BUDGET, StartError};
 use crate::config::{Applied, Config};
 use crate::dispatch::{Control, SinkPort};
 use crate::record::Storing;
 use crate::sink::intake::intake;
-use crate::sink::{Build, Sink, SinkContext, SinkStats, csv, influx, mqtt, sparkplug};
+use crate::sink::{Build, Sink, SinkBoard, SinkContext, SinkStats, csv, influx, mqtt, sparkplug};
+use crate::status::StatusBoard;
 use crate::tasks::Tasks;
 use shopfloor_core::SharedCatalog;
 use std::collections::HashMap;
@@ -66,7 +68,7 @@ pub(super) struct Sinks {
     /// Handed to the dispatcher when it starts.
     pub ports: Vec<SinkPort>,
     /// Counters by sink name, for `/metrics` and `/health`.
-    pub stats: Vec<(&'static str, Arc<SinkStats>)>,
+    pub stats: SinkBoard,
     pub tasks: Tasks,
     /// What a recorder waits for before it acknowledges: the sinks of the table.
     pub storing: Storing,
@@ -84,7 +86,7 @@ impl Sinks {
                 let name = sink.name();
                 let (port, done) = sinks.spawn(sink, Arc::clone(&stats));
                 sinks.ports.push(port);
-                sinks.stats.push((name, Arc::clone(&stats)));
+                sinks.stats.add(name, Arc::clone(&stats));
                 sinks
                     .by_section
                     .insert(section, Running { name, stats, done });
@@ -98,7 +100,7 @@ impl Sinks {
         let name = sink.name();
         let (port, _done) = self.spawn(sink, Arc::clone(&stats));
         self.ports.push(port);
-        self.stats.push((name, stats));
+        self.stats.add(name, stats);
     }
 
     /// Runs `sink` as its own task; its port, and word of its end.
@@ -118,38 +120,51 @@ impl Sinks {
         (SinkPort { name, feed, stats }, done)
     }
 
-    /// Restarts the sink of `section` on `new`, after the running one has delivered or spooled
-    /// what it holds; the batches read meanwhile wait in the dispatcher. When the new section
-    /// cannot start, the sink starts again on `old` and the error is returned.
-    pub async fn restart(
+    /// Brings the sink of `section` from `old` to `new`: started when the section is new,
+    /// stopped when it is gone, restarted when it changed. A running sink first delivers or
+    /// spools what it holds; the batches read meanwhile wait in the dispatcher for its
+    /// successor. When the new section cannot start, the sink starts again on `old` and the
+    /// error is returned.
+    pub async fn apply(
         &mut self,
         section: &str,
         configs: (&Config, &Config),
-        (catalog, applied): (&Arc<SharedCatalog>, &Arc<Applied>),
+        (catalog, applied, status): (&Arc<SharedCatalog>, &Arc<Applied>, &StatusBoard),
         dispatcher: &mpsc::UnboundedSender<Control>,
     ) -> Result<(), StartError> {
         let Some(Entry {
             section: key,
             build,
-            ..
+            present,
         }) = SINKS.into_iter().find(|e| e.section == section)
         else {
             return Ok(());
         };
-        let Some(running) = self.by_section.remove(key) else {
-            return Ok(());
-        };
-        let _ = dispatcher.send(Control::Hold(running.name));
-        if tokio::time::timeout(SHUTDOWN_BUDGET, running.done)
-            .await
-            .is_err()
-        {
-            warn!(
-                sink = running.name,
-                "the sink did not finish in time; starting anew"
-            );
-        }
         let (old, new) = configs;
+        let stays = present(new);
+        let running = self.by_section.remove(key);
+        let stats = match &running {
+            Some(r) => Arc::clone(&r.stats),
+            None => Arc::new(SinkStats::with_progress(&self.storing.progress)),
+        };
+        if let Some(r) = running {
+            let control = match stays {
+                true => Control::Hold(r.name),
+                false => Control::Close(r.name),
+            };
+            let _ = dispatcher.send(control);
+            if tokio::time::timeout(SHUTDOWN_BUDGET, r.done).await.is_err() {
+                warn!(
+                    sink = r.name,
+                    "the sink did not finish in time; going on without it"
+                );
+            }
+            if !stays {
+                self.stats.remove(r.name);
+                info!(sink = r.name, "sink stopped: its section was removed");
+                return Ok(());
+            }
+        }
         let snapshot = catalog.load();
         let made = |config| {
             let ctx = SinkContext {
@@ -157,8 +172,9 @@ impl Sinks {
                 catalog: &snapshot,
                 shared: catalog,
                 applied,
+                status,
             };
-            build(&ctx, Arc::clone(&running.stats))
+            build(&ctx, Arc::clone(&stats))
         };
         let (sink, outcome) = match made(new) {
             Ok(s) => (s, Ok(())),
@@ -167,19 +183,16 @@ impl Sinks {
         let Some(sink) = sink else {
             return outcome;
         };
-        let (port, done) = self.spawn(sink, Arc::clone(&running.stats));
+        let name = sink.name();
+        let (port, done) = self.spawn(sink, Arc::clone(&stats));
         let _ = dispatcher.send(Control::Resume(port));
-        if outcome.is_ok() {
-            info!(sink = running.name, "sink restarted on its new section");
+        if !self.stats.snapshot().iter().any(|(n, _)| *n == name) {
+            self.stats.add(name, Arc::clone(&stats));
         }
-        self.by_section.insert(
-            key,
-            Running {
-                name: running.name,
-                stats: running.stats,
-                done,
-            },
-        );
+        if outcome.is_ok() {
+            info!(sink = name, "sink started on its new section");
+        }
+        self.by_section.insert(key, Running { name, stats, done });
         outcome
     }
 }

@@ -106,6 +106,9 @@ pub struct SinkContext<'a> {
     pub shared: &'a Arc<SharedCatalog>,
     /// The configuration as a reload applied it last.
     pub applied: &'a Arc<crate::config::Applied>,
+    /// The machines' states now: a sink started while they run (by a reload) begins from
+    /// them, not from `connecting`.
+    pub status: &'a crate::status::StatusBoard,
 }
 
 impl SinkContext<'_> {
@@ -195,6 +198,36 @@ pub struct SinkStats {
     pub taken: AtomicU64,
     /// Woken whenever `taken` grows; shared by the sinks of one gateway.
     pub progress: Arc<Notify>,
+}
+
+/// The counters of the sinks running now, by name: `/metrics` and `/health` read it, a reload
+/// that adds or removes a sink section changes it.
+#[derive(Debug, Default, Clone)]
+pub struct SinkBoard(Arc<Mutex<Vec<Named>>>);
+
+/// A sink's name and its counters.
+pub type Named = (&'static str, Arc<SinkStats>);
+
+impl SinkBoard {
+    /// Adds the counters of a sink that starts.
+    pub fn add(&self, name: &'static str, stats: Arc<SinkStats>) {
+        lock(&self.0).push((name, stats));
+    }
+
+    /// Drops the counters of sink `name`, which stopped for good.
+    pub fn remove(&self, name: &str) {
+        lock(&self.0).retain(|(n, _)| *n != name);
+    }
+
+    /// The sinks running now, in start order.
+    pub fn snapshot(&self) -> Vec<Named> {
+        lock(&self.0).clone()
+    }
+}
+
+/// A lock that a panicked holder left as it was: counters stay readable.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Whether a sink can reach its destination: set by the sink, read by `/health`.

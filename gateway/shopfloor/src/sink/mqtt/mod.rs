@@ -96,7 +96,8 @@ pub fn build(
         Arc::clone(ctx.shared),
         stats,
         ctx.spool("mqtt")?,
-    )?;
+    )?
+    .with_statuses(ctx.status.snapshot());
     info!(broker = %mqtt.url, prefix = %mqtt.topic_prefix, "publishing to MQTT");
     Ok(Some(Box::new(WithFsync {
         sink,
@@ -278,6 +279,15 @@ impl MqttSink {
         };
         sink.learn(0);
         Ok(sink)
+    }
+
+    /// The same sink knowing the machines' states `now` (by machine index): its first
+    /// connection publishes those, not `connecting`, when a reload starts it while they run.
+    pub fn with_statuses(mut self, now: Statuses) -> MqttSink {
+        for (known, now) in self.known.iter_mut().zip(now) {
+            *known = now;
+        }
+        self
     }
 
     /// Builds the topic tables of machines added to the catalog since the last look, when

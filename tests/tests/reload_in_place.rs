@@ -377,6 +377,73 @@ async fn a_new_http_address_is_listened_on_with_the_history_kept() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_http_server_is_started_and_stopped_by_a_reload_with_the_machines_untouched() {
+    let broker = Mosquitto::start();
+    let a = device().await;
+    let http = shopfloor_tests::free_port();
+    let mut sub = Subscriber::start(broker.port, "hall/a/+").await;
+    let speed = tag("speed", 0);
+    let with_http = config(&broker, http, &[machine("a", &a, &speed)]);
+    let without = with_http.replace(&format!("http = \"127.0.0.1:{http}\"\n"), "");
+    assert_ne!(with_http, without);
+    let gw = GatewayProcess::start(&without);
+    let mut log = Vec::new();
+    sub.collect_until(&mut log, WAIT, "samples of a", |l| {
+        seqs(l, "hall/a/speed").len() >= 5
+    })
+    .await;
+    let at: std::net::SocketAddr = format!("127.0.0.1:{http}").parse().unwrap();
+    assert!(
+        std::net::TcpStream::connect(at).is_err(),
+        "HTTP without http"
+    );
+
+    gw.rewrite(&with_http);
+    gw.hangup();
+    gw.expect_events("config_reloaded", 1, WAIT);
+    assert!(
+        gw.log()
+            .contains("config reloaded: 1 unchanged; sections [gateway] http"),
+        "{}",
+        gw.log()
+    );
+    assert_eq!(listed(http), vec!["a"]);
+    assert_eq!(sinks_in_metrics(http), ["live", "mqtt"]);
+    // The live store fills from the reload on: the history has a's speed.
+    assert!(
+        shopfloor_tests::gateway::wait_until(WAIT, || {
+            let h = shopfloor_tests::http::get(
+                at,
+                "/api/machines/a/history?tag=speed&seconds=600",
+                None,
+            );
+            serde_json::from_str::<serde_json::Value>(&h.body)
+                .is_ok_and(|p| p.as_array().is_some_and(|p| !p.is_empty()))
+        }),
+        "no history after the server started"
+    );
+
+    gw.rewrite(&without);
+    gw.hangup();
+    gw.expect_events("config_reloaded", 2, WAIT);
+    assert!(
+        std::net::TcpStream::connect(at).is_err(),
+        "HTTP still served"
+    );
+    let seen = seqs(&log, "hall/a/speed").len();
+    sub.collect_until(&mut log, WAIT, "more samples of a", |l| {
+        seqs(l, "hall/a/speed").len() >= seen + 10
+    })
+    .await;
+    assert_no_gap(&log, "hall/a/speed");
+    assert_eq!(
+        a.connections.load(Ordering::SeqCst),
+        1,
+        "the machine was touched"
+    );
+}
+
 /// A machine with `[machine.kpi]`: its own two tags and the KPIs of them.
 fn with_kpis(id: &str, device: &Device) -> String {
     let tags = format!("{}{}", tag("state", 0), tag("good", 1));

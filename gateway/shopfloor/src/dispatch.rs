@@ -146,15 +146,11 @@ fn hand(port: &SinkPort, batch: Batch, throttle: &mut Throttle) {
 /// then the sinks' channels close, which tells them to flush and stop.
 pub async fn run(
     mut consumer: Rings,
-    sinks: Vec<SinkPort>,
     metrics: Arc<Metrics>,
     mut control: mpsc::UnboundedReceiver<Control>,
 ) {
     let mut buf = Vec::with_capacity(MAX_BATCH);
     let mut outlets = Outlets::default();
-    for port in sinks {
-        outlets.control(Control::Resume(port));
-    }
     loop {
         tokio::select! {
             biased;

@@ -67,12 +67,12 @@ impl Plan {
 /// True when `plan` (from `old` to `new`) can be applied to the running gateway as it is: it
 /// changes machines, sections whose sink starts, restarts or stops on its own (`[mqtt]`,
 /// `[sparkplug]`, `[csv]`, `[influx]`; added or removed only where no recorder waits on the
-/// sinks it started with), and `[gateway] http` when both files serve HTTP.
+/// sinks it started with), and `[gateway] http` (the server moved, started or stopped).
 pub fn in_place(old: &Config, new: &Config, plan: &Plan) -> bool {
     let recording = old.record.is_some() || new.record.is_some();
     let restartable = |section: &&str| {
         let present = match *section {
-            "[gateway] http" => |c: &Config| c.gateway.http.is_some(),
+            "[gateway] http" => return true,
             s => match crate::runtime::sinks::SINKS.iter().find(|e| e.section == s) {
                 Some(_) if !recording => return true,
                 Some(e) => e.present,
@@ -346,7 +346,7 @@ address = "127.0.0.1:5021"
     #[test]
     fn what_applies_in_place_and_what_restarts_the_gateway() {
         let old = config(BASE);
-        let cases: [(&str, String, bool); 7] = [
+        let cases: [(&str, String, bool); 8] = [
             ("a machine removed", BASE.replace("id = \"b\"", "id = \"c\""), true),
             ("another broker", BASE.replace("1883", "1884"), true),
             (
@@ -362,7 +362,7 @@ address = "127.0.0.1:5021"
             (
                 "the HTTP server",
                 BASE.replace("name = \"hall\"", "name = \"hall\"\nhttp = \"127.0.0.1:0\""),
-                false,
+                true,
             ),
             (
                 "a Sparkplug node",
@@ -373,6 +373,11 @@ address = "127.0.0.1:5021"
                 true,
             ),
             ("another name", BASE.replace("name = \"hall\"", "name = \"h2\""), false),
+            (
+                "the dashboard's history",
+                BASE.replace("name = \"hall\"", "name = \"hall\"\nhistory = \"5m\""),
+                false,
+            ),
         ];
         for (what, text, expected) in cases {
             let new = config(&text);

@@ -112,12 +112,12 @@ pub struct Gateway {
     drivers: Tasks,
     driver_stop: CancellationToken,
     dispatcher: Tasks,
-    /// Sink swaps for the dispatcher.
-    control: mpsc::UnboundedSender<Control>,
     /// The configuration as applied, for sinks that learn machines a reload adds.
     applied: Arc<crate::config::Applied>,
     /// New configurations for the KPI engine, when it runs.
     kpi_changes: Option<mpsc::UnboundedSender<crate::kpi::Reconfigure>>,
+    /// The KPIs the HTTP server shows, when the engine runs.
+    kpi_board: Option<Arc<crate::kpi::KpiBoard>>,
     sinks_running: Sinks,
 }
 
@@ -175,37 +175,36 @@ impl Gateway {
             applied: &applied,
             status: &status,
         };
-        let mut sinks = Sinks::from_table(&ctx)?;
+        let (control, controlled) = mpsc::unbounded_channel();
+        let mut sinks = Sinks::from_table(&ctx, control.clone())?;
         let kpi = lanes
             .remove(KPI_LANE)
             .and_then(|lane| KpiEngine::new(config, lane));
-        let board = kpi.as_ref().map(KpiEngine::board);
+        let kpi_board = kpi.as_ref().map(KpiEngine::board);
         let shown = Shown {
             status: &status,
             metrics: &metrics,
-            kpi: board,
+            kpi: kpi_board.clone(),
         };
         let serving = Serving::start(&ctx, shown, &mut sinks)?;
-        if sinks.ports.is_empty() {
+        if sinks.is_empty() {
             warn!(
                 "no sink configured: samples are read but go nowhere (add [mqtt], [influx], [csv] or http)"
             );
         }
-        let mut ports = std::mem::take(&mut sinks.ports);
         let kpi = kpi.map(|engine| {
             let (feed, rx) = intake(crate::sink::bound(&config.buffer, None));
-            ports.push(SinkPort {
+            let _ = control.send(Control::Resume(SinkPort {
                 name: "kpi",
                 feed,
                 stats: Arc::default(),
-            });
+            }));
             (engine, rx)
         });
         let mut dispatcher = Tasks::new();
-        let (control, controlled) = mpsc::unbounded_channel();
         dispatcher.spawn(
             "the dispatcher",
-            dispatch::run(rings, ports, Arc::clone(&metrics), controlled),
+            dispatch::run(rings, Arc::clone(&metrics), controlled),
         );
         let driver_stop = CancellationToken::new();
         let mut drivers = Tasks::new();
@@ -253,9 +252,9 @@ impl Gateway {
             drivers,
             driver_stop,
             dispatcher,
-            control,
             applied,
             kpi_changes,
+            kpi_board,
             sinks_running: sinks,
         })
     }
@@ -289,8 +288,7 @@ impl Gateway {
             }
         }
         if plan.sections.contains(&"[gateway] http") {
-            self.serving.rebind(config).await?;
-            self.http = self.serving.addr;
+            self.serve_as(config).await?;
         }
         for section in &plan.sections {
             self.sinks_running
@@ -298,10 +296,44 @@ impl Gateway {
                     section,
                     (old, config),
                     (&self.catalog, &self.applied, &self.status),
-                    &self.control,
                 )
                 .await?;
         }
+        Ok(())
+    }
+
+    /// Brings the HTTP server to `config`'s `[gateway] http`: listening anew, started with a
+    /// live store of its own, or stopped with it. A server that cannot start changes nothing.
+    async fn serve_as(&mut self, config: &Config) -> Result<(), StartError> {
+        match (self.serving.addr.is_some(), config.gateway.http.is_some()) {
+            (true, true) => self.serving.rebind(config).await?,
+            (false, true) => {
+                let catalog = self.catalog.load();
+                let ctx = SinkContext {
+                    config,
+                    catalog: &catalog,
+                    shared: &self.catalog,
+                    applied: &self.applied,
+                    status: &self.status,
+                };
+                let shown = Shown {
+                    status: &self.status,
+                    metrics: &self.metrics,
+                    kpi: self.kpi_board.clone(),
+                };
+                self.serving = Serving::start(&ctx, shown, &mut self.sinks_running)?;
+            }
+            (true, false) => {
+                for p in self.serving.stop().await {
+                    tracing::error!("{p}");
+                }
+                self.sinks_running.stop(crate::sink::live::NAME);
+                self.serving = Serving::default();
+                info!("HTTP API stopped: [gateway] http was removed");
+            }
+            (false, false) => {}
+        }
+        self.http = self.serving.addr;
         Ok(())
     }
 

@@ -62,11 +62,12 @@ struct Running {
     done: oneshot::Receiver<()>,
 }
 
-/// The sinks started so far: their tasks, the dispatcher's ports and their counters.
-#[derive(Debug, Default)]
+/// The sinks started so far: their tasks and their counters. Each joins (and leaves) the
+/// dispatcher through its control channel, before it runs as while it runs: the dispatcher
+/// takes every control message before its next batch.
+#[derive(Debug)]
 pub(super) struct Sinks {
-    /// Handed to the dispatcher when it starts.
-    pub ports: Vec<SinkPort>,
+    dispatcher: mpsc::UnboundedSender<Control>,
     /// Counters by sink name, for `/metrics` and `/health`.
     pub stats: SinkBoard,
     pub tasks: Tasks,
@@ -76,17 +77,25 @@ pub(super) struct Sinks {
 }
 
 impl Sinks {
-    /// Builds every sink of the table whose section is in the config.
-    pub fn from_table(ctx: &SinkContext<'_>) -> Result<Sinks, StartError> {
-        let mut sinks = Sinks::default();
+    /// Builds every sink of the table whose section is in the config, each fed by the
+    /// dispatcher behind `dispatcher`.
+    pub fn from_table(
+        ctx: &SinkContext<'_>,
+        dispatcher: mpsc::UnboundedSender<Control>,
+    ) -> Result<Sinks, StartError> {
+        let mut sinks = Sinks {
+            dispatcher,
+            stats: SinkBoard::default(),
+            tasks: Tasks::new(),
+            storing: Storing::default(),
+            by_section: HashMap::new(),
+        };
         for Entry { section, build, .. } in SINKS {
             let stats = Arc::new(SinkStats::with_progress(&sinks.storing.progress));
             if let Some(sink) = build(ctx, Arc::clone(&stats))? {
                 sinks.storing.sinks.push(Arc::clone(&stats));
                 let name = sink.name();
-                let (port, done) = sinks.spawn(sink, Arc::clone(&stats));
-                sinks.ports.push(port);
-                sinks.stats.add(name, Arc::clone(&stats));
+                let done = sinks.start(sink, Arc::clone(&stats));
                 sinks
                     .by_section
                     .insert(section, Running { name, stats, done });
@@ -95,12 +104,28 @@ impl Sinks {
         Ok(sinks)
     }
 
-    /// Starts `sink` (one outside the table: the live store) fed by a port of the dispatcher.
-    pub fn start(&mut self, sink: Box<dyn Sink>, stats: Arc<SinkStats>) {
+    /// Starts `sink` as its own task fed by the dispatcher, its counters in `/metrics`; word
+    /// of its end comes through the receiver.
+    pub fn start(&mut self, sink: Box<dyn Sink>, stats: Arc<SinkStats>) -> oneshot::Receiver<()> {
         let name = sink.name();
-        let (port, _done) = self.spawn(sink, Arc::clone(&stats));
-        self.ports.push(port);
-        self.stats.add(name, stats);
+        let (port, done) = self.spawn(sink, Arc::clone(&stats));
+        let _ = self.dispatcher.send(Control::Resume(port));
+        if !self.stats.snapshot().iter().any(|(n, _)| *n == name) {
+            self.stats.add(name, stats);
+        }
+        done
+    }
+
+    /// Stops sink `name` (one outside the table: the live store) for good: its input closes,
+    /// it ends when it has handed on what it holds.
+    pub fn stop(&mut self, name: &'static str) {
+        let _ = self.dispatcher.send(Control::Close(name));
+        self.stats.remove(name);
+    }
+
+    /// Whether any sink runs.
+    pub fn is_empty(&self) -> bool {
+        self.stats.snapshot().is_empty()
     }
 
     /// Runs `sink` as its own task; its port, and word of its end.
@@ -130,7 +155,6 @@ impl Sinks {
         section: &str,
         configs: (&Config, &Config),
         (catalog, applied, status): (&Arc<SharedCatalog>, &Arc<Applied>, &StatusBoard),
-        dispatcher: &mpsc::UnboundedSender<Control>,
     ) -> Result<(), StartError> {
         let Some(Entry {
             section: key,
@@ -148,11 +172,11 @@ impl Sinks {
             None => Arc::new(SinkStats::with_progress(&self.storing.progress)),
         };
         if let Some(r) = running {
-            let control = match stays {
-                true => Control::Hold(r.name),
-                false => Control::Close(r.name),
-            };
-            let _ = dispatcher.send(control);
+            if stays {
+                let _ = self.dispatcher.send(Control::Hold(r.name));
+            } else {
+                self.stop(r.name);
+            }
             if tokio::time::timeout(SHUTDOWN_BUDGET, r.done).await.is_err() {
                 warn!(
                     sink = r.name,
@@ -160,7 +184,6 @@ impl Sinks {
                 );
             }
             if !stays {
-                self.stats.remove(r.name);
                 info!(sink = r.name, "sink stopped: its section was removed");
                 return Ok(());
             }
@@ -184,11 +207,7 @@ impl Sinks {
             return outcome;
         };
         let name = sink.name();
-        let (port, done) = self.spawn(sink, Arc::clone(&stats));
-        let _ = dispatcher.send(Control::Resume(port));
-        if !self.stats.snapshot().iter().any(|(n, _)| *n == name) {
-            self.stats.add(name, Arc::clone(&stats));
-        }
+        let done = self.start(sink, Arc::clone(&stats));
         if outcome.is_ok() {
             info!(sink = name, "sink started on its new section");
         }

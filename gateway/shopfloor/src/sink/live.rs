@@ -14,6 +14,9 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::sync::broadcast;
 
+/// The live store's name as a sink.
+pub const NAME: &str = "live";
+
 /// One remembered reading.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Point {
@@ -174,7 +177,7 @@ pub struct LiveSink {
 
 impl crate::sink::Sink for LiveSink {
     fn name(&self) -> &'static str {
-        "live"
+        NAME
     }
 
     fn bound(&self) -> crate::sink::intake::Bound {

@@ -378,7 +378,7 @@ async fn a_new_http_address_is_listened_on_with_the_history_kept() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_http_server_is_started_and_stopped_by_a_reload_with_the_machines_untouched() {
+async fn the_http_server_is_started_changed_and_stopped_by_a_reload_with_the_machines_untouched() {
     let broker = Mosquitto::start();
     let a = device().await;
     let http = shopfloor_tests::free_port();
@@ -424,9 +424,24 @@ async fn the_http_server_is_started_and_stopped_by_a_reload_with_the_machines_un
         "no history after the server started"
     );
 
-    gw.rewrite(&without);
+    // A new history window is kept from now on, in the same store.
+    let window =
+        || shopfloor_tests::http::get(at, "/api/machines/a/history?tag=speed&seconds=0", None).body;
+    assert!(window().contains("1..=600"), "{}", window());
+    gw.rewrite(&with_http.replace("name = \"hall\"\n", "name = \"hall\"\nhistory = \"5m\"\n"));
     gw.hangup();
     gw.expect_events("config_reloaded", 2, WAIT);
+    assert!(
+        gw.log()
+            .contains("config reloaded: 1 unchanged; sections [gateway] history"),
+        "{}",
+        gw.log()
+    );
+    assert!(window().contains("1..=300"), "{}", window());
+
+    gw.rewrite(&without);
+    gw.hangup();
+    gw.expect_events("config_reloaded", 3, WAIT);
     assert!(
         std::net::TcpStream::connect(at).is_err(),
         "HTTP still served"

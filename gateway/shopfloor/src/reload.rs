@@ -67,12 +67,13 @@ impl Plan {
 /// True when `plan` (from `old` to `new`) can be applied to the running gateway as it is: it
 /// changes machines, sections whose sink starts, restarts or stops on its own (`[mqtt]`,
 /// `[sparkplug]`, `[csv]`, `[influx]`; added or removed only where no recorder waits on the
-/// sinks it started with), and `[gateway] http` (the server moved, started or stopped).
+/// sinks it started with), `[gateway] http` (the server moved, started or stopped) and
+/// `[gateway] history`.
 pub fn in_place(old: &Config, new: &Config, plan: &Plan) -> bool {
     let recording = old.record.is_some() || new.record.is_some();
     let restartable = |section: &&str| {
         let present = match *section {
-            "[gateway] http" => return true,
+            "[gateway] http" | "[gateway] history" => return true,
             s => match crate::runtime::sinks::SINKS.iter().find(|e| e.section == s) {
                 Some(_) if !recording => return true,
                 Some(e) => e.present,
@@ -106,15 +107,13 @@ pub fn plan(old: &Config, new: &Config) -> Plan {
         }
     }
     let (g, h) = (&old.gateway, &new.gateway);
-    let sections: [(&'static str, bool); 8] = [
+    let sections: [(&'static str, bool); 9] = [
         (
             "[gateway] http",
             g.http == h.http && same(&g.http_token_env, &h.http_token_env),
         ),
-        (
-            "[gateway]",
-            g.history == h.history && g.pki_dir == h.pki_dir,
-        ),
+        ("[gateway] history", g.history == h.history),
+        ("[gateway] pki_dir", g.pki_dir == h.pki_dir),
         ("[mqtt]", same(&old.mqtt, &new.mqtt)),
         ("[sparkplug]", same(&old.sparkplug, &new.sparkplug)),
         ("[influx]", same(&old.influx, &new.influx)),
@@ -346,7 +345,7 @@ address = "127.0.0.1:5021"
     #[test]
     fn what_applies_in_place_and_what_restarts_the_gateway() {
         let old = config(BASE);
-        let cases: [(&str, String, bool); 8] = [
+        let cases: [(&str, String, bool); 9] = [
             ("a machine removed", BASE.replace("id = \"b\"", "id = \"c\""), true),
             ("another broker", BASE.replace("1883", "1884"), true),
             (
@@ -376,6 +375,11 @@ address = "127.0.0.1:5021"
             (
                 "the dashboard's history",
                 BASE.replace("name = \"hall\"", "name = \"hall\"\nhistory = \"5m\""),
+                true,
+            ),
+            (
+                "the OPC UA certificate's folder",
+                BASE.replace("name = \"hall\"", "name = \"hall\"\npki_dir = \"elsewhere\""),
                 false,
             ),
         ];

@@ -290,6 +290,9 @@ impl Gateway {
         if plan.sections.contains(&"[gateway] http") {
             self.serve_as(config).await?;
         }
+        if plan.sections.contains(&"[gateway] history") {
+            self.serving.keep_history(config);
+        }
         for section in &plan.sections {
             self.sinks_running
                 .apply(

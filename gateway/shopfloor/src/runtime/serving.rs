@@ -136,6 +136,17 @@ impl Serving {
         Ok(())
     }
 
+    /// Keeps `config`'s `[gateway] history` in the live store from now on.
+    pub fn keep_history(&self, config: &Config) {
+        if let Some(state) = &self.state {
+            let mut store = state
+                .store
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            store.set_window(config.gateway.history);
+        }
+    }
+
     /// Stops the server; open event streams get [`LET_GO`] to end.
     pub async fn stop(&mut self) -> Vec<TaskPanic> {
         self.stop.cancel();

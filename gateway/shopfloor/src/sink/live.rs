@@ -53,18 +53,25 @@ impl LiveStore {
     /// An empty store for `catalog`, keeping `window` of history at a resolution of
     /// `window / max_points`: at most `max_points` points per tag, whatever the poll rate.
     pub fn new(catalog: &Catalog, window: Duration, max_points: usize) -> LiveStore {
-        let window_ms = i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
-        let max_points = max_points.max(1);
-        LiveStore {
-            window_ms,
-            max_points,
-            spacing_ms: window_ms / max_points as i64,
+        let mut store = LiveStore {
+            window_ms: 0,
+            max_points: max_points.max(1),
+            spacing_ms: 0,
             machines: catalog
                 .machines()
                 .map(|(_, m)| vec![TagLive::default(); m.tags.len()])
                 .collect(),
             last_seen: vec![None; catalog.len()],
-        }
+        };
+        store.set_window(window);
+        store
+    }
+
+    /// Keeps `window` of history from now on, at the resolution that gives (a reload changed
+    /// `[gateway] history`); points beyond a shorter window leave with the next batch.
+    pub fn set_window(&mut self, window: Duration) {
+        self.window_ms = i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
+        self.spacing_ms = self.window_ms / self.max_points as i64;
     }
 
     /// Records a batch.
@@ -261,6 +268,20 @@ mod tests {
         st.record(&many);
         assert_eq!(st.tag(0, 0).unwrap().history.len(), 5);
         assert_eq!(st.last_seen(0), Some(68_000));
+    }
+
+    #[test]
+    fn a_shorter_window_lets_older_points_go_with_the_next_batch() {
+        let mut st = LiveStore::new(&catalog(), Duration::from_secs(100), 100);
+        for ts in (0..=100_000).step_by(1_000) {
+            st.record(&[s(ts, 1.0)]);
+        }
+        assert_eq!(st.tag(0, 0).unwrap().history.len(), 100);
+        st.set_window(Duration::from_secs(10));
+        assert_eq!(st.window_ms(), 10_000);
+        st.record(&[s(101_000, 1.0)]);
+        let h = &st.tag(0, 0).unwrap().history;
+        assert!(h.iter().all(|p| p.timestamp_ms >= 91_000), "{h:?}");
     }
 
     #[test]

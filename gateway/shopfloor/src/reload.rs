@@ -9,7 +9,7 @@
 //! starting it again on the new file, inside the same process: then every machine reconnects
 //! and its `seq` starts at 1 again.
 
-use crate::config::Config;
+use crate::config::{Config, ProtocolConfig};
 use std::fmt::Debug;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -67,13 +67,14 @@ impl Plan {
 /// True when `plan` (from `old` to `new`) can be applied to the running gateway as it is: it
 /// changes machines, sections whose sink starts, restarts or stops on its own (`[mqtt]`,
 /// `[sparkplug]`, `[csv]`, `[influx]`; added or removed only where no recorder waits on the
-/// sinks it started with), `[gateway] http` (the server moved, started or stopped) and
-/// `[gateway] history`.
+/// sinks it started with), `[gateway] http` (the server moved, started or stopped),
+/// `[gateway] history` and `pki_dir`.
 pub fn in_place(old: &Config, new: &Config, plan: &Plan) -> bool {
     let recording = old.record.is_some() || new.record.is_some();
     let restartable = |section: &&str| {
         let present = match *section {
-            "[gateway] http" | "[gateway] history" => return true,
+            // A new pki_dir restarts the OPC UA machines (planned as changed), no more.
+            "[gateway] http" | "[gateway] history" | "[gateway] pki_dir" => return true,
             s => match crate::runtime::sinks::SINKS.iter().find(|e| e.section == s) {
                 Some(_) if !recording => return true,
                 Some(e) => e.present,
@@ -94,10 +95,13 @@ pub fn plan(old: &Config, new: &Config) -> Plan {
     if !same(&old.buffer, &new.buffer) {
         p.restart_needed.push("[buffer]");
     }
+    // An OPC UA machine's certificate lives in pki_dir: a new one changes its session.
+    let new_pki = old.gateway.pki_dir != new.gateway.pki_dir;
     for m in &new.machines {
+        let opcua = matches!(m.protocol, ProtocolConfig::Opcua(_));
         match old.machines.iter().find(|o| o.id == m.id) {
             None => p.added.push(m.id.clone()),
-            Some(o) if same(o, m) => p.unchanged += 1,
+            Some(o) if same(o, m) && !(new_pki && opcua) => p.unchanged += 1,
             Some(_) => p.changed.push(m.id.clone()),
         }
     }
@@ -380,7 +384,7 @@ address = "127.0.0.1:5021"
             (
                 "the OPC UA certificate's folder",
                 BASE.replace("name = \"hall\"", "name = \"hall\"\npki_dir = \"elsewhere\""),
-                false,
+                true,
             ),
         ];
         for (what, text, expected) in cases {
@@ -389,6 +393,22 @@ address = "127.0.0.1:5021"
             assert!(!p.is_empty(), "{what}: the file changed nothing");
             assert_eq!(in_place(&old, &new, &p), expected, "{what}: {p:?}");
         }
+    }
+
+    #[test]
+    fn a_new_pki_dir_changes_the_opcua_machines_alone() {
+        let ua = "\n[[machine]]\nid = \"ua\"\nprotocol = \"opcua\"\nendpoint = \"opc.tcp://127.0.0.1:4840\"\n\n  [[machine.tag]]\n  name = \"t\"\n  node = \"ns=2;s=T\"\n";
+        let text = format!("{BASE}{ua}");
+        let old = config(&text);
+        let new = config(&text.replace(
+            "name = \"hall\"",
+            "name = \"hall\"\npki_dir = \"elsewhere\"",
+        ));
+        let p = plan(&old, &new);
+        assert_eq!(p.changed, ["ua"]);
+        assert_eq!(p.unchanged, 2);
+        assert_eq!(p.sections, ["[gateway] pki_dir"]);
+        assert!(in_place(&old, &new, &p));
     }
 
     #[test]

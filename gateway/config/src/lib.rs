@@ -189,6 +189,25 @@ pub struct BrokerAuth {
 }
 
 impl BrokerAuth {
+    /// How client `client_id` reaches the broker at `url` with these credentials and TLS
+    /// files (TLS for `mqtts://`), taking packets up to `max_packet` bytes. Reads the
+    /// password variable now.
+    pub fn session<'a>(
+        &'a self,
+        url: &'a Url,
+        client_id: String,
+        max_packet: usize,
+    ) -> Result<shopfloor_mqtt::session::Settings<'a>, ConfigError> {
+        Ok(shopfloor_mqtt::session::Settings {
+            client_id,
+            host: &url.host,
+            port: url.port,
+            tls: (url.scheme == "mqtts").then(|| self.tls_files()),
+            credentials: self.username.as_deref().zip(self.password()?),
+            max_packet,
+        })
+    }
+
     /// Its TLS files, for `shopfloor_mqtt::tls::client_config`.
     pub fn tls_files(&self) -> shopfloor_mqtt::tls::TlsFiles<'_> {
         shopfloor_mqtt::tls::TlsFiles {

@@ -8,10 +8,13 @@
 //!   reporting its ups and downs to a [`link::LinkHealth`];
 //! - [`outbox`]: every message until the broker acknowledged it (pure protocol state);
 //! - [`tls`]: rustls setup for `mqtts://`, for every part that speaks MQTT (the recorder and
-//!   the Sparkplug node as well).
+//!   the Sparkplug node as well);
+//! - [`session`]: rumqttc's connection settings for the parts that subscribe (the recorder,
+//!   the Sparkplug node), from the same TLS and credentials.
 
 pub mod connection;
 pub mod link;
 pub mod outbox;
+pub mod session;
 pub mod tls;
 pub mod wire;

@@ -33,14 +33,13 @@ use crate::metrics::{Metrics, SkipReason};
 use crate::sink::SinkStats;
 use rumqttc::{
     AsyncClient, ConnectionError, Event, EventLoop, MqttOptions, Packet, QoS, SubscribeReasonCode,
-    TlsConfiguration, Transport,
 };
 use shopfloor_contract::json::parse::{self, Parsed, Reading};
 use shopfloor_contract::sparkplug::Outgoing;
 use shopfloor_core::backoff::Backoff;
 use shopfloor_core::ring::Producer;
 use shopfloor_core::{MachineId, MachineInfo, Sample, SharedCatalog, TagId, TagInfo};
-use shopfloor_mqtt::tls;
+use shopfloor_mqtt::{session, tls};
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
@@ -149,24 +148,11 @@ impl Recorder {
         producer: Producer,
         metrics: Arc<Metrics>,
     ) -> Result<Recorder, RecordError> {
-        let mut options = MqttOptions::new(
-            format!("shopfloor-record-{gateway}"),
-            cfg.url.host.clone(),
-            cfg.url.port,
-        );
-        options
-            .set_clean_session(false)
-            .set_manual_acks(true)
-            .set_keep_alive(Duration::from_secs(15))
-            .set_max_packet_size(1 << 20, 1 << 20);
-        if let (Some(user), Some(password)) = (&cfg.auth.username, cfg.auth.password()?) {
-            options.set_credentials(user, password);
-        }
-        if cfg.url.scheme == "mqtts" {
-            options.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
-                tls::client_config(cfg.auth.tls_files())?,
-            )));
-        }
+        let settings =
+            cfg.auth
+                .session(&cfg.url, format!("shopfloor-record-{gateway}"), 1 << 20)?;
+        let mut options = session::options(settings)?;
+        options.set_clean_session(false).set_manual_acks(true);
         let filters = cfg
             .topics
             .iter()

@@ -17,9 +17,9 @@ use crate::runtime::StartError;
 use crate::sink::intake::{Bound, Intake};
 use crate::sink::mqtt::MqttError;
 use crate::sink::{Sink, SinkContext, SinkStats, SinkTask};
-use rumqttc::{MqttOptions, TlsConfiguration, Transport};
+use rumqttc::MqttOptions;
 use shopfloor_contract::sparkplug::{Node, state_topic};
-use shopfloor_mqtt::tls;
+
 use std::sync::Arc;
 use std::time::Duration;
 use tracing::info;
@@ -76,23 +76,11 @@ fn broker(
     url: &crate::config::Url,
     gateway: &str,
 ) -> Result<MqttOptions, MqttError> {
-    let mut options = MqttOptions::new(
-        format!("shopfloor-spb-{gateway}"),
-        url.host.clone(),
-        url.port,
-    );
-    options
-        .set_clean_session(true)
-        .set_keep_alive(Duration::from_secs(15))
-        .set_max_packet_size(16 << 20, 16 << 20);
-    if let (Some(user), Some(password)) = (&cfg.auth.username, cfg.auth.password()?) {
-        options.set_credentials(user, password);
-    }
-    if url.scheme == "mqtts" {
-        options.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
-            tls::client_config(cfg.auth.tls_files())?,
-        )));
-    }
+    let settings = cfg
+        .auth
+        .session(url, format!("shopfloor-spb-{gateway}"), 16 << 20)?;
+    let mut options = shopfloor_mqtt::session::options(settings)?;
+    options.set_clean_session(true);
     Ok(options)
 }
 

@@ -7,41 +7,39 @@
 //! Modules:
 //! - [`hall`]: the machines' drivers by unit, started and stopped one by one (live
 //!   reconfiguration changes only what a new file changes).
-//! - [`sinks`]: the sinks by config section, each restarted on its own when a reload changes
-//!   its section.
+//! - [`sinks`]: the sinks by config section, each started, restarted or stopped on its own
+//!   when a reload adds, changes or removes its section.
+//! - [`producers`]: the producers that are not machines (a recorder, the KPI engine).
 //! - [`serving`]: the HTTP server and its live store, listening anew when `[gateway] http`
 //!   changes.
 //! - [`reporter`]: where drivers report states and poll times, and what passes from a stopped
 //!   driver to the next one of its machine (`seq`).
 
 mod hall;
+mod producers;
 pub mod reporter;
 mod serving;
 pub mod sinks;
 
 use crate::config::Config;
-use crate::dispatch::{self, Control, SinkPort};
-use crate::kpi::KpiEngine;
+use crate::dispatch;
 use crate::metrics::Metrics;
-use crate::record::Recorder;
 use crate::sink::SinkContext;
-use crate::sink::intake::intake;
 use crate::sink::mqtt::MqttError;
 use crate::status::StatusBoard;
 use crate::tasks::{TaskPanic, Tasks};
 use hall::Hall;
+use producers::{Producers, Wiring};
 use reporter::Reporter;
 use serving::{Serving, Shown};
-use shopfloor_core::ring::{self, Consumer, Producer, RingError, Rings};
+use shopfloor_core::ring::{RingError, Rings};
 use shopfloor_core::{CatalogError, SharedCatalog};
 use sinks::Sinks;
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 /// Time from the stop signal until the gateway has exited, at most.
@@ -109,45 +107,11 @@ pub struct Gateway {
     serving: Serving,
     hall: Hall,
     /// The recorder and the KPI engine: producers that are not machines.
-    drivers: Tasks,
-    driver_stop: CancellationToken,
+    producers: Producers,
     dispatcher: Tasks,
     /// The configuration as applied, for sinks that learn machines a reload adds.
     applied: Arc<crate::config::Applied>,
-    /// New configurations for the KPI engine, when it runs.
-    kpi_changes: Option<mpsc::UnboundedSender<crate::kpi::Reconfigure>>,
-    /// The KPIs the HTTP server shows, when the engine runs.
-    kpi_board: Option<Arc<crate::kpi::KpiBoard>>,
     sinks_running: Sinks,
-}
-
-/// The ring's lanes by owner: a machine's id, or [`RECORDER_LANE`].
-type Lanes = HashMap<String, Producer>;
-
-/// The lane of the recorder (no machine id can be this: ids are `[a-z0-9_-]+`).
-const RECORDER_LANE: &str = "[record]";
-/// The lane of the KPI engine.
-const KPI_LANE: &str = "[kpi]";
-
-/// The ring of the producers that are not machines (a recorder, the KPI engine), if any.
-fn ring_lanes(config: &Config) -> Result<Option<(Lanes, Consumer)>, StartError> {
-    let mut owners: Vec<(String, usize)> = Vec::new();
-    if config.record.is_some() {
-        // A recorder's one lane takes the whole stream of every gateway it records.
-        owners.push((RECORDER_LANE.into(), config.buffer.capacity.max(1024)));
-    }
-    if config.kpi.is_some() {
-        // A few intervals of every machine's KPI tags.
-        let tags: usize = config.machines.iter().filter(|m| m.kpi.is_some()).count() * 16;
-        owners.push((KPI_LANE.into(), (4 * tags).max(1024)));
-    }
-    if owners.is_empty() {
-        return Ok(None);
-    }
-    let capacities: Vec<usize> = owners.iter().map(|(_, c)| *c).collect();
-    let (producers, consumer) = ring::with_lanes(&capacities, config.buffer.when_full)?;
-    let lanes = owners.into_iter().map(|(o, _)| o).zip(producers).collect();
-    Ok(Some((lanes, consumer)))
 }
 
 impl Gateway {
@@ -159,14 +123,6 @@ impl Gateway {
         let shared = Arc::new(SharedCatalog::from_arc(Arc::clone(&catalog)));
         let status = Arc::new(StatusBoard::new(catalog.len()));
         let metrics = Arc::new(Metrics::new(catalog.len()));
-        let (mut lanes, first) = match ring_lanes(config)? {
-            Some((lanes, consumer)) => (lanes, Some(consumer)),
-            None => (Lanes::new(), None),
-        };
-        let (rings, joiner) = Rings::new();
-        if let Some(c) = first {
-            joiner.join(c);
-        }
         let applied = Arc::new(crate::config::Applied::default());
         let ctx = SinkContext {
             config,
@@ -175,16 +131,21 @@ impl Gateway {
             applied: &applied,
             status: &status,
         };
+        let (rings, joiner) = Rings::new();
         let (control, controlled) = mpsc::unbounded_channel();
         let mut sinks = Sinks::from_table(&ctx, control.clone())?;
-        let kpi = lanes
-            .remove(KPI_LANE)
-            .and_then(|lane| KpiEngine::new(config, lane));
-        let kpi_board = kpi.as_ref().map(KpiEngine::board);
+        let wiring = Wiring {
+            shared: &shared,
+            metrics: &metrics,
+            storing: &sinks.storing,
+            dispatcher: &control,
+            joiner: &joiner,
+        };
+        let producers = Producers::start(config, &wiring)?;
         let shown = Shown {
             status: &status,
             metrics: &metrics,
-            kpi: kpi_board.clone(),
+            kpi: producers.kpi_board.clone(),
         };
         let serving = Serving::start(&ctx, shown, &mut sinks)?;
         if sinks.is_empty() {
@@ -192,43 +153,11 @@ impl Gateway {
                 "no sink configured: samples are read but go nowhere (add [mqtt], [influx], [csv] or http)"
             );
         }
-        let kpi = kpi.map(|engine| {
-            let (feed, rx) = intake(crate::sink::bound(&config.buffer, None));
-            let _ = control.send(Control::Resume(SinkPort {
-                name: "kpi",
-                feed,
-                stats: Arc::default(),
-            }));
-            (engine, rx)
-        });
         let mut dispatcher = Tasks::new();
         dispatcher.spawn(
             "the dispatcher",
             dispatch::run(rings, Arc::clone(&metrics), controlled),
         );
-        let driver_stop = CancellationToken::new();
-        let mut drivers = Tasks::new();
-        if let (Some(record), Some(lane)) = (&config.record, lanes.remove(RECORDER_LANE)) {
-            let recorder = Recorder::new(
-                record,
-                &config.gateway.name,
-                Arc::clone(&shared),
-                lane,
-                Arc::clone(&metrics),
-            )?
-            .acknowledging_after(sinks.storing.clone());
-            drivers.spawn("the recorder", recorder.run(driver_stop.child_token()));
-            info!(broker = %record.url, topics = ?record.topics, "recorder started");
-        }
-        let kpi_changes = kpi.map(|(engine, input)| {
-            let (tx, changes) = mpsc::unbounded_channel();
-            // Among the drivers: it stops with them, so the ring can drain.
-            drivers.spawn(
-                "the KPI engine",
-                engine.run(input, changes, driver_stop.child_token()),
-            );
-            tx
-        });
         let reporter = Arc::new(Reporter {
             board: Arc::clone(&status),
             metrics: Arc::clone(&metrics),
@@ -249,12 +178,9 @@ impl Gateway {
             http: serving.addr,
             serving,
             hall,
-            drivers,
-            driver_stop,
+            producers,
             dispatcher,
             applied,
-            kpi_changes,
-            kpi_board,
             sinks_running: sinks,
         })
     }
@@ -275,7 +201,7 @@ impl Gateway {
             .stop_changed(config, &plan.changed, &plan.removed)
             .await;
         self.hall.start(config, &plan.changed)?;
-        if let Some(kpi) = &self.kpi_changes {
+        if let Some(kpi) = &self.producers.kpi_changes {
             let catalog = self.catalog.load();
             // Every machine of the file runs by now, so each has its id.
             let ids: Option<Vec<_>> = config
@@ -322,7 +248,7 @@ impl Gateway {
                 let shown = Shown {
                     status: &self.status,
                     metrics: &self.metrics,
-                    kpi: self.kpi_board.clone(),
+                    kpi: self.producers.kpi_board.clone(),
                 };
                 self.serving = Serving::start(&ctx, shown, &mut self.sinks_running)?;
             }
@@ -346,7 +272,7 @@ impl Gateway {
     pub async fn failed(&mut self) -> TaskPanic {
         tokio::select! {
             p = self.hall.panicked() => p,
-            p = self.drivers.panicked() => p,
+            p = self.producers.tasks.panicked() => p,
             p = self.dispatcher.panicked() => p,
             p = self.sinks_running.tasks.panicked() => p,
             p = self.serving.task.panicked() => p,
@@ -357,9 +283,9 @@ impl Gateway {
     /// [`SHUTDOWN_BUDGET`].
     pub async fn stop(mut self) {
         let deadline = Instant::now() + SHUTDOWN_BUDGET;
-        self.driver_stop.cancel();
+        self.producers.stop.cancel();
         let mut panics = self.hall.stop().await;
-        panics.extend(self.drivers.join_all().await);
+        panics.extend(self.producers.tasks.join_all().await);
         match tokio::time::timeout_at(deadline, self.dispatcher.join_all()).await {
             Ok(p) => panics.extend(p),
             Err(_) => warn!("the ring was not drained in time"),

@@ -51,6 +51,18 @@ fn config(broker: &Mosquitto, http: u16, machines: &[String]) -> String {
     )
 }
 
+/// Writes `text` over the running gateway's config, sends SIGHUP and waits for its reload
+/// number `nth`, whose summary line must say `summary` when given.
+fn reload(gw: &GatewayProcess, text: &str, nth: usize, summary: Option<&str>) {
+    gw.rewrite(text);
+    gw.hangup();
+    gw.expect_events("config_reloaded", nth, WAIT);
+    if let Some(summary) = summary {
+        let line = format!("config reloaded: {summary}");
+        assert!(gw.log().contains(&line), "no {line:?} in\n{}", gw.log());
+    }
+}
+
 /// The `seq`s of `topic`, in order of arrival.
 fn seqs(log: &[Msg], topic: &str) -> Vec<u64> {
     log.iter()
@@ -107,18 +119,15 @@ async fn a_reload_touches_only_the_machines_it_changes() {
     let a_statuses = statuses(&log, "a").len();
 
     // b removed, c added, a left alone.
-    gw.rewrite(&config(
-        &broker,
-        http,
-        &[machine("a", &a, &speed), machine("c", &c, &speed)],
-    ));
-    gw.hangup();
-    gw.expect_events("config_reloaded", 1, WAIT);
-    assert!(
-        gw.log()
-            .contains("config reloaded: added c; removed b; 1 unchanged"),
-        "{}",
-        gw.log()
+    reload(
+        &gw,
+        &config(
+            &broker,
+            http,
+            &[machine("a", &a, &speed), machine("c", &c, &speed)],
+        ),
+        1,
+        Some("added c; removed b; 1 unchanged"),
     );
     sub.collect_until(&mut log, WAIT, "c's samples and b's goodbye", |l| {
         seqs(l, "hall/c/speed").len() >= 5
@@ -156,17 +165,15 @@ async fn a_reload_touches_only_the_machines_it_changes() {
     // a gained a tag: it restarts, speed goes on, temp starts at 1; c is left alone.
     let c_connections = c.connections.load(Ordering::SeqCst);
     let both = format!("{speed}{}", tag("temp", 1));
-    gw.rewrite(&config(
-        &broker,
-        http,
-        &[machine("a", &a, &both), machine("c", &c, &speed)],
-    ));
-    gw.hangup();
-    gw.expect_events("config_reloaded", 2, WAIT);
-    assert!(
-        gw.log().contains("config reloaded: changed a; 1 unchanged"),
-        "{}",
-        gw.log()
+    reload(
+        &gw,
+        &config(
+            &broker,
+            http,
+            &[machine("a", &a, &both), machine("c", &c, &speed)],
+        ),
+        2,
+        Some("changed a; 1 unchanged"),
     );
     sub.collect_until(&mut log, WAIT, "a's new tag", |l| {
         seqs(l, "hall/a/temp").len() >= 5
@@ -194,14 +201,11 @@ async fn a_changed_mqtt_section_moves_to_the_new_broker_with_nothing_lost_betwee
             l.len() >= 10
         })
         .await;
-    gw.rewrite(&config(&new, http, &[machine("a", &a, &speed)]));
-    gw.hangup();
-    gw.expect_events("config_reloaded", 1, WAIT);
-    assert!(
-        gw.log()
-            .contains("config reloaded: 1 unchanged; sections [mqtt]"),
-        "{}",
-        gw.log()
+    reload(
+        &gw,
+        &config(&new, http, &[machine("a", &a, &speed)]),
+        1,
+        Some("1 unchanged; sections [mqtt]"),
     );
     let mut after = Vec::new();
     on_new
@@ -282,17 +286,11 @@ async fn a_sink_section_added_and_then_removed_starts_and_stops_that_sink_alone(
     let a_statuses = statuses(&log, "a").len();
 
     // A CSV sink added: it starts, the machine and the MQTT sink go on untouched.
-    gw.rewrite(&format!(
-        "{base}\n[csv]\ndir = \"{}\"\n",
-        data.path().display()
-    ));
-    gw.hangup();
-    gw.expect_events("config_reloaded", 1, WAIT);
-    assert!(
-        gw.log()
-            .contains("config reloaded: 1 unchanged; sections [csv]"),
-        "{}",
-        gw.log()
+    reload(
+        &gw,
+        &format!("{base}\n[csv]\ndir = \"{}\"\n", data.path().display()),
+        1,
+        Some("1 unchanged; sections [csv]"),
     );
     assert!(
         shopfloor_tests::gateway::wait_until(WAIT, || csv_rows(data.path(), "a") >= 5),
@@ -302,9 +300,7 @@ async fn a_sink_section_added_and_then_removed_starts_and_stops_that_sink_alone(
     assert_eq!(sinks_in_metrics(http), ["csv", "live", "mqtt"]);
 
     // The CSV sink removed: it stops writing and leaves /metrics.
-    gw.rewrite(&base);
-    gw.hangup();
-    gw.expect_events("config_reloaded", 2, WAIT);
+    reload(&gw, &base, 2, None);
     assert_eq!(sinks_in_metrics(http), ["live", "mqtt"]);
     let rows = csv_rows(data.path(), "a");
     let seen = seqs(&log, "hall/a/speed").len();
@@ -342,14 +338,11 @@ async fn a_new_http_address_is_listened_on_with_the_history_kept() {
     let mut log = Vec::new();
     sub.collect_until(&mut log, WAIT, "samples of a", |l| l.len() >= 5)
         .await;
-    gw.rewrite(&config(&broker, second, &[machine("a", &a, &speed)]));
-    gw.hangup();
-    gw.expect_events("config_reloaded", 1, WAIT);
-    assert!(
-        gw.log()
-            .contains("config reloaded: 1 unchanged; sections [gateway] http"),
-        "{}",
-        gw.log()
+    reload(
+        &gw,
+        &config(&broker, second, &[machine("a", &a, &speed)]),
+        1,
+        Some("1 unchanged; sections [gateway] http"),
     );
     let at = |port: u16| -> std::net::SocketAddr { format!("127.0.0.1:{port}").parse().unwrap() };
     assert!(
@@ -399,14 +392,11 @@ async fn the_http_server_is_started_changed_and_stopped_by_a_reload_with_the_mac
         "HTTP without http"
     );
 
-    gw.rewrite(&with_http);
-    gw.hangup();
-    gw.expect_events("config_reloaded", 1, WAIT);
-    assert!(
-        gw.log()
-            .contains("config reloaded: 1 unchanged; sections [gateway] http"),
-        "{}",
-        gw.log()
+    reload(
+        &gw,
+        &with_http,
+        1,
+        Some("1 unchanged; sections [gateway] http"),
     );
     assert_eq!(listed(http), vec!["a"]);
     assert_eq!(sinks_in_metrics(http), ["live", "mqtt"]);
@@ -428,20 +418,15 @@ async fn the_http_server_is_started_changed_and_stopped_by_a_reload_with_the_mac
     let window =
         || shopfloor_tests::http::get(at, "/api/machines/a/history?tag=speed&seconds=0", None).body;
     assert!(window().contains("1..=600"), "{}", window());
-    gw.rewrite(&with_http.replace("name = \"hall\"\n", "name = \"hall\"\nhistory = \"5m\"\n"));
-    gw.hangup();
-    gw.expect_events("config_reloaded", 2, WAIT);
-    assert!(
-        gw.log()
-            .contains("config reloaded: 1 unchanged; sections [gateway] history"),
-        "{}",
-        gw.log()
+    reload(
+        &gw,
+        &with_http.replace("name = \"hall\"\n", "name = \"hall\"\nhistory = \"5m\"\n"),
+        2,
+        Some("1 unchanged; sections [gateway] history"),
     );
     assert!(window().contains("1..=300"), "{}", window());
 
-    gw.rewrite(&without);
-    gw.hangup();
-    gw.expect_events("config_reloaded", 3, WAIT);
+    reload(&gw, &without, 3, None);
     assert!(
         std::net::TcpStream::connect(at).is_err(),
         "HTTP still served"
@@ -482,17 +467,11 @@ async fn a_machine_with_kpis_added_by_a_reload_gets_them_and_the_others_go_on() 
         seqs(l, "hall/cell-1/kpi_good").len() >= 5
     })
     .await;
-    gw.rewrite(&file(&[
-        with_kpis("cell-1", &one),
-        with_kpis("cell-2", &two),
-    ]));
-    gw.hangup();
-    gw.expect_events("config_reloaded", 1, WAIT);
-    assert!(
-        gw.log()
-            .contains("config reloaded: added cell-2; 1 unchanged"),
-        "{}",
-        gw.log()
+    reload(
+        &gw,
+        &file(&[with_kpis("cell-1", &one), with_kpis("cell-2", &two)]),
+        1,
+        Some("added cell-2; 1 unchanged"),
     );
     sub.collect_until(&mut log, WAIT, "KPIs of cell-2", |l| {
         seqs(l, "hall/cell-2/kpi_good").len() >= 5

@@ -6,7 +6,7 @@
 //! SIGHUP to the first sample of the guest added.
 //!
 //! The same job runs twice in one run: once as the reload applies it (only the guests' drivers
-//! start and stop), and once with a changed `[gateway] history` in every file, which a reload
+//! start and stop), and once with a changed `[kpi]` section in every file, which a reload
 //! applies by restarting the whole gateway inside the process: what every machine goes through
 //! when a gateway restarts its inputs on a new file.
 
@@ -117,16 +117,16 @@ fn machine(id: &str, device: &Device) -> String {
     c
 }
 
-/// The file of reload `k`: the residents and guest `k`; with `restart`, a `[gateway] history`
-/// of its own, which only a restart of the gateway applies.
+/// The file of reload `k`: the residents and guest `k`; with `restart`, a `[kpi]` section of
+/// its own, which only a restart of the gateway applies.
 fn file(broker: &Mosquitto, residents: &[String], guest: &str, k: usize, restart: bool) -> String {
-    let history = if restart {
-        format!("history = \"{}m\"\n", 10 + k)
+    let kpi = if restart {
+        format!("\n[kpi]\ninterval = \"{}s\"\n", 10 + k)
     } else {
         String::new()
     };
     format!(
-        "[gateway]\nname = \"reload\"\n{history}\n[mqtt]\nurl = \"{}\"\ntopic_prefix = \"reload\"\nlayout = \"machine\"\n{}{guest}",
+        "[gateway]\nname = \"reload\"\n\n[mqtt]\nurl = \"{}\"\ntopic_prefix = \"reload\"\nlayout = \"machine\"\n{kpi}{}{guest}",
         broker.url(),
         residents.concat()
     )
